@@ -1,0 +1,1 @@
+"""gvc: GAN-based low-latency learned video codec."""
