@@ -1,0 +1,1 @@
+"""Networks, quantizers and entropy bottlenecks (torch + compressai only; no Lightning/Hydra)."""

@@ -1,0 +1,198 @@
+"""Mean-scale hyperprior bottleneck [HiFiC / Minnen et al. 2018] over compressai entropy models.
+
+y (B, C_y, h, w) -> z = h_a(y) (B, C_z, h/4, w/4); z is coded with a factorized `EntropyBottleneck`
+(rounded around its learned medians), y with a `GaussianConditional` whose means and scales come from the two
+towers of h_s(z_hat). Rates are likelihoods (probabilities of the quantization bins, so -log2 gives bits).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from torch import nn
+
+from gvc.models.quantization import MODES, quantize, ste_round
+
+_ENTROPY_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+
+
+def scale_table(scale_min: float, scale_max: float, levels: int) -> torch.Tensor:
+    """exp(linspace(log scale_min, log scale_max, levels)) (compressai / HiFiC table)."""
+    return torch.exp(torch.linspace(math.log(scale_min), math.log(scale_max), levels))
+
+
+class HyperpriorBottleneck(nn.Module):
+    """Hyperprior entropy model for a latent y with `latent_channels` channels; y's H, W must be multiples of 4.
+
+    h_a: conv3x3 C_z ReLU, conv5x5 s2 C_z ReLU, conv5x5 s2 C_z.
+    h_s: two towers (mean, scale), each deconv5x5 s2 C_z ReLU x2, conv3x3 C_y.
+    """
+
+    def __init__(
+        self,
+        latent_channels: int,
+        hyper_channels: int,
+        scale_min: float = 0.11,
+        scale_max: float = 256.0,
+        scale_levels: int = 64,
+    ):
+        super().__init__()
+        cy, cz = latent_channels, hyper_channels
+        self.h_a = nn.Sequential(
+            nn.Conv2d(cy, cz, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cz, cz, 5, stride=2, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cz, cz, 5, stride=2, padding=2),
+        )
+
+        def tower() -> nn.Sequential:
+            return nn.Sequential(
+                nn.ConvTranspose2d(cz, cz, 5, stride=2, padding=2, output_padding=1),
+                nn.ReLU(inplace=True),
+                nn.ConvTranspose2d(cz, cz, 5, stride=2, padding=2, output_padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cz, cy, 3, padding=1),
+            )
+
+        self.h_s_mean = tower()
+        self.h_s_scale = tower()
+        self.entropy_bottleneck = EntropyBottleneck(cz)
+        table = scale_table(scale_min, scale_max, scale_levels)
+        self.gaussian_conditional = GaussianConditional(table.tolist(), scale_bound=scale_min)
+        self.downsampling = 4
+
+    # ------------------------------------------------------------------ helpers
+    def _z_medians(self) -> torch.Tensor:
+        """Medians of the factorized z prior, (1, C_z, 1, 1), detached (trained by aux_loss only)."""
+        return self.entropy_bottleneck.quantiles[:, 0, 1].detach().view(1, -1, 1, 1)
+
+    def _z_likelihood(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Likelihood of quantized (or noisy) z values (B, C, h, w) under the factorized prior."""
+        eb = self.entropy_bottleneck
+        b, c, h, w = z_q.shape
+        values = z_q.permute(1, 0, 2, 3).reshape(c, 1, -1)
+        lik, _, _ = eb._likelihood(values)
+        if eb.use_likelihood_bound:
+            lik = eb.likelihood_lower_bound(lik)
+        return lik.reshape(c, b, h, w).permute(1, 0, 2, 3)
+
+    def _y_likelihood(self, y_q: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        gc = self.gaussian_conditional
+        lik = gc._likelihood(y_q, scales, means)
+        if gc.use_likelihood_bound:
+            lik = gc.likelihood_lower_bound(lik)
+        return lik
+
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h_s(z_hat) -> (means, scales), each (B, C_y, 4h, 4w)."""
+        return self.h_s_mean(z_hat), self.h_s_scale(z_hat)
+
+    def coder_scales(self, scales: torch.Tensor) -> torch.Tensor:
+        """The scales the entropy coder really uses: each scale snapped up to the next scale-table entry."""
+        gc = self.gaussian_conditional
+        return gc.scale_table[gc.build_indexes(scales).long()]
+
+    def _check(self, y: torch.Tensor) -> None:
+        if y.dim() != 4 or y.shape[-2] % self.downsampling or y.shape[-1] % self.downsampling:
+            raise ValueError(
+                f"latent y must be (B, C, h, w) with h, w multiples of {self.downsampling}, got {tuple(y.shape)}"
+            )
+
+    # ------------------------------------------------------------------ training / evaluation
+    def forward(self, y: torch.Tensor, mode: str = "noise", **qparams) -> dict:
+        """Quantize y and z and compute their likelihoods.
+
+        Returns dict(y_hat, z_hat, likelihoods={"y", "z"}, means, scales). y_hat (what synthesis sees) is
+        round(y - mu) + mu with a straight-through gradient in every mode except "round" (hard, no gradient
+        through the rounding), which is bit-exactly what `decompress` returns. Likelihoods: "noise" from
+        y + U(-0.5, 0.5) (z likewise), "ste" and "round" from the rounded values, "softround_kumaraswamy" from
+        the C3 soft quantizer (qparams: temperature, kumaraswamy_a). In "round" mode the y likelihoods use the
+        coder's scales (snapped up to the scale table, `coder_scales`), so -log2 of them is the real code length
+        up to the coder's fixed per-string overhead; the returned `scales` are then the snapped ones. h_s always sees z rounded around the
+        medians (straight-through), i.e. the decoder's z_hat, so means/scales match the decoder's in value.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown quantization mode {mode!r}; expected one of {MODES}")
+        self._check(y)
+        z = self.h_a(y)
+        med = self._z_medians()
+        if mode == "round":
+            z_hat = torch.round(z - med) + med
+        else:
+            z_hat = ste_round(z - med) + med
+        z_lik_in = z_hat if mode in ("ste", "round") else quantize(z, mode, med, **qparams)
+        z_likelihood = self._z_likelihood(z_lik_in)
+
+        means, scales = self.entropy_parameters(z_hat)
+        if mode == "round":
+            y_hat = torch.round(y - means) + means
+        else:
+            y_hat = ste_round(y - means) + means
+        y_lik_in = y_hat if mode in ("ste", "round") else quantize(y, mode, means, **qparams)
+        if mode == "round":
+            scales = self.coder_scales(scales)
+        y_likelihood = self._y_likelihood(y_lik_in, scales, means)
+        return {
+            "y_hat": y_hat,
+            "z_hat": z_hat,
+            "likelihoods": {"y": y_likelihood, "z": z_likelihood},
+            "means": means,
+            "scales": scales,
+        }
+
+    # ------------------------------------------------------------------ real bitstreams
+    @torch.no_grad()
+    def compress(self, y: torch.Tensor) -> dict:
+        """Entropy-code y. Returns dict(strings=[y_strings, z_strings] (lists of bytes, one per batch item),
+        shape=(h_z, w_z), y_hat) where y_hat equals `decompress(...)["y_hat"]` and forward(mode="round")."""
+        self._check(y)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        means, scales = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
+        y_hat = torch.round(y - means) + means
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape) -> dict:
+        """Inverse of `compress`: strings=[y_strings, z_strings], shape=(h_z, w_z) -> dict(y_hat, z_hat)."""
+        if len(strings) != 2:
+            raise ValueError(f"expected strings=[y_strings, z_strings], got {len(strings)} lists")
+        z_hat = self.entropy_bottleneck.decompress(strings[1], tuple(shape))
+        means, scales = self.entropy_parameters(z_hat)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
+        return {"y_hat": y_hat, "z_hat": z_hat}
+
+    def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
+        """Build the CDF tables of both entropy models (call after training, before compress/decompress).
+
+        `update_quantiles=True` first recomputes the z quantiles by bisection (exact, instead of relying on
+        aux_loss training); this changes the z medians and hence the rounding of z.
+        """
+        updated = self.entropy_bottleneck.update(force=force, update_quantiles=update_quantiles)
+        updated |= self.gaussian_conditional.update_scale_table(self.gaussian_conditional.scale_table, force=force)
+        return updated
+
+    def aux_loss(self) -> torch.Tensor:
+        """Quantile loss of the factorized z prior (optimize the `quantiles` parameter with it)."""
+        return self.entropy_bottleneck.loss()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # CDF buffers have data-dependent sizes: resize ours to the incoming ones before the copy.
+        for name, module in (("entropy_bottleneck", self.entropy_bottleneck),
+                             ("gaussian_conditional", self.gaussian_conditional)):
+            names = _ENTROPY_BUFFERS + (("scale_table",) if name == "gaussian_conditional" else ())
+            for buf in names:
+                key = f"{prefix}{name}.{buf}"
+                if key in state_dict:
+                    old = getattr(module, buf)
+                    module._buffers[buf] = torch.empty(
+                        state_dict[key].shape, dtype=state_dict[key].dtype, device=old.device
+                    )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

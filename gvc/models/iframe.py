@@ -1,0 +1,141 @@
+"""I-frame codec [HiFiC]: E_I (g_a), G_I (g_s), mean-scale hyperprior bottleneck.
+
+Frames are float (B, 3, H, W) RGB in [0, 1]; H and W must be multiples of 64 for the paper sizes (in general
+2^(len(channels)-1) * 4); the codec layer pads before calling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gvc.models.bottleneck import HyperpriorBottleneck
+from gvc.models.layers import ChannelNorm, ConvNormAct, DeconvNormAct, ResidualBlock, conv
+
+
+class Encoder(nn.Module):
+    """E_I: conv7x7 channels[0] s1 CN ReLU; per later width conv3x3 s2 CN ReLU; conv3x3 to latent_channels.
+
+    (B, in_channels, H, W) -> (B, latent_channels, H / 2^(len(channels)-1), W / 2^(len(channels)-1)).
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int], latent_channels: int, norm_eps: float = 1e-3):
+        super().__init__()
+        channels = list(channels)
+        layers: list[nn.Module] = [ConvNormAct(in_channels, channels[0], 7, 1, norm_eps)]
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers.append(ConvNormAct(c_in, c_out, 3, 2, norm_eps))
+        layers.append(conv(channels[-1], latent_channels, 3))
+        self.net = nn.Sequential(*layers)
+        self.downsampling = 2 ** (len(channels) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Generator(nn.Module):
+    """G_I: CN, conv3x3 to channels[-1], CN; residual blocks with a global skip; per width (reversed, after the
+    last) deconv3x3 s2 CN ReLU; conv7x7 to out_channels.
+
+    Input (B, latent_channels + extra_latent_channels, h, w) (e.g. [y_res_hat, y_free] concatenated on channels)
+    -> (B, out_channels, h * 2^(len(channels)-1), ...). Output is not clamped.
+    """
+
+    def __init__(
+        self,
+        latent_channels: int,
+        channels: Sequence[int],
+        num_residual_blocks: int,
+        out_channels: int = 3,
+        extra_latent_channels: int = 0,
+        norm_eps: float = 1e-3,
+    ):
+        super().__init__()
+        channels = list(channels)
+        c_in = latent_channels + extra_latent_channels
+        top = channels[-1]
+        self.head = nn.Sequential(ChannelNorm(c_in, norm_eps), conv(c_in, top, 3), ChannelNorm(top, norm_eps))
+        self.blocks = nn.Sequential(*[ResidualBlock(top, norm_eps) for _ in range(num_residual_blocks)])
+        rev = channels[::-1]
+        self.up = nn.Sequential(*[DeconvNormAct(a, b, 3, norm_eps) for a, b in zip(rev[:-1], rev[1:])])
+        self.tail = conv(channels[0], out_channels, 7)
+        self.upsampling = 2 ** (len(channels) - 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        h = self.head(y)
+        h = h + self.blocks(h)
+        return self.tail(self.up(h))
+
+
+class IFrameCodec(nn.Module):
+    """Learned image codec for I-frames: x (B,3,H,W) in [0,1] -> y = g_a(x) -> bottleneck -> x_hat = g_s(y_hat).
+
+    Constructor kwargs are kept in `self.config` (JSON-serialisable) so a model file can rebuild the module.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (60, 120, 240, 480, 960),
+        latent_channels: int = 220,
+        num_residual_blocks: int = 9,
+        hyper_channels: int = 320,
+        in_channels: int = 3,
+        norm_eps: float = 1e-3,
+        scale_min: float = 0.11,
+        scale_max: float = 256.0,
+        scale_levels: int = 64,
+    ):
+        super().__init__()
+        self.config = {
+            "channels": [int(c) for c in channels],
+            "latent_channels": int(latent_channels),
+            "num_residual_blocks": int(num_residual_blocks),
+            "hyper_channels": int(hyper_channels),
+            "in_channels": int(in_channels),
+            "norm_eps": float(norm_eps),
+            "scale_min": float(scale_min),
+            "scale_max": float(scale_max),
+            "scale_levels": int(scale_levels),
+        }
+        self.g_a = Encoder(in_channels, channels, latent_channels, norm_eps)
+        self.g_s = Generator(latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps)
+        self.bottleneck = HyperpriorBottleneck(latent_channels, hyper_channels, scale_min, scale_max, scale_levels)
+        self.size_multiple = self.g_a.downsampling * self.bottleneck.downsampling
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless x is (B, C, H, W) with H, W multiples of `size_multiple` (64 by default)."""
+        m = self.size_multiple
+        if x.dim() != 4 or x.shape[1] != self.config["in_channels"] or x.shape[-2] % m or x.shape[-1] % m:
+            raise ValueError(
+                f"IFrameCodec expects (B, {self.config['in_channels']}, H, W) with H, W multiples of {m}, "
+                f"got {tuple(x.shape)}; pad the frame first (the codec layer does)"
+            )
+
+    def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> dict:
+        """x (B,3,H,W) in [0,1] -> dict(x_hat (unclamped), likelihoods={"y","z"}, y_hat). See
+        HyperpriorBottleneck.forward for the modes; mode="round" gives exactly what compress/decompress give."""
+        self.check_input(x)
+        y = self.g_a(x)
+        out = self.bottleneck(y, mode=mode, **qparams)
+        return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"], "y_hat": out["y_hat"]}
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor) -> dict:
+        """x (B,3,H,W) in [0,1] -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat)."""
+        self.check_input(x)
+        return self.bottleneck.compress(self.g_a(x))
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape) -> dict:
+        """Inverse of compress -> dict(x_hat (B,3,H,W) clamped to [0,1], y_hat)."""
+        y_hat = self.bottleneck.decompress(strings, shape)["y_hat"]
+        return {"x_hat": self.g_s(y_hat).clamp(0.0, 1.0), "y_hat": y_hat}
+
+    def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
+        """Build entropy-coder CDFs; see HyperpriorBottleneck.update."""
+        return self.bottleneck.update(force=force, update_quantiles=update_quantiles)
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.bottleneck.aux_loss()
