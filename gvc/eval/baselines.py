@@ -34,8 +34,14 @@ from gvc.eval.metrics import ffmpeg_exe, ffmpeg_has
 DEFAULT_BASELINES: dict[str, dict[str, Any]] = {
     "x265": {
         "encoder": "libx265",
-        "args": ["-preset", "{preset}", "-tune", "zerolatency", "-x265-params",
-                 "crf={q}:keyint={gop}:bframes=0:log-level=error"],  # fmt: skip
+        "args": [
+            "-preset",
+            "{preset}",
+            "-tune",
+            "zerolatency",
+            "-x265-params",
+            "crf={q}:keyint={gop}:bframes=0:log-level=error",
+        ],  # fmt: skip
         "preset": "medium",
         "q_range": [0, 51],
         "fractional": True,
@@ -44,8 +50,14 @@ DEFAULT_BASELINES: dict[str, dict[str, Any]] = {
     },
     "x265_veryslow": {
         "encoder": "libx265",
-        "args": ["-preset", "{preset}", "-tune", "zerolatency", "-x265-params",
-                 "crf={q}:keyint={gop}:bframes=0:log-level=error"],  # fmt: skip
+        "args": [
+            "-preset",
+            "{preset}",
+            "-tune",
+            "zerolatency",
+            "-x265-params",
+            "crf={q}:keyint={gop}:bframes=0:log-level=error",
+        ],  # fmt: skip
         "preset": "veryslow",
         "q_range": [0, 51],
         "fractional": True,
@@ -54,7 +66,14 @@ DEFAULT_BASELINES: dict[str, dict[str, Any]] = {
     },
     "vvc": {
         "encoder": "libvvenc",
-        "args": ["-preset", "{preset}", "-qp", "{q}", "-vvenc-params", "IntraPeriod={gop}:DecodingRefreshType=idr"],
+        "args": [
+            "-preset",
+            "{preset}",
+            "-qp",
+            "{q}",
+            "-vvenc-params",
+            "IntraPeriod={gop}:DecodingRefreshType=idr",
+        ],
         "preset": "medium",
         "q_range": [0, 63],
         "fractional": False,
@@ -72,8 +91,20 @@ DEFAULT_BASELINES: dict[str, dict[str, Any]] = {
     },
     "aom_av1": {
         "encoder": "libaom-av1",
-        "args": ["-cpu-used", "{preset}", "-crf", "{q}", "-b:v", "0", "-g", "{gop}", "-lag-in-frames", "0",
-                 "-row-mt", "1"],  # fmt: skip
+        "args": [
+            "-cpu-used",
+            "{preset}",
+            "-crf",
+            "{q}",
+            "-b:v",
+            "0",
+            "-g",
+            "{gop}",
+            "-lag-in-frames",
+            "0",
+            "-row-mt",
+            "1",
+        ],  # fmt: skip
         "preset": "6",
         "q_range": [0, 63],
         "fractional": False,
@@ -98,12 +129,23 @@ class RawVideo:
         return self.width * self.height * 3 // 2
 
     def raw_args(self) -> list[str]:
-        return ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{self.width}x{self.height}", "-r", f"{self.fps}"]
+        return [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-s",
+            f"{self.width}x{self.height}",
+            "-r",
+            f"{self.fps}",
+        ]
 
 
-def split_i420(buffer: bytes | np.ndarray, width: int, height: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def split_i420(
+    buffer: bytes | np.ndarray, width: int, height: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Split I420 bytes into frames of (Y (H, W), U (H/2, W/2), V) uint8 planes."""
-    data = np.frombuffer(buffer, dtype=np.uint8)
+    data = np.frombuffer(buffer, dtype=np.uint8).copy()  # writable planes
     ysize, csize = width * height, (width // 2) * (height // 2)
     size = ysize + 2 * csize
     if data.size % size:
@@ -117,7 +159,9 @@ def split_i420(buffer: bytes | np.ndarray, width: int, height: int) -> list[tupl
     return frames
 
 
-def iter_i420_file(path: str | Path, width: int, height: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def iter_i420_file(
+    path: str | Path, width: int, height: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Frames of a raw I420 file, read one at a time."""
     size = width * height * 3 // 2
     with open(path, "rb") as handle:
@@ -181,7 +225,9 @@ class FFmpegBaseline:
             raise ConfigError(f"baseline {name}: give an ffmpeg `encoder` or an external `command`")
 
     @classmethod
-    def from_config(cls, name: str, spec: Mapping[str, Any] | None = None, **overrides: Any) -> FFmpegBaseline:
+    def from_config(
+        cls, name: str, spec: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> FFmpegBaseline:
         """Build from a config mapping; unknown names without a spec raise ConfigError."""
         if spec is None:
             if name not in DEFAULT_BASELINES:
@@ -196,7 +242,9 @@ class FFmpegBaseline:
         if self.command:
             return None
         if not ffmpeg_has("encoders", self.encoder, self.exe):
-            return f"the ffmpeg at {self.exe} has no {self.encoder} encoder; set eval ffmpeg to a build with it"
+            return (
+                f"the ffmpeg at {self.exe} has no {self.encoder} encoder; set eval ffmpeg to a build with it"
+            )
         return None
 
     def info(self) -> dict[str, Any]:
@@ -240,11 +288,15 @@ class FFmpegBaseline:
             cmd += [str(out_path)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not out_path.is_file():
-            raise VideoFormatError(f"{self.name} encode failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}")
+            raise VideoFormatError(
+                f"{self.name} encode failed ({' '.join(cmd)}): {proc.stderr.strip()[-800:]}"
+            )
         size = out_path.stat().st_size
         return Encoding(float(q), out_path, size, 8.0 * size / (src.frames * src.width * src.height))
 
-    def decode(self, path: str | Path, width: int, height: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def decode(
+        self, path: str | Path, width: int, height: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Decode a bitstream file back to I420 frames (Y, U, V uint8 planes)."""
         cmd = [self.exe, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path)]
         cmd += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-"]
@@ -356,7 +408,9 @@ def write_raw_video(frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] 
     with open(path, "wb") as handle:
         for y, u, v in frames:
             if y.shape != (height, width):
-                raise VideoFormatError(f"frame {count} is {y.shape[1]}x{y.shape[0]}, expected {width}x{height}")
+                raise VideoFormatError(
+                    f"frame {count} is {y.shape[1]}x{y.shape[0]}, expected {width}x{height}"
+                )
             for plane in (y, u, v):
                 handle.write(np.ascontiguousarray(plane, dtype=np.uint8).tobytes())
             count += 1

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gvc.errors import ConfigError, MissingWeightsError
 
@@ -82,7 +81,9 @@ class Frame:
 
 
 # --------------------------------------------------------------------------------------------- functions
-def psnr(ref: torch.Tensor, dist: torch.Tensor, data_range: float = 1.0, cap_db: float | None = None) -> torch.Tensor:
+def psnr(
+    ref: torch.Tensor, dist: torch.Tensor, data_range: float = 1.0, cap_db: float | None = None
+) -> torch.Tensor:
     """Per-image PSNR in dB of ``(N, C, H, W)`` tensors in [0, data_range] -> ``(N,)``.
 
     Identical images have MSE 0: the PSNR is ``inf``, or ``cap_db`` when given (documented cap; the default
@@ -116,7 +117,9 @@ def ms_ssim_scales(height: int, width: int, kernel_size: int = 11, max_scales: i
     while scales > 1 and min(height, width) <= (kernel_size - 1) * 2 ** (scales - 1):
         scales -= 1
     if min(height, width) < kernel_size:
-        raise ConfigError(f"MS-SSIM needs frames of at least {kernel_size}x{kernel_size}, got {width}x{height}")
+        raise ConfigError(
+            f"MS-SSIM needs frames of at least {kernel_size}x{kernel_size}, got {width}x{height}"
+        )
     return scales
 
 
@@ -248,35 +251,8 @@ def _resolve_weights(path: str | os.PathLike | None, default_name: str, what: st
     return candidate
 
 
-class _AlexLPIPS(torch.nn.Module):
-    """LPIPS v0.1 (AlexNet) from the ``lpips`` package, backbone loaded from a torchvision AlexNet file.
-
-    Used when gvc.losses.LPIPSLoss is not importable. Inputs (N, 3, H, W) in [0, 1], converted to [-1, 1].
-    """
-
-    def __init__(self, weights_path: Path | None, allow_random_init: bool):
-        super().__init__()
-        import lpips
-
-        self.net = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
-        if weights_path is not None:
-            state = torch.load(weights_path, map_location="cpu", weights_only=True)
-            for slice_module in (self.net.net.slice1, self.net.net.slice2, self.net.net.slice3,
-                                 self.net.net.slice4, self.net.net.slice5):  # fmt: skip
-                for index, layer in slice_module._modules.items():
-                    if isinstance(layer, torch.nn.Conv2d):
-                        layer.weight.data.copy_(state[f"features.{index}.weight"])
-                        layer.bias.data.copy_(state[f"features.{index}.bias"])
-        elif not allow_random_init:
-            raise MissingWeightsError("LPIPS AlexNet backbone weights not given")
-        self.eval().requires_grad_(False)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1, y * 2 - 1).reshape(-1)
-
-
 class LPIPSMetric(Metric):
-    """LPIPS (AlexNet, v0.1) per frame; inputs [0, 1] converted to [-1, 1] inside.
+    """LPIPS (AlexNet, v0.1; gvc.losses.LPIPSLoss) per frame; inputs [0, 1] converted to [-1, 1] inside.
 
     The AlexNet backbone file (torchvision's ``alexnet-owt-7be5be79.pth``) is read from ``weights_path`` or the
     torch hub cache; without it the metric is unavailable (MissingWeightsError at construction).
@@ -306,14 +282,17 @@ class LPIPSMetric(Metric):
 
     @staticmethod
     def _build(path: Path | None, allow_random_init: bool) -> torch.nn.Module:
-        try:
-            from gvc.losses import LPIPSLoss  # the training loss: one LPIPS in the project when present
-        except ImportError:
-            return _AlexLPIPS(path, allow_random_init)
-        return LPIPSLoss(weights_path=None if path is None else str(path), allow_random_init=allow_random_init)
+        from gvc.losses import LPIPSLoss  # the training loss: one LPIPS implementation in the project
+
+        return LPIPSLoss(
+            weights_path=None if path is None else str(path), allow_random_init=allow_random_init
+        )
 
     def info(self) -> dict[str, Any]:
-        return {"variant": "alex v0.1", "weights": str(self.weights_path) if self.weights_path else "random-init"}
+        return {
+            "variant": "alex v0.1",
+            "weights": str(self.weights_path) if self.weights_path else "random-init",
+        }
 
     @torch.no_grad()
     def add(self, ref: Frame, dist: Frame) -> None:
@@ -357,7 +336,9 @@ class PIMMetric(Metric):
     name = "pim"
     columns = ("pim",)
 
-    def __init__(self, weights_path: str | None = None, kld_samples: int = 1, seed: int = 0, device: str = "cpu"):
+    def __init__(
+        self, weights_path: str | None = None, kld_samples: int = 1, seed: int = 0, device: str = "cpu"
+    ):
         from gvc.eval.pim import load_pim
 
         if not weights_path:
@@ -372,13 +353,20 @@ class PIMMetric(Metric):
         self.seed = seed
 
     def info(self) -> dict[str, Any]:
-        return {"weights": str(self.weights_path), "mixtures": self.model.num_mixtures, "kld_samples": self.kld_samples}
+        return {
+            "weights": str(self.weights_path),
+            "mixtures": self.model.num_mixtures,
+            "kld_samples": self.kld_samples,
+        }
 
     @torch.no_grad()
     def add(self, ref: Frame, dist: Frame) -> None:
         generator = torch.Generator(device=self.device).manual_seed(self.seed + len(self._values["pim"]))
         value = self.model.distance(
-            ref.rgb.to(self.device), dist.rgb.to(self.device), kld_samples=self.kld_samples, generator=generator
+            ref.rgb.to(self.device),
+            dist.rgb.to(self.device),
+            kld_samples=self.kld_samples,
+            generator=generator,
         )
         self._values["pim"].append(float(value.mean()))
 
@@ -392,7 +380,9 @@ def ffmpeg_exe() -> str:
 
 def ffmpeg_has(kind: str, name: str, exe: str | None = None) -> bool:
     """True when the ffmpeg binary lists ``name`` among its ``kind`` ("encoders" or "filters")."""
-    out = subprocess.run([exe or ffmpeg_exe(), "-hide_banner", f"-{kind}"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [exe or ffmpeg_exe(), "-hide_banner", f"-{kind}"], capture_output=True, text=True
+    ).stdout
     return any(len(line.split()) > 1 and line.split()[1] == name for line in out.splitlines())
 
 
@@ -516,7 +506,9 @@ class InceptionPatchFeatures:
         except ImportError as err:  # pragma: no cover - torchmetrics is a dependency
             raise MissingWeightsError(f"torchmetrics FID unavailable: {err}") from err
         try:
-            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+            self.net = NoTrainInceptionV3(
+                "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+            )
         except ModuleNotFoundError as err:
             raise MissingWeightsError(f"FID/KID need `pip install torch-fidelity` ({err})") from err
         self.device = torch.device(device)
@@ -556,7 +548,9 @@ def fid_kid(
     fid = FrechetInceptionDistance(feature=_Identity(dim), reset_real_features=True)
     fid.update(torch.from_numpy(real).double(), real=True)
     fid.update(torch.from_numpy(fake).double(), real=False)
-    kid = KernelInceptionDistance(feature=_Identity(dim), subsets=kid_subsets, subset_size=min(kid_subset_size, n))
+    kid = KernelInceptionDistance(
+        feature=_Identity(dim), subsets=kid_subsets, subset_size=min(kid_subset_size, n)
+    )
     kid.update(torch.from_numpy(real).float(), real=True)
     kid.update(torch.from_numpy(fake).float(), real=False)
     kid_mean, kid_std = kid.compute()

@@ -50,7 +50,9 @@ def steerable_filters(filter_type: int = 1) -> dict[str, np.ndarray]:
     try:
         from pyrtools.pyramids.filters import steerable_filters as _filters
     except ImportError as err:
-        raise MissingWeightsError(f"PIM needs the steerable filter tables of `pip install pyrtools` ({err})") from err
+        raise MissingWeightsError(
+            f"PIM needs the steerable filter tables of `pip install pyrtools` ({err})"
+        ) from err
     table = _filters(f"sp{filter_type}_filters")
     return {k: np.asarray(table[k], dtype=np.float64) for k in ("lo0filt", "hi0filt", "lofilt", "bfilts")}
 
@@ -123,7 +125,9 @@ class MarginalEncoder(nn.Module):
         self.z_dim = z_dim
         self.num_mixtures = num_mixtures
         width = z_dim * num_mixtures
-        self.base = nn.ModuleList(nn.Linear(in_features if i == 0 else width, width) for i in range(num_layers))
+        self.base = nn.ModuleList(
+            nn.Linear(in_features if i == 0 else width, width) for i in range(num_layers)
+        )
         if num_mixtures > 1:
             self.mix = nn.ModuleList(
                 nn.Linear(in_features if i == 0 else num_mixtures, num_mixtures) for i in range(num_layers)
@@ -229,7 +233,9 @@ class PIM(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------- weights
-def state_dict_from_tf(model: PIM, cnn_layers: list[list[tuple]], enc_layers: list[dict]) -> dict[str, torch.Tensor]:
+def state_dict_from_tf(
+    model: PIM, cnn_layers: list[list[tuple]], enc_layers: list[dict]
+) -> dict[str, torch.Tensor]:
     """Our state dict from TF arrays: ``cnn_layers[level][j] = (kernel (kh, kw, in, out), bias)``;
     ``enc_layers[level] = {"base": [(kernel (in, out), bias)...], "mix": [...], "logits": (kernel, bias)}``."""
     state: dict[str, torch.Tensor] = {}
@@ -265,7 +271,9 @@ def tf_layout_from_state_dict(model: PIM) -> tuple[list[list[tuple]], list[dict]
         )
     enc_layers = []
     for enc in model.encoders:
-        entry: dict[str, Any] = {"base": [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in enc.base]}
+        entry: dict[str, Any] = {
+            "base": [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in enc.base]
+        }
         if enc.num_mixtures > 1:
             entry["mix"] = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in enc.mix]
             entry["logits"] = (enc.logits.weight.detach().numpy().T, enc.logits.bias.detach().numpy())
@@ -317,7 +325,9 @@ def verify(path: str | Path, atol: float = 1e-4) -> float:
             ref = torch.as_tensor(check["means"][level]).float().reshape(means.shape)
             worst = max(worst, float((means - ref).abs().max()))
             if logits is not None:
-                worst = max(worst, float((logits - torch.as_tensor(check["logits"][level]).float()).abs().max()))
+                worst = max(
+                    worst, float((logits - torch.as_tensor(check["logits"][level]).float()).abs().max())
+                )
     if worst > atol:
         raise ConfigError(f"PIM port differs from the TF reference by {worst:.3g} (> {atol})")
     return worst
@@ -352,7 +362,9 @@ def convert(model_name: str, weights_cache: str, out: str) -> None:  # pragma: n
         num_mixtures=params["num_marginal_encoder_mixtures"],
         num_layers=params["num_distribution_encoder_layers"],
     )
-    cnn_layers = [[(layer.kernel.numpy(), layer.bias.numpy()) for layer in cnn.layers] for cnn in tf_model.frontend.cnns]
+    cnn_layers = [
+        [(layer.kernel.numpy(), layer.bias.numpy()) for layer in cnn.layers] for cnn in tf_model.frontend.cnns
+    ]
     enc_layers = []
     for enc in tf_model.marginal_encoder.encoders:
         entry: dict[str, Any] = {"base": [(d.kernel.numpy(), d.bias.numpy()) for d in enc.base]}

@@ -176,7 +176,9 @@ class HyperpriorBottleneck(nn.Module):
         aux_loss training); this changes the z medians and hence the rounding of z.
         """
         updated = self.entropy_bottleneck.update(force=force, update_quantiles=update_quantiles)
-        updated |= self.gaussian_conditional.update_scale_table(self.gaussian_conditional.scale_table, force=force)
+        updated |= self.gaussian_conditional.update_scale_table(
+            self.gaussian_conditional.scale_table, force=force
+        )
         return updated
 
     def aux_loss(self) -> torch.Tensor:
@@ -185,8 +187,10 @@ class HyperpriorBottleneck(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # CDF buffers have data-dependent sizes: resize ours to the incoming ones before the copy.
-        for name, module in (("entropy_bottleneck", self.entropy_bottleneck),
-                             ("gaussian_conditional", self.gaussian_conditional)):
+        for name, module in (
+            ("entropy_bottleneck", self.entropy_bottleneck),
+            ("gaussian_conditional", self.gaussian_conditional),
+        ):
             names = _ENTROPY_BUFFERS + (("scale_table",) if name == "gaussian_conditional" else ())
             for buf in names:
                 key = f"{prefix}{name}.{buf}"

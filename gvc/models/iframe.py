@@ -19,10 +19,21 @@ class Encoder(nn.Module):
     """E_I: conv7x7 channels[0] s1 CN ReLU; per later width conv3x3 s2 CN ReLU; conv3x3 to latent_channels.
 
     (B, in_channels, H, W) -> (B, latent_channels, H / 2^(len(channels)-1), W / 2^(len(channels)-1)).
+    The input is first mapped by x * input_scale + input_offset (E_I: 2, -1 maps [0,1] frames to [-1,1]).
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[int], latent_channels: int, norm_eps: float = 1e-3):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        latent_channels: int,
+        norm_eps: float = 1e-3,
+        input_scale: float = 1.0,
+        input_offset: float = 0.0,
+    ):
         super().__init__()
+        self.input_scale = float(input_scale)
+        self.input_offset = float(input_offset)
         channels = list(channels)
         layers: list[nn.Module] = [ConvNormAct(in_channels, channels[0], 7, 1, norm_eps)]
         for c_in, c_out in zip(channels[:-1], channels[1:]):
@@ -32,7 +43,7 @@ class Encoder(nn.Module):
         self.downsampling = 2 ** (len(channels) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x * self.input_scale + self.input_offset)
 
 
 class Generator(nn.Module):
@@ -99,9 +110,13 @@ class IFrameCodec(nn.Module):
             "scale_max": float(scale_max),
             "scale_levels": int(scale_levels),
         }
-        self.g_a = Encoder(in_channels, channels, latent_channels, norm_eps)
+        self.g_a = Encoder(
+            in_channels, channels, latent_channels, norm_eps, input_scale=2.0, input_offset=-1.0
+        )
         self.g_s = Generator(latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps)
-        self.bottleneck = HyperpriorBottleneck(latent_channels, hyper_channels, scale_min, scale_max, scale_levels)
+        self.bottleneck = HyperpriorBottleneck(
+            latent_channels, hyper_channels, scale_min, scale_max, scale_levels
+        )
         self.size_multiple = self.g_a.downsampling * self.bottleneck.downsampling
 
     def check_input(self, x: torch.Tensor) -> None:

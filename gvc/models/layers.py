@@ -27,9 +27,13 @@ class ChannelNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.gamma + self.beta
 
 
-def conv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding_mode: str = "reflect") -> nn.Conv2d:
+def conv(
+    in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding_mode: str = "reflect"
+) -> nn.Conv2d:
     """Conv with 'same'-style padding (kernel_size // 2); stride 2 halves even sizes exactly."""
-    return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2, padding_mode=padding_mode)
+    return nn.Conv2d(
+        in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2, padding_mode=padding_mode
+    )
 
 
 def deconv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 2) -> nn.ConvTranspose2d:
@@ -43,14 +47,18 @@ class ConvNormAct(nn.Sequential):
     """conv(k, stride) -> ChannelNorm -> ReLU."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, norm_eps: float = 1e-3):
-        super().__init__(conv(in_ch, out_ch, kernel_size, stride), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True))
+        super().__init__(
+            conv(in_ch, out_ch, kernel_size, stride), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True)
+        )
 
 
 class DeconvNormAct(nn.Sequential):
     """transposed conv(k, stride 2) -> ChannelNorm -> ReLU (doubles H and W)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, norm_eps: float = 1e-3):
-        super().__init__(deconv(in_ch, out_ch, kernel_size, 2), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True))
+        super().__init__(
+            deconv(in_ch, out_ch, kernel_size, 2), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True)
+        )
 
 
 class ResidualBlock(nn.Module):

@@ -70,8 +70,9 @@ def quantize(
             raise ValueError(f"softround temperature must be > 0, got {temperature}")
         if kumaraswamy_a < 1:
             raise ValueError(f"kumaraswamy_a must be >= 1, got {kumaraswamy_a}")
-        q = soft_round_conditional_mean(soft_round(centered, temperature) + kumaraswamy_noise(centered, kumaraswamy_a),
-                                        temperature)
+        q = soft_round_conditional_mean(
+            soft_round(centered, temperature) + kumaraswamy_noise(centered, kumaraswamy_a), temperature
+        )
     else:
         raise ValueError(f"unknown quantization mode {mode!r}; expected one of {MODES}")
     return q if means is None else q + means

@@ -1,0 +1,248 @@
+"""`gvc encode | decode | info`: the codec commands (registered on the top-level `gvc` parser by gvc.cli).
+
+    gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [--gop N] [--frames N] [--width W --height H --fps F]
+    gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm
+    gvc info IN.gvc
+
+Torch, the models and the video I/O are imported inside the handlers, so `gvc info` and `--help` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gvc.errors import GVCError
+
+
+def add_parsers(subparsers) -> None:
+    """Register encode, decode and info on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "encode",
+        help="encode a video into a .gvc bitstream",
+        description="Encode a video (.y4m, .yuv, .mp4/.mkv/..., or a folder of PNGs) with a .gvcm model file. "
+        "Prints the real bpp (from the file size) and the likelihood estimate.",
+    )
+    p.add_argument(
+        "input", type=Path, help="source video (raw .yuv: WxH[_fps] in the name, or --width/--height)"
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="output .gvc file")
+    p.add_argument("--model", type=Path, required=True, help="codec model file (.gvcm, from `gvc export`)")
+    p.add_argument(
+        "--gop", type=int, default=None, help="I-frame period of video models (default / <= 0: first only)"
+    )
+    p.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
+    p.add_argument("--width", type=int, default=None, help="width of a raw .yuv input")
+    p.add_argument("--height", type=int, default=None, help="height of a raw .yuv input")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of a raw .yuv or PNG-folder input")
+    p.add_argument(
+        "--matrix", choices=["bt709", "bt601"], default="bt709", help="YUV<->RGB matrix (default bt709)"
+    )
+    p.add_argument(
+        "--limited-range", action="store_true", help="the source is limited range (default full range)"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device (default cpu; decode on the same kind of device)"
+    )
+    p.add_argument("--no-estimate", action="store_true", help="skip the likelihood estimate (faster)")
+    p.add_argument("--json", type=Path, default=None, help="also write the per-frame stats as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_encode)
+
+    p = subparsers.add_parser(
+        "decode",
+        help="decode a .gvc bitstream to a video file or PNG folder",
+        description="Decode a .gvc file. The output kind follows the name: .y4m, .yuv (raw I420), .mp4/.mkv/... "
+        "(lossless x264 through ffmpeg), or a path without suffix / an existing folder (PNG frames). Output is "
+        "written in the source's colour convention recorded in the file.",
+    )
+    p.add_argument("input", type=Path, help=".gvc file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output video or folder")
+    p.add_argument("--model", type=Path, required=True, help="the model file the stream was encoded with")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_decode)
+
+    p = subparsers.add_parser(
+        "info",
+        help="show the header and per-frame sizes of a .gvc bitstream (no model needed)",
+        description="Print the stream header and a table of frame type, bytes, bits and bpp per frame.",
+    )
+    p.add_argument("input", type=Path, help=".gvc file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_info)
+
+
+def _load_model(path: Path, device: str):
+    from gvc.codec.modelfile import load_model_file
+
+    try:
+        import torch
+
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise GVCError(f"--device {device!r}: {e}") from e
+    return load_model_file(path, device=dev)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from gvc.codec.coder import encode_video
+
+    if args.frames is not None and args.frames <= 0:
+        raise GVCError(f"--frames must be positive, got {args.frames}")
+    model = _load_model(args.model, args.device)
+    stats = encode_video(
+        args.input,
+        model,
+        args.output,
+        gop=args.gop,
+        frames=args.frames,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        matrix=args.matrix,
+        full_range=not args.limited_range,
+        estimate=not args.no_estimate,
+        progress=not args.quiet,
+    )
+    n_i = sum(f.frame_type == "I" for f in stats.frames)
+    print(
+        f"{args.output}: {stats.num_frames} frames ({n_i} I, {stats.num_frames - n_i} P), "
+        f"{stats.width}x{stats.height} (coded {stats.padded_width}x{stats.padded_height}), "
+        f"{stats.file_bytes} bytes"
+    )
+    print(
+        f"bpp {stats.bpp:.5f} (file size), {stats.file_bytes * 8 * stats.fps / max(1, stats.num_frames) / 1000:.1f} "
+        f"kbit/s at {stats.fps:g} fps"
+    )
+    est = stats.estimated_bits
+    if est is not None:
+        file_bits = 8 * stats.file_bytes
+        print(
+            f"estimate {est:.0f} bits ({stats.estimated_bpp:.5f} bpp) vs file {file_bits} bits: "
+            f"{100 * (file_bits - est) / max(est, 1):+.2f}% (container {stats.container_bytes} bytes)"
+        )
+    print(f"{stats.seconds:.2f} s, {stats.num_frames / max(stats.seconds, 1e-9):.2f} frames/s")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(stats.to_dict(), indent=1))
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import time
+
+    from gvc.codec.coder import decode_video
+    from gvc.data.io import open_writer
+
+    model = _load_model(args.model, args.device)
+    t0 = time.perf_counter()
+    video = decode_video(args.input, model, progress=not args.quiet, model_name=f"--model {args.model}")
+    out = args.output
+    if out.exists() and out.is_file() and out.resolve() == args.input.resolve():
+        raise GVCError(f"-o {out} would overwrite the input")
+    n = 0
+    with open_writer(out, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer:
+        for frame in video:
+            writer.write(frame)
+            n += 1
+    dt = time.perf_counter() - t0
+    size = args.input.stat().st_size
+    bpp = 8 * size / max(1, n * video.width * video.height)
+    rng = "full" if video.full_range else "limited"
+    print(
+        f"{out}: {n} frames {video.width}x{video.height} at {video.fps:g} fps ({video.matrix}, {rng} range); "
+        f"stream {size} bytes, bpp {bpp:.5f}; {dt:.2f} s, {n / max(dt, 1e-9):.2f} frames/s"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from gvc.codec.bitstream import HEADER_BYTES, open_bitstream
+
+    rows = []
+    with open_bitstream(args.input) as r:
+        h = r.header
+        for p in r:
+            rows.append((p.index, p.frame_type, p.nbytes, p.payload_bytes, p.shift))
+        r.check_complete()
+    pixels = h.width * h.height
+    size = args.input.stat().st_size
+    n = len(rows)
+    bpp = 8 * size / max(1, n * pixels)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "file": str(args.input),
+                    "bytes": size,
+                    "header_bytes": HEADER_BYTES,
+                    "version": h.version,
+                    "model_id": h.model_id.hex(),
+                    "width": h.width,
+                    "height": h.height,
+                    "padded_width": h.padded_width,
+                    "padded_height": h.padded_height,
+                    "fps": [h.fps_num, h.fps_den],
+                    "matrix": h.matrix,
+                    "full_range": h.full_range,
+                    "gop": h.gop,
+                    "frames": n,
+                    "bpp": bpp,
+                    "per_frame": [
+                        {
+                            "index": i,
+                            "type": t,
+                            "bytes": b,
+                            "payload_bytes": pb,
+                            "bits": 8 * b,
+                            "bpp": 8 * b / pixels,
+                            "shift": list(s),
+                        }
+                        for i, t, b, pb, s in rows
+                    ],
+                },
+                indent=1,
+            )
+        )
+        return 0
+    gop = "first frame only" if h.gop == 0 else ("all intra" if h.gop == 1 else str(h.gop))
+    print(f"{args.input}: gvc bitstream v{h.version}, model {h.model_id.hex()[:12]}…")
+    print(
+        f"  {h.width}x{h.height} (coded {h.padded_width}x{h.padded_height}), {h.fps:g} fps "
+        f"({h.fps_num}/{h.fps_den}), {h.matrix} {'full' if h.full_range else 'limited'} range, "
+        f"I-frame period: {gop}"
+    )
+    print(f"  {'frame':>7} {'type':>4} {'bytes':>10} {'bits':>11} {'bpp':>9}")
+    for i, t, b, _, _ in rows:
+        print(f"  {i:>7} {t:>4} {b:>10} {8 * b:>11} {8 * b / pixels:>9.5f}")
+    n_i = sum(t == "I" for _, t, *_ in rows)
+    payload = sum(pb for *_, pb, _ in rows)
+    print(
+        f"  total: {n} frames ({n_i} I, {n - n_i} P), {size} bytes ({size - payload} container incl. "
+        f"{HEADER_BYTES}-byte header), bpp {bpp:.5f} (file size)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gvc", description="gvc codec commands")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Codec commands only (encode/decode/info); the full `gvc` command is gvc.cli:main."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GVCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

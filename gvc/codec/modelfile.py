@@ -1,0 +1,237 @@
+"""The .gvcm codec model file: everything `gvc encode/decode` need, without Lightning or Hydra.
+
+One file written by `torch.save` holding only weights-only-safe values (str, int, dicts, tensors), read back with
+`torch.load(weights_only=True)`, so loading never runs pickled code:
+
+    format      "gvcm"
+    version     FORMAT_VERSION
+    class_path  e.g. "gvc.models.iframe.IFrameCodec" (only classes defined under gvc.models are accepted)
+    config      JSON text of `model.config`, the constructor kwargs (nested sub-models: see `build_model`)
+    state_dict  the weights, including the entropy coder's CDF tables (the model's `update(force=True)` is called
+                before saving, so the decoder uses the very tables the encoder used, never recomputed ones)
+    model_id    sha256 hex of class path + config + every state-dict tensor (name, dtype, shape, bytes); checked
+                on load, so a modified or damaged file is refused. Its first 16 bytes mark every bitstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gvc.errors import ModelFileError
+
+FORMAT_TAG = "gvcm"
+FORMAT_VERSION = 1
+ALLOWED_PREFIX = "gvc.models."
+#: a nested sub-model in a config: {"class_path": "gvc.models....", "config": {...}}
+NESTED_KEYS = frozenset({"class_path", "config"})
+_CLASS_PATH_RE = re.compile(r"^gvc\.models(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_FIX = "re-export it from the training checkpoint with `gvc export CKPT -o MODEL.gvcm`"
+
+
+def class_path_of(model: nn.Module) -> str:
+    """'module.QualName' of the model's class."""
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _config_json(config) -> str:
+    try:
+        return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(
+            f"model.config is not plain JSON ({e}); the model class must keep JSON kwargs"
+        ) from e
+
+
+def compute_model_id(class_path: str, config_json: str, state_dict: dict) -> str:
+    """sha256 hex over the class path, the canonical config JSON and each tensor (sorted by name)."""
+    h = hashlib.sha256()
+    h.update(b"gvcm-id-v1\0")
+    h.update(class_path.encode() + b"\0")
+    h.update(config_json.encode() + b"\0")
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not isinstance(t, torch.Tensor):
+            raise ModelFileError(f"state dict entry {name!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_id(model: nn.Module) -> str:
+    """The id of an in-memory model (as its model file would carry it); models loaded from a file keep theirs."""
+    cached = getattr(model, "gvc_model_id", None)
+    if cached is not None:
+        return cached
+    if not hasattr(model, "config"):
+        raise ModelFileError(
+            f"{class_path_of(model)} has no `config` (its constructor kwargs); cannot identify it"
+        )
+    return compute_model_id(class_path_of(model), _config_json(model.config), model.state_dict())
+
+
+def _check_class_path(class_path, where: str) -> type:
+    if not isinstance(class_path, str) or not _CLASS_PATH_RE.match(class_path):
+        raise ModelFileError(
+            f"{where}: refuses class {class_path!r}: model files may only name classes under gvc.models; {_FIX}"
+        )
+    module_name, _, cls_name = class_path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ModelFileError(
+            f"{where}: class {class_path} does not exist in this gvc ({e}); the file comes from another gvc "
+            "version: use that version or re-export"
+        ) from e
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or not cls.__module__.startswith(
+        ALLOWED_PREFIX
+    ):
+        raise ModelFileError(f"{where}: {class_path} is not a model class defined in gvc.models; {_FIX}")
+    return cls
+
+
+def build_model(class_path: str, config: dict, where: str = "model file") -> nn.Module:
+    """Instantiate `class_path(**config)` (a class under gvc.models only). Config values that are dicts with
+    exactly the keys {"class_path", "config"} are built first, recursively (sub-models such as a VideoCodec's
+    I-frame codec); a class with a `from_config(config)` classmethod is built through it instead."""
+    cls = _check_class_path(class_path, where)
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{where}: config must be a JSON object, got {type(config).__name__}; {_FIX}")
+
+    def resolve(v):
+        if isinstance(v, dict) and set(v) == NESTED_KEYS:
+            return build_model(v["class_path"], v["config"], where)
+        return v
+
+    try:
+        if hasattr(cls, "from_config"):
+            return cls.from_config(config)
+        return cls(**{k: resolve(v) for k, v in config.items()})
+    except ModelFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any constructor failure means the config does not fit the class
+        raise ModelFileError(
+            f"{where}: config does not fit {class_path} in this gvc ({type(e).__name__}: {e}); {_FIX}"
+        ) from e
+
+
+def save_model_file(path, model: nn.Module, update: bool = True) -> str:
+    """Write `model` to `path` (.gvcm); returns its model id (sha256 hex).
+
+    update=True calls `model.update(force=True)` first so the CDF tables match the weights. The file is written
+    to a temporary name and renamed, so a crash never leaves a half-written model file.
+    """
+    path = Path(path)
+    class_path = class_path_of(model)
+    _check_class_path(class_path, str(path))
+    if not hasattr(model, "config"):
+        raise ModelFileError(
+            f"{class_path} has no `config` attribute (its constructor kwargs); cannot save it"
+        )
+    config_json = _config_json(model.config)
+    if update:
+        if not hasattr(model, "update"):
+            raise ModelFileError(f"{class_path} has no update(); it is not an entropy-coding model")
+        model.update(force=True)
+    state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    mid = compute_model_id(class_path, config_json, state)
+    payload = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "class_path": class_path,
+        "config": config_json,
+        "state_dict": state,
+        "model_id": mid,
+        "torch_version": str(torch.__version__),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(
+            f"{path}: cannot write the model file ({e.strerror or e}); check the folder"
+        ) from e
+    model.gvc_model_id = mid
+    return mid
+
+
+def read_model_file(path) -> dict:
+    """The checked contents of a model file (format, version, class_path, config (dict), state_dict, model_id),
+    without building the model. Raises ModelFileError naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file; give --model a .gvcm file, or {_FIX}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged or foreign files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{path}: not a readable gvc model file ({msg}); {_FIX}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
+        raise ModelFileError(f"{path}: not a gvc model file (no '{FORMAT_TAG}' tag); {_FIX}")
+    version = data.get("version")
+    if not isinstance(version, int) or version != FORMAT_VERSION:
+        hint = "upgrade gvc" if isinstance(version, int) and version > FORMAT_VERSION else _FIX
+        raise ModelFileError(
+            f"{path}: model file version {version!r}, this gvc reads {FORMAT_VERSION}; {hint}"
+        )
+    for key, typ in (("class_path", str), ("config", str), ("state_dict", dict), ("model_id", str)):
+        if not isinstance(data.get(key), typ):
+            raise ModelFileError(f"{path}: model file entry {key!r} is missing or malformed; {_FIX}")
+    try:
+        config = json.loads(data["config"])
+    except ValueError as e:
+        raise ModelFileError(f"{path}: model config is not valid JSON ({e}); {_FIX}") from e
+    _check_class_path(data["class_path"], str(path))
+    mid = compute_model_id(data["class_path"], data["config"], data["state_dict"])
+    if mid != data["model_id"]:
+        raise ModelFileError(
+            f"{path}: content hash {mid[:12]}… differs from the recorded id {data['model_id'][:12]}…: the file was "
+            f"modified or damaged; {_FIX}"
+        )
+    return {**data, "config": config}
+
+
+def load_model_file(path, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model a .gvcm file describes, load its weights and CDF tables, put it in eval mode on `device`.
+
+    The returned module carries `gvc_model_id` (sha256 hex) for the bitstream check.
+    """
+    data = read_model_file(path)
+    model = build_model(data["class_path"], data["config"], str(path))
+    try:
+        model.load_state_dict(data["state_dict"], strict=True)
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()
+        raise ModelFileError(
+            f"{path}: weights do not match {data['class_path']} built from the stored config "
+            f"({' '.join(first[:3])[:400]}); {_FIX}"
+        ) from e
+    model.eval().requires_grad_(False)
+    model.to(device)
+    model.gvc_model_id = data["model_id"]
+    return model
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "save_model_file",
+    "load_model_file",
+    "read_model_file",
+    "build_model",
+    "model_id",
+    "compute_model_id",
+    "class_path_of",
+]

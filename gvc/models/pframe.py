@@ -1,0 +1,383 @@
+"""P-frame codec (SPEC section 3): flow codec + motion compensation + residual codec with a free latent.
+
+Per frame, with the previous reconstruction x_ref_hat and the frozen estimator's flow flow_ref (pixels):
+1. flow codec: y_flow = E_flow([2 x - 1, 2 x_ref_hat - 1, flow_ref / flow_normalizer]) (the flow input only
+   with `flow_input`; x_ref_hat is always detached here), own hyperprior; G_flow(y_flow_hat) -> (3 channels)
+   flow_hat = out[:2] * flow_normalizer (pixels), sigma = softplus(out[2]) (blur std, pixels).
+2. prediction = scale_space_blur(backward_warp(x_ref_hat, flow_hat), sigma) (bicubic, then scale-space blur).
+3. residual codec, inside a roll by `shift` = (dy, dx) (`gvc.models.shift`; identity when `random_shift` is
+   off): r = roll(x - prediction); y_res = E_res(r); y_free = E_I(roll(prediction)) from the frozen I-frame
+   encoder (no bits; only with `free_latent`); r_hat = unroll(G_res(y_res_hat, y_free)); x_hat = prediction +
+   r_hat (not clamped in forward; decompress clamps to [0, 1]).
+E_res/G_res have the I-frame architecture and are initialized from E_I/G_I by `init_from_iframe`.
+
+The free latent enters G_res through its own branch (`ResidualGenerator`): G_I's head is CN -> conv -> CN on
+y_res_hat; y_free goes through its own ChannelNorm and a zero-initialized conv3x3 whose output is added after
+G_I's head conv, before the head's second CN. So at initialization G_res(y_res_hat, y_free) == G_I(y_res_hat)
+exactly, for any y_free. (Concatenating y_free before G_I's first ChannelNorm could not reproduce G_I: that norm
+mixes statistics over all input channels.)
+
+One code path: `forward(mode=...)` with the quantization modes of `gvc.models.quantization`, and
+compress/decompress that call the same helpers; forward(mode="round") gives the decoder's x_hat (before clamp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gvc.models.bottleneck import HyperpriorBottleneck
+from gvc.models.iframe import Encoder, Generator, IFrameCodec
+from gvc.models.layers import ChannelNorm, conv
+from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
+from gvc.models.shift import shift_for_frame as _shift_for_frame
+from gvc.models.warp import backward_warp, scale_space_blur
+
+
+class ResidualGenerator(Generator):
+    """G_res: the I-frame Generator on y_res_hat plus a free-latent branch (see the module docstring).
+
+    forward(y_res_hat (B, latent_channels, h, w), y_free (B, free_channels, h, w) or None) -> (B, out, H, W).
+    """
+
+    def __init__(
+        self,
+        latent_channels: int,
+        channels: Sequence[int],
+        num_residual_blocks: int,
+        out_channels: int = 3,
+        free_channels: int = 0,
+        norm_eps: float = 1e-3,
+    ):
+        super().__init__(latent_channels, channels, num_residual_blocks, out_channels, 0, norm_eps)
+        self.free_channels = int(free_channels)
+        if self.free_channels:
+            top = list(channels)[-1]
+            self.free_norm = ChannelNorm(self.free_channels, norm_eps)
+            self.free_conv = conv(self.free_channels, top, 3)
+            nn.init.zeros_(self.free_conv.weight)
+            nn.init.zeros_(self.free_conv.bias)
+
+    def forward(self, y: torch.Tensor, y_free: torch.Tensor | None = None) -> torch.Tensor:
+        norm_in, head_conv, norm_out = self.head
+        h = head_conv(norm_in(y))
+        if self.free_channels:
+            if y_free is None:
+                raise ValueError("this G_res was built with a free latent; pass y_free")
+            h = h + self.free_conv(self.free_norm(y_free))
+        h = norm_out(h)
+        h = h + self.blocks(h)
+        return self.tail(self.up(h))
+
+
+class PFrameCodec(nn.Module):
+    """P-frame codec; frames (B, 3, H, W) in [0, 1], H, W multiples of `size_multiple` (64 by default).
+
+    Residual codec (must match the I-frame codec for `init_from_iframe`): channels, latent_channels,
+    num_residual_blocks, hyper_channels, norm_eps, scale_min/max/levels (entropy model of both bottlenecks).
+    Flow codec [ours]: flow_channels (encoder widths; G_flow mirrors them), flow_latent_channels,
+    flow_num_residual_blocks, flow_hyper_channels; flow_normalizer (pixels: flow_ref is divided and G_flow's
+    output multiplied by it); flow_head_init_gain (G_flow's last conv weights are scaled by it so the initial
+    flow is ~0) and sigma_init (initial pre-softplus blur, bias of G_flow's sigma channel).
+    Scale-space blur [ours]: blur_levels, blur_sigma0 (level k >= 1 has std blur_sigma0 * 2^(k-1) pixels),
+    blur_truncate (Gaussian radius in stds).
+    Switches [paper]: free_latent (y_free = E_I(prediction) into G_res), flow_input (flow_ref into E_flow),
+    random_shift (roll the residual branch; off: every shift is ignored), detach_reference (stop the gradient
+    into x_ref_hat for the whole P-frame; the flow codec's copy of it is always detached).
+    shift_period: the range [0, period) of shifts (E_res's stride).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (60, 120, 240, 480, 960),
+        latent_channels: int = 220,
+        num_residual_blocks: int = 9,
+        hyper_channels: int = 320,
+        flow_channels: Sequence[int] = (64, 128, 192, 192, 192),
+        flow_latent_channels: int = 64,
+        flow_num_residual_blocks: int = 3,
+        flow_hyper_channels: int = 128,
+        flow_normalizer: float = 16.0,
+        flow_head_init_gain: float = 0.01,
+        sigma_init: float = -4.0,
+        blur_levels: int = 5,
+        blur_sigma0: float = 1.0,
+        blur_truncate: float = 3.0,
+        free_latent: bool = True,
+        flow_input: bool = True,
+        random_shift: bool = True,
+        detach_reference: bool = False,
+        shift_period: int = DEFAULT_SHIFT_PERIOD,
+        in_channels: int = 3,
+        norm_eps: float = 1e-3,
+        scale_min: float = 0.11,
+        scale_max: float = 256.0,
+        scale_levels: int = 64,
+    ):
+        super().__init__()
+        self.config = {
+            "channels": [int(c) for c in channels],
+            "latent_channels": int(latent_channels),
+            "num_residual_blocks": int(num_residual_blocks),
+            "hyper_channels": int(hyper_channels),
+            "flow_channels": [int(c) for c in flow_channels],
+            "flow_latent_channels": int(flow_latent_channels),
+            "flow_num_residual_blocks": int(flow_num_residual_blocks),
+            "flow_hyper_channels": int(flow_hyper_channels),
+            "flow_normalizer": float(flow_normalizer),
+            "flow_head_init_gain": float(flow_head_init_gain),
+            "sigma_init": float(sigma_init),
+            "blur_levels": int(blur_levels),
+            "blur_sigma0": float(blur_sigma0),
+            "blur_truncate": float(blur_truncate),
+            "free_latent": bool(free_latent),
+            "flow_input": bool(flow_input),
+            "random_shift": bool(random_shift),
+            "detach_reference": bool(detach_reference),
+            "shift_period": int(shift_period),
+            "in_channels": int(in_channels),
+            "norm_eps": float(norm_eps),
+            "scale_min": float(scale_min),
+            "scale_max": float(scale_max),
+            "scale_levels": int(scale_levels),
+        }
+        c = self.config
+        if len(c["flow_channels"]) != len(c["channels"]):
+            raise ValueError("flow_channels and channels must have the same length (same latent grid)")
+        if c["flow_normalizer"] <= 0:
+            raise ValueError(f"flow_normalizer must be > 0, got {flow_normalizer}")
+        entropy = (c["scale_min"], c["scale_max"], c["scale_levels"])
+        # flow codec
+        flow_in = 2 * in_channels + (2 if c["flow_input"] else 0)
+        self.flow_encoder = Encoder(flow_in, c["flow_channels"], flow_latent_channels, norm_eps)
+        self.flow_generator = Generator(
+            flow_latent_channels, c["flow_channels"], flow_num_residual_blocks, 3, 0, norm_eps
+        )
+        with torch.no_grad():
+            self.flow_generator.tail.weight.mul_(c["flow_head_init_gain"])
+            self.flow_generator.tail.bias.zero_()
+            self.flow_generator.tail.bias[2] = c["sigma_init"]
+        self.flow_bottleneck = HyperpriorBottleneck(flow_latent_channels, flow_hyper_channels, *entropy)
+        # residual codec (I-frame architecture; the residual is in [-1, 1] already, so no input mapping)
+        self.res_encoder = Encoder(in_channels, c["channels"], latent_channels, norm_eps)
+        self.res_generator = ResidualGenerator(
+            latent_channels,
+            c["channels"],
+            num_residual_blocks,
+            in_channels,
+            latent_channels if c["free_latent"] else 0,
+            norm_eps,
+        )
+        self.res_bottleneck = HyperpriorBottleneck(latent_channels, hyper_channels, *entropy)
+        self.size_multiple = self.res_encoder.downsampling * self.res_bottleneck.downsampling
+        self._free_encoder: tuple[nn.Module, ...] = ()  # held by reference: not a submodule, not in state_dict
+
+    # ------------------------------------------------------------------ I-frame link
+    @property
+    def shift_period(self) -> int:
+        return self.config["shift_period"]
+
+    @property
+    def d_latent_channels(self) -> int:
+        """Channels of `d_latent` (D_P's condition): latent_channels, doubled with the free latent."""
+        return self.config["latent_channels"] * (2 if self.config["free_latent"] else 1)
+
+    def attach_free_encoder(self, encoder: nn.Module | IFrameCodec) -> None:
+        """Hold E_I (an Encoder, or an IFrameCodec's g_a) by reference for y_free; it is not registered as a
+        submodule (its weights live in the I-frame codec) and is not frozen here (the caller freezes it)."""
+        if isinstance(encoder, IFrameCodec):
+            encoder = encoder.g_a
+        self._free_encoder = (encoder,)
+
+    @property
+    def free_encoder(self) -> nn.Module | None:
+        return self._free_encoder[0] if self._free_encoder else None
+
+    def _check_iframe(self, iframe: IFrameCodec) -> None:
+        ours, theirs = self.config, iframe.config
+        keys = ("channels", "latent_channels", "num_residual_blocks", "in_channels")
+        bad = [k for k in keys if str(ours[k]) != str(theirs.get(k))]
+        if bad:
+            raise ValueError(f"P-frame residual codec and I-frame codec differ in {bad}; cannot initialize from it")
+
+    def init_from_iframe(self, iframe: IFrameCodec, copy_bottleneck: bool = False) -> None:
+        """E_res <- E_I weights, G_res <- G_I weights (free-latent branch zeroed), attach E_I for y_free.
+
+        After this, G_res(y, y_free) == iframe.g_s(y) for every y, y_free. E_res differs from E_I only in its
+        input mapping (E_I maps [0,1] frames by 2x-1; E_res takes the residual as is). copy_bottleneck=True also
+        copies the I-frame hyperprior into the residual bottleneck (CDF tables are rebuilt by `update`).
+        """
+        self._check_iframe(iframe)
+        self.res_encoder.net.load_state_dict(iframe.g_a.net.state_dict())
+        missing, unexpected = self.res_generator.load_state_dict(iframe.g_s.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("free_") for k in missing):
+            raise ValueError(f"G_I does not fit G_res (missing {missing}, unexpected {unexpected})")
+        if self.config["free_latent"]:
+            with torch.no_grad():
+                self.res_generator.free_conv.weight.zero_()
+                self.res_generator.free_conv.bias.zero_()
+                self.res_generator.free_norm.gamma.fill_(1.0)
+                self.res_generator.free_norm.beta.zero_()
+        if copy_bottleneck:
+            trained = {
+                k: v
+                for k, v in iframe.bottleneck.state_dict().items()
+                if not k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))
+            }
+            self.res_bottleneck.load_state_dict(trained, strict=False)
+        self.attach_free_encoder(iframe)
+
+    # ------------------------------------------------------------------ shared pieces of the pipeline
+    def check_input(self, x: torch.Tensor, x_ref_hat: torch.Tensor) -> None:
+        m = self.size_multiple
+        if x.dim() != 4 or x.shape[1] != self.config["in_channels"] or x.shape[-2] % m or x.shape[-1] % m:
+            raise ValueError(
+                f"PFrameCodec expects (B, {self.config['in_channels']}, H, W) with H, W multiples of {m}, got "
+                f"{tuple(x.shape)}; pad the frame first (the codec layer does)"
+            )
+        if x_ref_hat.shape != x.shape:
+            raise ValueError(f"reference {tuple(x_ref_hat.shape)} and frame {tuple(x.shape)} differ in shape")
+
+    def effective_shift(self, shift) -> tuple[int, int]:
+        """The roll actually applied: (0, 0) when random_shift is off, else shift modulo the period."""
+        if not self.config["random_shift"] or shift is None:
+            return (0, 0)
+        p = self.config["shift_period"]
+        return int(shift[0]) % p, int(shift[1]) % p
+
+    def shift_for_frame(self, index: int) -> tuple[int, int]:
+        """Deterministic shift of coded frame `index` (gvc.models.shift.shift_for_frame); (0, 0) when off."""
+        if not self.config["random_shift"]:
+            return (0, 0)
+        return _shift_for_frame(index, self.config["shift_period"])
+
+    def flow_encoder_input(self, x: torch.Tensor, x_ref_hat: torch.Tensor, flow_ref: torch.Tensor | None):
+        """concat(2x-1, 2 sg(x_ref_hat)-1[, flow_ref / flow_normalizer]) (B, 6 or 8, H, W)."""
+        parts = [x * 2.0 - 1.0, x_ref_hat.detach() * 2.0 - 1.0]
+        if self.config["flow_input"]:
+            if flow_ref is None:
+                raise ValueError("flow_input is on: pass flow_ref (B, 2, H, W) pixels from the flow estimator")
+            parts.append(flow_ref.detach().to(x.dtype) / self.config["flow_normalizer"])
+        return torch.cat(parts, dim=1)
+
+    def decode_flow(self, y_flow_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """G_flow(y_flow_hat) -> (flow_hat (B, 2, H, W) pixels, sigma (B, 1, H, W) >= 0 pixels)."""
+        out = self.flow_generator(y_flow_hat)
+        return out[:, :2] * self.config["flow_normalizer"], F.softplus(out[:, 2:3])
+
+    def predict(self, x_ref_hat: torch.Tensor, flow_hat: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Blur(Warp(x_ref_hat, flow_hat), sigma) (B, 3, H, W)."""
+        c = self.config
+        warped = backward_warp(x_ref_hat, flow_hat)
+        return scale_space_blur(warped, sigma, c["blur_levels"], c["blur_sigma0"], c["blur_truncate"])
+
+    def free_latent(self, prediction_shifted: torch.Tensor) -> torch.Tensor | None:
+        """y_free = E_I(prediction) (already rolled), or None without the free latent."""
+        if not self.config["free_latent"]:
+            return None
+        enc = self.free_encoder
+        if enc is None:
+            raise RuntimeError(
+                "free_latent is on but no I-frame encoder is attached: call init_from_iframe(iframe) or "
+                "attach_free_encoder(iframe) (VideoCodec does this)"
+            )
+        return enc(prediction_shifted)
+
+    def synthesize_residual(self, y_res_hat: torch.Tensor, y_free: torch.Tensor | None, shift) -> torch.Tensor:
+        """r_hat = unroll(G_res(y_res_hat, y_free)) (B, 3, H, W)."""
+        return undo_shift(self.res_generator(y_res_hat, y_free), shift)
+
+    def _reference(self, x_ref_hat: torch.Tensor) -> torch.Tensor:
+        return x_ref_hat.detach() if self.config["detach_reference"] else x_ref_hat
+
+    # ------------------------------------------------------------------ training / evaluation
+    def forward(
+        self,
+        x: torch.Tensor,
+        x_ref_hat: torch.Tensor,
+        flow_ref: torch.Tensor | None = None,
+        shift=(0, 0),
+        mode: str = "noise",
+        **qparams,
+    ) -> dict:
+        """x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input).
+
+        Returns dict(x_hat (unclamped), likelihoods={"flow_y", "flow_z", "res_y", "res_z"}, prediction,
+        flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
+        (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied)).
+        """
+        self.check_input(x, x_ref_hat)
+        shift = self.effective_shift(shift)
+        fb = self.flow_bottleneck(self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)), mode, **qparams)
+        flow_hat, sigma = self.decode_flow(fb["y_hat"])
+        prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
+        rb = self.res_bottleneck(self.res_encoder(apply_shift(x - prediction, shift)), mode, **qparams)
+        y_free = self.free_latent(apply_shift(prediction, shift))
+        x_hat = prediction + self.synthesize_residual(rb["y_hat"], y_free, shift)
+        d_latent = rb["y_hat"] if y_free is None else torch.cat([rb["y_hat"], y_free], dim=1)
+        return {
+            "x_hat": x_hat,
+            "likelihoods": {
+                "flow_y": fb["likelihoods"]["y"],
+                "flow_z": fb["likelihoods"]["z"],
+                "res_y": rb["likelihoods"]["y"],
+                "res_z": rb["likelihoods"]["z"],
+            },
+            "prediction": prediction,
+            "flow_hat": flow_hat,
+            "sigma": sigma,
+            "y_res_hat": rb["y_hat"],
+            "y_free": y_free,
+            "d_latent": d_latent,
+            "shift": shift,
+        }
+
+    # ------------------------------------------------------------------ real bitstreams
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, x_ref_hat: torch.Tensor, flow_ref: torch.Tensor | None = None, shift=(0, 0)):
+        """-> dict(strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per batch item), shapes=[flow_z_hw,
+        res_z_hw], x_hat (clamped to [0, 1], equal to decompress's), prediction)."""
+        self.check_input(x, x_ref_hat)
+        shift = self.effective_shift(shift)
+        fc = self.flow_bottleneck.compress(self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)))
+        flow_hat, sigma = self.decode_flow(fc["y_hat"])
+        prediction = self.predict(x_ref_hat, flow_hat, sigma)
+        rc = self.res_bottleneck.compress(self.res_encoder(apply_shift(x - prediction, shift)))
+        y_free = self.free_latent(apply_shift(prediction, shift))
+        x_hat = prediction + self.synthesize_residual(rc["y_hat"], y_free, shift)
+        return {
+            "strings": [*fc["strings"], *rc["strings"]],
+            "shapes": [tuple(fc["shape"]), tuple(rc["shape"])],
+            "x_hat": x_hat.clamp(0.0, 1.0),
+            "prediction": prediction,
+        }
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shapes, x_ref_hat: torch.Tensor, shift=(0, 0)) -> dict:
+        """Inverse of `compress` given the same reference and shift -> dict(x_hat (B,3,H,W) clamped to [0, 1],
+        prediction, flow_hat, sigma)."""
+        if len(strings) != 4 or len(shapes) != 2:
+            raise ValueError(f"a P-frame needs 4 string lists and 2 shapes, got {len(strings)} and {len(shapes)}")
+        shift = self.effective_shift(shift)
+        y_flow_hat = self.flow_bottleneck.decompress(list(strings[:2]), tuple(shapes[0]))["y_hat"]
+        flow_hat, sigma = self.decode_flow(y_flow_hat)
+        prediction = self.predict(x_ref_hat, flow_hat, sigma)
+        y_res_hat = self.res_bottleneck.decompress(list(strings[2:]), tuple(shapes[1]))["y_hat"]
+        y_free = self.free_latent(apply_shift(prediction, shift))
+        x_hat = prediction + self.synthesize_residual(y_res_hat, y_free, shift)
+        return {"x_hat": x_hat.clamp(0.0, 1.0), "prediction": prediction, "flow_hat": flow_hat, "sigma": sigma}
+
+    def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
+        """Build the CDF tables of both bottlenecks."""
+        a = self.flow_bottleneck.update(force=force, update_quantiles=update_quantiles)
+        b = self.res_bottleneck.update(force=force, update_quantiles=update_quantiles)
+        return a or b
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.flow_bottleneck.aux_loss() + self.res_bottleneck.aux_loss()
+
+
+__all__ = ["PFrameCodec", "ResidualGenerator"]

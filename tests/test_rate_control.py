@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+
+from gvc.rate_control import ProportionalRateController, TwoLevelRateController
+
+
+def _toy_bpp(lam: float) -> float:
+    """A toy codec: more rate weight, fewer bits (bpp = 0.5 / (1 + lambda)^0.7)."""
+    return 0.5 / (1.0 + lam) ** 0.7
+
+
+def test_proportional_controller_reaches_target():
+    ctrl = ProportionalRateController(
+        target_bpp=0.13, lambda_init=0.01, k_p=0.05, ema_decay=0.9, lambda_min=1e-4, lambda_max=1e4
+    )
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3000):
+        noise = 1 + 0.05 * torch.randn(1, generator=gen).item()  # batch-to-batch fluctuation
+        ctrl.update(_toy_bpp(ctrl.lambda_r) * noise)
+    lam_star = (0.5 / 0.13) ** (1 / 0.7) - 1
+    assert abs(_toy_bpp(ctrl.lambda_r) - 0.13) / 0.13 < 0.05
+    assert abs(math.log(ctrl.lambda_r / lam_star)) < 0.1
+
+
+def test_proportional_controller_direction_and_clamp():
+    ctrl = ProportionalRateController(0.1, 1.0, 0.1, 0.0, 0.5, 2.0)
+    assert ctrl.update(0.2) > 1.0  # too many bits -> heavier rate weight
+    ctrl2 = ProportionalRateController(0.1, 1.0, 0.1, 0.0, 0.5, 2.0)
+    assert ctrl2.update(0.05) < 1.0
+    for _ in range(100):
+        ctrl.update(10.0)
+    assert ctrl.lambda_r == 2.0
+    for _ in range(1000):
+        ctrl.update(0.0)
+    assert ctrl.lambda_r == 0.5
+
+
+def test_ema_and_state_dict_roundtrip():
+    a = ProportionalRateController(0.1, 1.0, 0.05, 0.9, 1e-3, 1e3)
+    a.update(0.3)
+    assert a.bpp_ema == pytest.approx(0.3)  # EMA starts at the first measurement
+    a.update(0.1)
+    assert a.bpp_ema == pytest.approx(0.9 * 0.3 + 0.1 * 0.1)
+    b = ProportionalRateController(0.1, 1.0, 0.05, 0.9, 1e-3, 1e3)
+    b.load_state_dict(a.state_dict())
+    for v in (0.2, 0.05, 0.12):
+        assert a.update(v) == b.update(v)
+    assert a.state_dict() == b.state_dict()
+
+
+def test_reduce_fn_is_applied_before_update():
+    seen = []
+
+    def fake_all_reduce_mean(t):  # what a DDP caller would pass: average over ranks
+        seen.append(t.clone())
+        return (t + 0.3) / 2  # pretend the other rank measured 0.3
+
+    a = ProportionalRateController(0.1, 1.0, 0.05, 0.0, 1e-3, 1e3)
+    a.update_from_tensor(torch.tensor([0.1, 0.1]), reduce_fn=fake_all_reduce_mean)
+    assert len(seen) == 1 and a.bpp_ema == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="not finite"):
+        a.update(float("nan"))
+
+
+def test_two_level_controller():
+    c = TwoLevelRateController(lambda_a=4.0, lambda_b=0.25, target_bpp=0.13)
+    assert c.update(0.2) == 4.0 and c.update(0.1) == 0.25
+    d = TwoLevelRateController(lambda_a=4.0, lambda_b=0.25, target_bpp=0.13)
+    d.load_state_dict(c.state_dict())
+    assert d.lambda_r == 0.25 and d.update(0.14) == 4.0
+    # the two-level switch also keeps the toy codec around the target
+    c = TwoLevelRateController(4.0, 0.25, target_bpp=0.2)
+    hist = []
+    for _ in range(20):
+        hist.append(_toy_bpp(c.lambda_r))
+        c.update(hist[-1])
+    assert min(hist) < 0.2 < max(hist)
+    with pytest.raises(ValueError):
+        TwoLevelRateController(1.0, 2.0, 0.1)
