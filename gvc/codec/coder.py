@@ -197,37 +197,63 @@ def _frame_coder(model: nn.Module):
 
 
 class _VideoCoder:
-    """Low-delay I/P coding with a VideoCodec (`compress_frame`/`decompress_frame`)."""
+    """Low-delay I/P coding with a `gvc.models.video.VideoCodec`: I-frames [y, z] with one shape (h_z, w_z);
+    P-frames [flow_y, flow_z, res_y, res_z] with shapes [flow (h_z, w_z), res (h_z, w_z)] and the shift applied."""
+
+    I_STRINGS, P_STRINGS = 2, 4
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.period = int(getattr(model, "shift_period", DEFAULT_SHIFT_PERIOD))
 
+    def _shift(self, index: int) -> tuple[int, int]:
+        if hasattr(self.model, "shift_for_frame"):
+            return tuple(int(s) for s in self.model.shift_for_frame(index))
+        return shift_for_frame(index, self.period)
+
     def encode(self, x: torch.Tensor, index: int, ref: torch.Tensor | None, intra: bool, estimate: bool):
-        shift = (0, 0) if intra else shift_for_frame(index, self.period)
-        out = self.model.compress_frame(x, None if intra else ref, shift=shift)
-        strings = _flatten_strings(out["strings"])
-        shapes = tuple(_shape_tuple(s) for s in _as_shape_list(out["shape"]))
-        ftype = "I" if intra else "P"
-        packet = FramePacket(ftype, index, tuple(strings), shapes, shift)
-        est = _bits(out["likelihoods"]) if estimate and "likelihoods" in out else None
+        """-> (packet, x_hat (the decoder's reconstruction, padded, in [0, 1]), estimated bits or None)."""
+        if intra:
+            out = self.model.compress_frame(x, None)
+            shapes = (_shape_tuple(out["shape"]),)
+            shift = (0, 0)
+        else:
+            out = self.model.compress_frame(x, ref, shift=self._shift(index))
+            shapes = tuple(_shape_tuple(s) for s in out["shape"])
+            shift = tuple(int(s) for s in out.get("shift", self._shift(index)))
+        packet = FramePacket("I" if intra else "P", index, tuple(_flatten_strings(out["strings"])), shapes, shift)
+        est = None
+        if estimate:
+            if intra:
+                lik = self.model.iframe(x, mode="round")["likelihoods"]
+            else:
+                flow_ref = self.model.estimate_flow(ref, x)
+                lik = self.model.pframe(x, ref, flow_ref, shift=shift, mode="round")["likelihoods"]
+            est = _bits(lik)
         return packet, out["x_hat"], est
 
     def decode(self, packet: FramePacket, ref: torch.Tensor | None) -> torch.Tensor:
-        intra = packet.frame_type == "I"
-        if not intra and ref is None:
-            raise BitstreamError(f"frame {packet.index}: P-frame without a reference frame")
+        """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; ref = the previous decoded frame (padded)."""
+        i = packet.index
         strings = [[s] for s in packet.strings]
-        shape = packet.shapes[0] if len(packet.shapes) == 1 else list(packet.shapes)
-        out = self.model.decompress_frame(strings, shape, None if intra else ref, shift=tuple(packet.shift))
+        if packet.frame_type == "I":
+            if len(packet.strings) != self.I_STRINGS or len(packet.shapes) != 1:
+                raise BitstreamError(
+                    f"frame {i}: I-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
+                    f"(expected {self.I_STRINGS} and 1): corrupted file or another model"
+                )
+            return self.model.decompress_frame(strings, packet.shapes[0], None)["x_hat"]
+        if ref is None:
+            raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
+        if len(packet.strings) != self.P_STRINGS or len(packet.shapes) != 2:
+            raise BitstreamError(
+                f"frame {i}: P-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
+                f"(expected {self.P_STRINGS} and 2): corrupted file or another model"
+            )
+        if not all(0 <= s < self.period for s in packet.shift):
+            raise BitstreamError(f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file")
+        out = self.model.decompress_frame(strings, list(packet.shapes), ref, shift=tuple(packet.shift))
         return out["x_hat"]
-
-
-def _as_shape_list(shape) -> list:
-    """A model's `shape` (one (h, w) or a list of them) -> list of shapes."""
-    if len(shape) and all(isinstance(d, int | torch.SymInt) or hasattr(d, "__index__") for d in shape):
-        return [shape]
-    return list(shape)
 
 
 # ------------------------------------------------------------------------------------------------ encode

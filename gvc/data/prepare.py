@@ -215,7 +215,7 @@ def prepare_clips(
             num_workers=max(1, min(workers, len(inputs))),
             mode=mode,
             verbose=False,
-            start_method="fork",
+            start_method="spawn",  # fork deadlocks when the parent already ran torch (OpenMP)
         )
         manifest["done"] += [k for k, _, _ in batch]
         manifest["num_clips"] += sum(c for _, _, c in batch)

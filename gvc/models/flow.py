@@ -133,7 +133,8 @@ class RAFTFlow(FlowEstimator):
 
     size: "small" (raft_small) | "large" (raft_large). The file is a state dict such as torchvision's
     Raft_Small_Weights.C_T_V2 / Raft_Large_Weights.C_T_SKHT_V2 checkpoints (fetch them on a machine with
-    internet). Inputs are mapped to [-1, 1] and padded (replicate) to multiples of 8, the flow is cropped back.
+    internet). Inputs are mapped to [-1, 1] and padded (replicate, right/bottom) to multiples of 8 and to at
+    least `min_size` (RAFT's correlation pyramid needs 128 px), the flow is cropped back.
     """
 
     WEIGHT_URLS = {
@@ -141,11 +142,18 @@ class RAFTFlow(FlowEstimator):
         "large": "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
     }
 
-    def __init__(self, weights_path: str, size: str = "small", num_flow_updates: int = 12):
+    def __init__(self, weights_path: str, size: str = "small", num_flow_updates: int = 12, min_size: int = 128):
         super().__init__()
         if size not in self.WEIGHT_URLS:
             raise ConfigError(f"RAFTFlow size {size!r} unknown; choose 'small' or 'large'")
-        self.config = {"weights_path": str(weights_path), "size": size, "num_flow_updates": int(num_flow_updates)}
+        if min_size % 8:
+            raise ConfigError(f"RAFTFlow min_size must be a multiple of 8, got {min_size}")
+        self.config = {
+            "weights_path": str(weights_path),
+            "size": size,
+            "num_flow_updates": int(num_flow_updates),
+            "min_size": int(min_size),
+        }
         path = Path(weights_path).expanduser()
         url = self.WEIGHT_URLS[size]
         if not path.is_file():
@@ -169,7 +177,8 @@ class RAFTFlow(FlowEstimator):
 
     def estimate(self, ref: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         h, w = ref.shape[-2:]
-        ph, pw = -h % 8, -w % 8
+        m = self.config["min_size"]
+        ph, pw = max(-h % 8, m - h), max(-w % 8, m - w)
         dev = next(self.net.parameters()).device
         if dev != ref.device:
             self.net.to(ref.device)

@@ -1,0 +1,94 @@
+"""Training checkpoint -> codec model file: ``gvc export CKPT -o model.gvcm`` (no Hydra, no Lightning module).
+
+A gvc training checkpoint carries, under ``checkpoint["gvc"]["export"]``, the codec's class path, its constructor
+config (``model.config``) and the state-dict prefix of its weights; the codec is rebuilt from those
+(gvc.codec.modelfile.build_model), its weights loaded, and written with save_model_file (CDF tables updated).
+Stage 1 exports the IFrameCodec, stage 2 the VideoCodec (frozen I-frame codec + P-frame codec + flow spec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gvc.codec.modelfile import build_model, load_model_file, save_model_file
+from gvc.errors import CheckpointError, GVCError, ModelFileError
+
+CKPT_KEY = "gvc"
+
+
+def read_checkpoint(path) -> dict:
+    """torch.load a gvc training checkpoint (weights only: no pickled code runs); CheckpointError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for damaged or foreign files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from e
+    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a gvc training checkpoint (no '{CKPT_KEY}' entry or state_dict)")
+    spec = ckpt[CKPT_KEY].get("export")
+    if not isinstance(spec, dict) or not {"class_path", "config", "prefix"} <= set(spec):
+        raise CheckpointError(f"{path}: the checkpoint does not say how to rebuild its codec (gvc.export entry)")
+    return ckpt
+
+
+def codec_from_checkpoint(path) -> nn.Module:
+    """Rebuild the codec (IFrameCodec / VideoCodec) of a training checkpoint with its trained weights (CPU, eval)."""
+    ckpt = read_checkpoint(path)
+    spec = ckpt[CKPT_KEY]["export"]
+    try:
+        model = build_model(spec["class_path"], spec["config"], str(path))
+    except ModelFileError as e:
+        raise CheckpointError(str(e)) from e
+    prefix = spec["prefix"]
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit {spec['class_path']}: {str(e)[:400]}") from e
+    return model.eval()
+
+
+def load_codec(path) -> nn.Module:
+    """A trained codec from a training checkpoint (.ckpt) or a codec model file (.gvcm); CPU, eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint or model file")
+    if path.suffix == ".gvcm":
+        try:
+            return load_model_file(path)
+        except ModelFileError as e:
+            raise CheckpointError(str(e)) from e
+    return codec_from_checkpoint(path)
+
+
+def run(ckpt_path, out_path) -> str:
+    """Write the codec of training checkpoint `ckpt_path` to `out_path` (.gvcm); returns the model id."""
+    model = codec_from_checkpoint(ckpt_path)
+    return save_model_file(out_path, model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`gvc export CKPT -o MODEL.gvcm`: exit status 0 on success, 2 on a gvc error (message on stderr)."""
+    parser = argparse.ArgumentParser(prog="gvc export", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="training checkpoint (e.g. outputs/RUN/checkpoints/last.ckpt)")
+    parser.add_argument("-o", "--output", required=True, help="model file to write (.gvcm)")
+    args = parser.parse_args(argv)
+    try:
+        mid = run(args.checkpoint, args.output)
+    except GVCError as e:
+        print(f"gvc export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output} (model id {mid[:16]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Stage 1 [paper SPEC 1, HiFiC SPEC 2]: the I-frame codec (E_I, G_I, hyperprior) and D_I on single frames.
+
+G loss: C * (lambda_R * R + C_D * (mse_scale * MSE + w_lpips * LPIPS)) + C_P * P (HiFiC; lambda_R from the rate
+controller multiplies R, see conf/loss/gan.yaml), R = estimated bpp of the batch, P = non-saturating GAN loss of
+D_I(x_hat | y_hat). D_I is conditioned on the quantized latent, detached in both steps (HiFiC stops the
+gradient from D into the latent). Until `stage.warmup_steps` the GAN term and the D step are off (MSE+LPIPS
+warm-up). One D step per G step, on the reconstruction of the same forward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gvc import losses
+from gvc.codec.modelfile import class_path_of
+from gvc.errors import ConfigError
+from gvc.training.base import GVCModule, pad_to_multiple, psnr
+
+FRAME_SAMPLING = ("random", "first")
+
+
+class IFrameModule(GVCModule):
+    """Lightning module of stage 1.
+
+    Args:
+        codec: gvc.models.iframe.IFrameCodec (trained).
+        discriminator: ConditionalDiscriminator over (frame, y_hat), or None (loss.gan false: no GAN at all).
+        lpips: gvc.losses.LPIPSLoss (frozen) or None when loss.w_lpips == 0.
+        rate_controller, loss, stage: see GVCModule.
+    Batches: clips (B, T, 3, H, W) in [0, 1] (T >= 1); one frame per clip is used (stage.frame_sampling).
+    """
+
+    def __init__(
+        self,
+        codec: nn.Module,
+        discriminator: nn.Module | None,
+        lpips: nn.Module | None,
+        rate_controller,
+        loss: Mapping,
+        stage: Mapping,
+    ):
+        super().__init__(rate_controller, loss, stage)
+        self.codec = codec
+        self.discriminator = discriminator if self.weights.gan else None
+        if self.weights.gan and discriminator is None:
+            raise ConfigError("loss.gan is true but no discriminator was given (model.discriminator_i)")
+        if self.weights.w_lpips > 0 and lpips is None:
+            raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
+        self.lpips = lpips if self.weights.w_lpips > 0 else None
+        self.frame_sampling = str(self.stage_cfg.get("frame_sampling", "random"))
+        if self.frame_sampling not in FRAME_SAMPLING:
+            raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
+        self.size_multiple = int(getattr(codec, "size_multiple", 64))
+
+    # ------------------------------------------------------------------ parts
+    def generator_parameters(self):
+        return self.codec.named_parameters()
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.codec.aux_loss()
+
+    def export_codec(self) -> nn.Module:
+        return copy.deepcopy(self.codec).cpu().eval()
+
+    def export_spec(self) -> dict:
+        return {"class_path": class_path_of(self.codec), "config": dict(self.codec.config), "prefix": "codec."}
+
+    # ------------------------------------------------------------------ data
+    def _frames(self, batch) -> torch.Tensor:
+        """(B, T, 3, H, W) clips or (B, 3, H, W) frames -> (B, 3, H, W): one frame per clip."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        if x.dim() == 4:
+            return x
+        if x.dim() != 5:
+            raise ValueError(f"expected clips (B, T, 3, H, W) or frames (B, 3, H, W), got {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        if t == 1 or self.frame_sampling == "first":
+            return x[:, 0]
+        idx = torch.randint(0, t, (b,), device=x.device)
+        return x[torch.arange(b, device=x.device), idx]
+
+    # ------------------------------------------------------------------ losses
+    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """D = mse_scale * MSE + w_lpips * LPIPS (frames in [0, 1]); returns (D, parts for logging)."""
+        mse = losses.mse(x_hat, x)
+        dist = self.weights.mse_scale * mse
+        parts = {"mse": mse.detach()}
+        if self.lpips is not None:
+            lp = self.lpips(x_hat, x)
+            dist = dist + self.weights.w_lpips * lp
+            parts["lpips"] = lp.detach()
+        return dist, parts
+
+    def forward(self, x: torch.Tensor, mode: str = "round") -> dict:
+        """Codec forward on frames (B, 3, H, W) in [0, 1] of any size (padded to the codec's multiple inside);
+        returns dict(x_hat (B,3,H,W) unclamped, bpp (B,), y_hat)."""
+        h, w = x.shape[-2:]
+        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode)
+        return {
+            "x_hat": out["x_hat"][..., :h, :w],
+            "bpp": losses.bpp(out["likelihoods"], h * w),
+            "y_hat": out["y_hat"],
+        }
+
+    def training_step(self, batch, batch_idx):
+        x = self._frames(batch)
+        h, w = x.shape[-2:]
+        mode, qparams = self.quantization()
+        self._set_d_trainable(False)
+        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, **qparams)
+        x_hat = out["x_hat"][..., :h, :w]
+        y_hat = out["y_hat"]
+        bpp = losses.bpp(out["likelihoods"], h * w).mean()
+        dist, parts = self.distortion(x_hat, x)
+        lam = float(self.rate_controller.lambda_r)
+        w = self.weights
+        g_loss = w.C * (lam * bpp + w.C_D * dist)
+        gan = self.gan_active
+        if gan:
+            p_loss = losses.gan_g_loss(self.discriminator(x_hat, y_hat.detach()))
+            g_loss = g_loss + w.C_P * p_loss
+            self.log("train/p_loss", p_loss.detach(), on_step=True, on_epoch=False)
+
+        def d_loss_fn():
+            real = self.discriminator(x, y_hat.detach())
+            fake = self.discriminator(x_hat.detach(), y_hat.detach())
+            return losses.gan_d_loss(real, fake)
+
+        applied = self._optimize(g_loss, d_loss_fn, bpp)
+        self.log_dict(
+            {
+                "train/g_loss": g_loss.detach(),
+                "train/bpp": bpp.detach(),
+                "train/distortion": dist.detach(),
+                "train/psnr": psnr(x_hat.detach(), x),
+                "train/gan_active": float(gan),
+                **{f"train/{k}": v for k, v in parts.items()},
+            },
+            on_step=True,
+            on_epoch=False,
+            prog_bar=False,
+        )
+        self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("bpp", bpp.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
+            self._log_images("train/reconstruction", [x, x_hat])
+        return g_loss.detach()
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        if x.dim() == 5:
+            x = x.flatten(0, 1)
+        out = self(x, mode="round")
+        x_hat = out["x_hat"]
+        self.log_dict(
+            {
+                "val/bpp": out["bpp"].mean(),
+                "val/psnr": psnr(x_hat, x),
+                "val/mse": F.mse_loss(x_hat.clamp(0, 1), x),
+            },
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=x.shape[0],
+        )
+        if batch_idx == 0:
+            self._log_images("val/reconstruction", [x, x_hat])
