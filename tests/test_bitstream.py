@@ -71,6 +71,7 @@ def _with_header_fields(data: bytes, **fields) -> bytes:
         "full_range",
         "frame_count",
         "gop",
+        "flags",
     ]
     p0 = bs._PREFIX.size
     values = list(bs._PAYLOAD_V1.unpack(data[p0 : p0 + bs._PAYLOAD_V1.size]))
@@ -117,6 +118,7 @@ headers = st.builds(
     full_range=st.booleans(),
     frame_count=st.none(),
     gop=st.integers(0, bs.MAX_GOP),
+    portable_entropy=st.booleans(),
 )
 shapes = st.lists(st.lists(st.integers(1, bs.MAX_DIM), min_size=1, max_size=4).map(tuple), max_size=4).map(
     tuple
@@ -148,7 +150,11 @@ def test_roundtrip_property(header, frames, types):
         header.fps_num,
         header.fps_den,
     )
-    assert (h.matrix, h.full_range) == (header.matrix, header.full_range)
+    assert (h.matrix, h.full_range, h.portable_entropy) == (
+        header.matrix,
+        header.full_range,
+        header.portable_entropy,
+    )
     assert sum(p.nbytes for p in got) == len(data) - HEADER_BYTES  # per-frame sizes add up to the file
 
 
@@ -297,6 +303,7 @@ def test_wrong_magic_and_version():
         (dict(fps_num=5000, fps_den=1), "frame rate 5000 above"),
         (dict(matrix=7), "unknown colour code"),
         (dict(full_range=2), "unknown colour code"),
+        (dict(flags=0x82), "unknown header flags 0x82"),
     ],
 )
 def test_forged_header_values_are_capped(fields, message):

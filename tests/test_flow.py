@@ -37,7 +37,9 @@ def test_dis_is_frozen_and_checks_shapes():
 
 
 def test_build_flow_estimator_from_spec_roundtrip():
-    est = build_flow_estimator({"_target_": "gvc.models.flow.DISFlow", "preset": "ultrafast", "patch_size": 12})
+    est = build_flow_estimator(
+        {"_target_": "gvc.models.flow.DISFlow", "preset": "ultrafast", "patch_size": 12}
+    )
     assert isinstance(est, DISFlow) and est.config["patch_size"] == 12
     again = build_flow_estimator(flow_spec(est))
     assert again.config == est.config

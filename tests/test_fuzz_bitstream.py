@@ -123,8 +123,8 @@ def test_fuzz_packet_length_fields(frame, length, seekable):
 @pytest.mark.timeout(120)
 @settings(FUZZ, max_examples=100)
 @given(
-    values=st.lists(st.integers(0, 2**32 - 1), min_size=11, max_size=11),
-    which=st.sets(st.integers(1, 10), min_size=1),
+    values=st.lists(st.integers(0, 2**32 - 1), min_size=12, max_size=12),
+    which=st.sets(st.integers(1, 11), min_size=1),
     seekable=st.booleans(),
 )
 def test_fuzz_forged_header_fields(values, which, seekable):
@@ -132,7 +132,7 @@ def test_fuzz_forged_header_fields(values, which, seekable):
     still parse (the header does not steer the packet parser into trouble)."""
     p0 = bs._PREFIX.size
     fields = list(bs._PAYLOAD_V1.unpack(VALID[p0 : p0 + bs._PAYLOAD_V1.size]))
-    fmts = "HHHHIIBBII"
+    fmts = "HHHHIIBBIIB"
     for i in which:
         fields[i] = values[i] % (1 << (8 * struct.calcsize(">" + fmts[i - 1])))
     head = VALID[:p0] + bs._PAYLOAD_V1.pack(*fields)
@@ -141,8 +141,8 @@ def test_fuzz_forged_header_fields(values, which, seekable):
         packets = _parse(data, seekable)
     except BitstreamError:
         return
-    _, w, h, pw, ph, fnum, fden, mat, rng, count, gop = fields
-    assert 1 <= w <= pw <= bs.MAX_DIM and 1 <= h <= ph <= bs.MAX_DIM and mat < 2 and rng < 2
+    _, w, h, pw, ph, fnum, fden, mat, rng, count, gop, flags = fields
+    assert 1 <= w <= pw <= bs.MAX_DIM and 1 <= h <= ph <= bs.MAX_DIM and mat < 2 and rng < 2 and flags < 2
     assert 1 <= fnum and 1 <= fden and fnum / fden <= bs.MAX_FPS and gop <= bs.MAX_GOP
     assert count in (4, bs.UNKNOWN_FRAME_COUNT) and len(packets) == 4
 
@@ -157,7 +157,7 @@ def test_fuzz_forged_header_fields(values, which, seekable):
             bs.MAGIC + struct.pack(">H", 1),
             b"\x89GVD",
             b"GVC1",
-            bs.MAGIC + struct.pack(">HH", 1, 42),
+            bs.MAGIC + struct.pack(">HH", 1, bs._PAYLOAD_V1.size),
         ]
     ),
     tail=st.binary(max_size=200),

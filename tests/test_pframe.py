@@ -62,8 +62,12 @@ def test_init_from_iframe_makes_g_res_reproduce_g_i():
 def test_forward_outputs_and_modes():
     _, pframe = make_codecs()
     x, x_ref, flow_ref = frames()
-    for mode, q in (("noise", {}), ("ste", {}), ("round", {}),
-                    ("softround_kumaraswamy", {"temperature": 0.3, "kumaraswamy_a": 2.0})):
+    for mode, q in (
+        ("noise", {}),
+        ("ste", {}),
+        ("round", {}),
+        ("softround_kumaraswamy", {"temperature": 0.3, "kumaraswamy_a": 2.0}),
+    ):
         out = pframe(x, x_ref, flow_ref, shift=(3, 7), mode=mode, **q)
         assert set(out["likelihoods"]) == {"flow_y", "flow_z", "res_y", "res_z"}
         assert out["x_hat"].shape == x.shape and out["prediction"].shape == x.shape
@@ -136,7 +140,9 @@ def test_real_bits_match_likelihood_estimate():
         est = (-fwd["likelihoods"][key].log2()).sum().item()
         actual = 8 * sum(len(s) for s in strings)
         assert abs(actual - est) <= 0.01 * est + 64, (key, actual, est)
-    assert (-fwd["likelihoods"]["res_y"].log2()).sum() > 3000 and (-fwd["likelihoods"]["flow_y"].log2()).sum() > 1500
+    assert (-fwd["likelihoods"]["res_y"].log2()).sum() > 3000 and (
+        -fwd["likelihoods"]["flow_y"].log2()
+    ).sum() > 1500
     dec = pframe.decompress(comp["strings"], comp["shapes"], x_ref, (0, 0))
     assert (dec["x_hat"] - fwd["x_hat"].clamp(0, 1)).abs().max() <= 1e-5
 

@@ -3,9 +3,11 @@
 Layout (all integers big-endian)::
 
     header   magic b"\\x89GVC" | version u16 | payload_len u16 | payload | crc32 u32 (of everything before it)
-    payload  (version 1, 42 bytes) model_id 16s | width u16 | height u16 | padded_width u16 | padded_height u16
+    payload  (version 1, 43 bytes) model_id 16s | width u16 | height u16 | padded_width u16 | padded_height u16
              | fps_num u32 | fps_den u32 | matrix u8 (0 bt709, 1 bt601) | full_range u8 | frame_count u32
              (0xFFFFFFFF = unknown: read packets until the end) | gop u32 (0 = only the first frame is intra)
+             | flags u8 (bit 0: entropy parameters computed portably, on the CPU in float32 with one thread;
+             other bits must be 0)
     packet   body_len u32 | body | crc32 u32 (of body)
     body     frame_type u8 (b"I" / b"P") | frame_index u32 | shift_dy u8 | shift_dx u8
              | n_shapes u8 | per shape: ndim u8, ndim x u16 | n_strings u8 | per string: length u32, bytes
@@ -64,7 +66,9 @@ MATRICES = ("bt709", "bt601")
 FRAME_TYPES = ("I", "P")
 
 _PREFIX = struct.Struct(">4sHH")
-_PAYLOAD_V1 = struct.Struct(f">{MODEL_ID_BYTES}sHHHHIIBBII")
+_PAYLOAD_V1 = struct.Struct(f">{MODEL_ID_BYTES}sHHHHIIBBIIB")
+FLAG_PORTABLE_ENTROPY = 0x01
+KNOWN_FLAGS = FLAG_PORTABLE_ENTROPY
 _U32 = struct.Struct(">I")
 _BODY_HEAD = struct.Struct(">cIBB")
 _CRC = struct.Struct(">I")
@@ -89,7 +93,9 @@ class StreamHeader:
     width/height: source size; padded_*: the size the networks coded (>= source, cropped back on decode).
     fps = fps_num / fps_den. matrix/full_range: the YUV <-> RGB convention of the source, which decoded output
     files use too. frame_count None = unknown (a stream still being written). gop: frames per intra period
-    (1 = all intra, 0 = only the first frame is intra).
+    (1 = all intra, 0 = only the first frame is intra). portable_entropy: the entropy parameters (h_s) were
+    computed on the CPU in float32 with one thread (gvc.codec.coder), so any machine decodes the symbols the
+    same way; False: on the encoder's device (decode on the same kind of device).
     """
 
     model_id: bytes
@@ -103,6 +109,7 @@ class StreamHeader:
     full_range: bool = True
     frame_count: int | None = None
     gop: int = 1
+    portable_entropy: bool = True
     version: int = FORMAT_VERSION
 
     @property
@@ -164,6 +171,7 @@ class StreamHeader:
             int(bool(self.full_range)),
             UNKNOWN_FRAME_COUNT if self.frame_count is None else self.frame_count,
             self.gop,
+            FLAG_PORTABLE_ENTROPY if self.portable_entropy else 0,
         )
         head = _PREFIX.pack(MAGIC, self.version, len(payload)) + payload
         return head + _CRC.pack(_crc(head))
@@ -358,7 +366,11 @@ class BitstreamReader:
             raise BitstreamError(
                 f"{self.name}: header checksum mismatch: the file is corrupted; re-encode it"
             )
-        mid, w, h, pw, ph, fnum, fden, mat, rng, count, gop = _PAYLOAD_V1.unpack(payload)
+        mid, w, h, pw, ph, fnum, fden, mat, rng, count, gop, flags = _PAYLOAD_V1.unpack(payload)
+        if flags & ~KNOWN_FLAGS:
+            raise BitstreamError(
+                f"{self.name}: unknown header flags 0x{flags:02x}: made by a newer gvc (upgrade) or corrupted"
+            )
         if mat >= len(MATRICES) or rng > 1:
             raise BitstreamError(
                 f"{self.name}: unknown colour code (matrix {mat}, range {rng}): corrupted header"
@@ -375,6 +387,7 @@ class BitstreamReader:
             full_range=bool(rng),
             frame_count=None if count == UNKNOWN_FRAME_COUNT else count,
             gop=gop,
+            portable_entropy=bool(flags & FLAG_PORTABLE_ENTROPY),
             version=version,
         )
         try:

@@ -28,6 +28,7 @@ Determinism (ARCHITECTURE decision 5):
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -48,10 +49,13 @@ from gvc.codec.bitstream import (
 )
 from gvc.codec.modelfile import model_id as compute_model_id
 from gvc.errors import BitstreamError, GVCError, ModelFileError
+from gvc.models.bottleneck import HyperpriorBottleneck
 from gvc.models.shift import DEFAULT_SHIFT_PERIOD, shift_for_frame
 
 #: padding multiple when a model does not state its own `size_multiple`
 DEFAULT_SIZE_MULTIPLE = 64
+#: intra-op threads of the portable entropy-parameter computation (part of the format's determinism contract)
+ENTROPY_THREADS = 1
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -145,6 +149,73 @@ def deterministic():
 
 
 @contextlib.contextmanager
+def _num_threads(n: int):
+    prev = torch.get_num_threads()
+    if prev != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if prev != n:
+            torch.set_num_threads(prev)
+
+
+class PortableEntropyParameters:
+    """Computes every hyperprior's entropy parameters (h_s: means and scales) on the CPU, in float32, with
+    `threads` intra-op threads, whatever device and thread count the rest of the model uses.
+
+    The scales pick the coder's CDF per symbol, so encoder and decoder must get bit-identical scales: with h_s
+    fixed to one CPU thread they do on any device and core count (GPU encode, CPU decode included), given the
+    same torch build and CPU instruction set. The CPU float32 copies of h_s are taken once, at construction
+    (for a model already on the CPU in float32 the towers themselves are used); `patched()` installs them on the
+    bottlenecks' `entropy_parameters` for the duration of a block.
+    """
+
+    def __init__(self, model: nn.Module, threads: int = ENTROPY_THREADS):
+        self.threads = int(threads)
+        self._items = []
+        for bn in model.modules():
+            if isinstance(bn, HyperpriorBottleneck):
+                towers = []
+                for t in (bn.h_s_mean, bn.h_s_scale):
+                    on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in t.parameters())
+                    towers.append(t if on_cpu else copy.deepcopy(t).to("cpu", torch.float32))
+                self._items.append((bn, tuple(towers)))
+
+    def _fn(self, towers):
+        def entropy_parameters(z_hat: torch.Tensor):
+            with _num_threads(self.threads):
+                z = z_hat.detach().to("cpu", torch.float32)
+                means, scales = towers[0](z), towers[1](z)
+            return means.to(z_hat.device), scales.to(z_hat.device)
+
+        return entropy_parameters
+
+    @contextlib.contextmanager
+    def patched(self):
+        done = []
+        try:
+            for bn, towers in self._items:
+                if "entropy_parameters" in vars(bn):
+                    raise GVCError("entropy parameters are already patched (nested coding of one model?)")
+                bn.entropy_parameters = self._fn(towers)
+                done.append(bn)
+            yield
+        finally:
+            for bn in done:
+                del bn.entropy_parameters
+
+
+@contextlib.contextmanager
+def _entropy_mode(portable: PortableEntropyParameters | None):
+    if portable is None:
+        yield
+    else:
+        with portable.patched():
+            yield
+
+
+@contextlib.contextmanager
 def _eval_mode(model: nn.Module):
     was = model.training
     model.eval()
@@ -221,7 +292,9 @@ class _VideoCoder:
             out = self.model.compress_frame(x, ref, shift=self._shift(index))
             shapes = tuple(_shape_tuple(s) for s in out["shape"])
             shift = tuple(int(s) for s in out.get("shift", self._shift(index)))
-        packet = FramePacket("I" if intra else "P", index, tuple(_flatten_strings(out["strings"])), shapes, shift)
+        packet = FramePacket(
+            "I" if intra else "P", index, tuple(_flatten_strings(out["strings"])), shapes, shift
+        )
         est = None
         if estimate:
             if intra:
@@ -251,7 +324,9 @@ class _VideoCoder:
                 f"(expected {self.P_STRINGS} and 2): corrupted file or another model"
             )
         if not all(0 <= s < self.period for s in packet.shift):
-            raise BitstreamError(f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file")
+            raise BitstreamError(
+                f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
+            )
         out = self.model.decompress_frame(strings, list(packet.shapes), ref, shift=tuple(packet.shift))
         return out["x_hat"]
 
@@ -345,6 +420,7 @@ def encode_video(
     full_range: bool = True,
     estimate: bool = True,
     progress: bool = False,
+    portable_entropy: bool = True,
 ) -> EncodeStats:
     """Encode a video into a .gvc file.
 
@@ -354,7 +430,10 @@ def encode_video(
     own device. out: a path or a writable binary file object (written packet by packet; a non-seekable one gets a
     stream with the frame count left unknown). gop: I-frame period for video models (None/<= 0: only the first
     frame); intra-only models code every frame as I. frames: code only the first N frames. estimate: also
-    compute the likelihood estimate of each frame's bits (a second forward pass). Returns EncodeStats.
+    compute the likelihood estimate of each frame's bits (a second forward pass). portable_entropy: compute the
+    entropy parameters on the CPU with one thread (PortableEntropyParameters; recorded in the header, the decoder
+    follows it); False runs them on the model's device (faster on a GPU; decode on the same kind of device with
+    the same thread count). Returns EncodeStats.
     """
     from gvc.data.io import VideoReader, open_video
 
@@ -365,13 +444,13 @@ def encode_video(
         else source
     )
     try:
-        return _encode(reader, model, out, gop, frames, estimate, progress)
+        return _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy)
     finally:
         if own_reader:
             reader.close()
 
 
-def _encode(reader, model, out, gop, frames, estimate, progress) -> EncodeStats:
+def _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy) -> EncodeStats:
     n = len(reader) if frames is None else min(int(frames), len(reader))
     if n <= 0:
         raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
@@ -394,6 +473,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress) -> EncodeStats:
         full_range=bool(reader.full_range),
         frame_count=None,
         gop=gop_h,
+        portable_entropy=bool(portable_entropy),
     )
     header.validate()
     device = _model_device(model)
@@ -418,7 +498,13 @@ def _encode(reader, model, out, gop, frames, estimate, progress) -> EncodeStats:
     try:
         writer = BitstreamWriter(f, header)
         ref = None
-        with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
+        portable = PortableEntropyParameters(model) if portable_entropy else None
+        with (
+            deterministic(),
+            _eval_mode(model),
+            _entropy_mode(portable),
+            _progress(n, "encode", progress) as bar,
+        ):
             for i, rgb in enumerate(reader.iter_rgb(0, n)):
                 x = pad_frame(rgb.to(device=device, dtype=torch.float32)[None], pw, ph)
                 if video:
@@ -490,6 +576,7 @@ class DecodedVideo:
                 f"the model's multiple {mult}: corrupted file"
             )
         self.coder = _frame_coder(model)
+        self._portable = PortableEntropyParameters(model) if h.portable_entropy else None
         self._iterated = False
 
     width = property(lambda self: self.header.width)
@@ -521,7 +608,7 @@ class DecodedVideo:
         ref = None
         with _progress(h.frame_count, "decode", self.progress) as bar:
             for packet in reader:
-                with deterministic(), _eval_mode(self.model):
+                with deterministic(), _eval_mode(self.model), _entropy_mode(self._portable):
                     if video:
                         x_hat = self.coder.decode(packet, ref)
                         ref = x_hat

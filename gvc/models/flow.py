@@ -142,7 +142,9 @@ class RAFTFlow(FlowEstimator):
         "large": "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
     }
 
-    def __init__(self, weights_path: str, size: str = "small", num_flow_updates: int = 12, min_size: int = 128):
+    def __init__(
+        self, weights_path: str, size: str = "small", num_flow_updates: int = 12, min_size: int = 128
+    ):
         super().__init__()
         if size not in self.WEIGHT_URLS:
             raise ConfigError(f"RAFTFlow size {size!r} unknown; choose 'small' or 'large'")
@@ -207,7 +209,9 @@ def build_flow_estimator(spec: dict | FlowEstimator) -> FlowEstimator:
     kwargs.pop("_target_", None)
     short = str(name).removeprefix("gvc.models.flow.")
     if short not in ESTIMATORS:
-        raise ConfigError(f"unknown flow estimator {name!r}; choose one of {sorted(ESTIMATORS)} (gvc.models.flow)")
+        raise ConfigError(
+            f"unknown flow estimator {name!r}; choose one of {sorted(ESTIMATORS)} (gvc.models.flow)"
+        )
     return ESTIMATORS[short](**kwargs)
 
 

@@ -173,7 +173,9 @@ class PFrameCodec(nn.Module):
         )
         self.res_bottleneck = HyperpriorBottleneck(latent_channels, hyper_channels, *entropy)
         self.size_multiple = self.res_encoder.downsampling * self.res_bottleneck.downsampling
-        self._free_encoder: tuple[nn.Module, ...] = ()  # held by reference: not a submodule, not in state_dict
+        self._free_encoder: tuple[
+            nn.Module, ...
+        ] = ()  # held by reference: not a submodule, not in state_dict
 
     # ------------------------------------------------------------------ I-frame link
     @property
@@ -201,7 +203,9 @@ class PFrameCodec(nn.Module):
         keys = ("channels", "latent_channels", "num_residual_blocks", "in_channels")
         bad = [k for k in keys if str(ours[k]) != str(theirs.get(k))]
         if bad:
-            raise ValueError(f"P-frame residual codec and I-frame codec differ in {bad}; cannot initialize from it")
+            raise ValueError(
+                f"P-frame residual codec and I-frame codec differ in {bad}; cannot initialize from it"
+            )
 
     def init_from_iframe(self, iframe: IFrameCodec, copy_bottleneck: bool = False) -> None:
         """E_res <- E_I weights, G_res <- G_I weights (free-latent branch zeroed), attach E_I for y_free.
@@ -259,7 +263,9 @@ class PFrameCodec(nn.Module):
         parts = [x * 2.0 - 1.0, x_ref_hat.detach() * 2.0 - 1.0]
         if self.config["flow_input"]:
             if flow_ref is None:
-                raise ValueError("flow_input is on: pass flow_ref (B, 2, H, W) pixels from the flow estimator")
+                raise ValueError(
+                    "flow_input is on: pass flow_ref (B, 2, H, W) pixels from the flow estimator"
+                )
             parts.append(flow_ref.detach().to(x.dtype) / self.config["flow_normalizer"])
         return torch.cat(parts, dim=1)
 
@@ -286,7 +292,9 @@ class PFrameCodec(nn.Module):
             )
         return enc(prediction_shifted)
 
-    def synthesize_residual(self, y_res_hat: torch.Tensor, y_free: torch.Tensor | None, shift) -> torch.Tensor:
+    def synthesize_residual(
+        self, y_res_hat: torch.Tensor, y_free: torch.Tensor | None, shift
+    ) -> torch.Tensor:
         """r_hat = unroll(G_res(y_res_hat, y_free)) (B, 3, H, W)."""
         return undo_shift(self.res_generator(y_res_hat, y_free), shift)
 
@@ -311,7 +319,9 @@ class PFrameCodec(nn.Module):
         """
         self.check_input(x, x_ref_hat)
         shift = self.effective_shift(shift)
-        fb = self.flow_bottleneck(self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)), mode, **qparams)
+        fb = self.flow_bottleneck(
+            self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)), mode, **qparams
+        )
         flow_hat, sigma = self.decode_flow(fb["y_hat"])
         prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
         rb = self.res_bottleneck(self.res_encoder(apply_shift(x - prediction, shift)), mode, **qparams)
@@ -337,7 +347,9 @@ class PFrameCodec(nn.Module):
 
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, x_ref_hat: torch.Tensor, flow_ref: torch.Tensor | None = None, shift=(0, 0)):
+    def compress(
+        self, x: torch.Tensor, x_ref_hat: torch.Tensor, flow_ref: torch.Tensor | None = None, shift=(0, 0)
+    ):
         """-> dict(strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per batch item), shapes=[flow_z_hw,
         res_z_hw], x_hat (clamped to [0, 1], equal to decompress's), prediction)."""
         self.check_input(x, x_ref_hat)
@@ -360,7 +372,9 @@ class PFrameCodec(nn.Module):
         """Inverse of `compress` given the same reference and shift -> dict(x_hat (B,3,H,W) clamped to [0, 1],
         prediction, flow_hat, sigma)."""
         if len(strings) != 4 or len(shapes) != 2:
-            raise ValueError(f"a P-frame needs 4 string lists and 2 shapes, got {len(strings)} and {len(shapes)}")
+            raise ValueError(
+                f"a P-frame needs 4 string lists and 2 shapes, got {len(strings)} and {len(shapes)}"
+            )
         shift = self.effective_shift(shift)
         y_flow_hat = self.flow_bottleneck.decompress(list(strings[:2]), tuple(shapes[0]))["y_hat"]
         flow_hat, sigma = self.decode_flow(y_flow_hat)
@@ -368,7 +382,12 @@ class PFrameCodec(nn.Module):
         y_res_hat = self.res_bottleneck.decompress(list(strings[2:]), tuple(shapes[1]))["y_hat"]
         y_free = self.free_latent(apply_shift(prediction, shift))
         x_hat = prediction + self.synthesize_residual(y_res_hat, y_free, shift)
-        return {"x_hat": x_hat.clamp(0.0, 1.0), "prediction": prediction, "flow_hat": flow_hat, "sigma": sigma}
+        return {
+            "x_hat": x_hat.clamp(0.0, 1.0),
+            "prediction": prediction,
+            "flow_hat": flow_hat,
+            "sigma": sigma,
+        }
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the CDF tables of both bottlenecks."""

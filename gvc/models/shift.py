@@ -38,7 +38,9 @@ def undo_shift(x: torch.Tensor, shift) -> torch.Tensor:
     return apply_shift(x, (-dy, -dx))
 
 
-def random_shift(period: int = DEFAULT_SHIFT_PERIOD, generator: torch.Generator | None = None) -> tuple[int, int]:
+def random_shift(
+    period: int = DEFAULT_SHIFT_PERIOD, generator: torch.Generator | None = None
+) -> tuple[int, int]:
     """A uniformly random (dy, dx) in [0, period)^2 (training: one draw per frame; pass `generator` to seed)."""
     v = torch.randint(0, int(period), (2,), generator=generator)
     return int(v[0]), int(v[1])

@@ -25,7 +25,9 @@ def _build(spec, cls: type, what: str) -> nn.Module:
     if isinstance(spec, cls):
         return spec
     if not isinstance(spec, dict):
-        raise TypeError(f"VideoCodec {what} must be a {cls.__name__} or a dict of its kwargs, got {type(spec)}")
+        raise TypeError(
+            f"VideoCodec {what} must be a {cls.__name__} or a dict of its kwargs, got {type(spec)}"
+        )
     kwargs = dict(spec)
     if set(kwargs) == {"class_path", "config"}:
         kwargs = {"class": kwargs["class_path"], **kwargs["config"]}
@@ -142,7 +144,9 @@ class VideoCodec(nn.Module):
         t_len = clip.shape[1]
         if shifts is not None and len(shifts) != t_len:
             raise ValueError(f"shifts must have one (dy, dx) per frame ({t_len}), got {len(shifts)}")
-        detach = self.pframe.config["detach_reference"] if detach_reference is None else bool(detach_reference)
+        detach = (
+            self.pframe.config["detach_reference"] if detach_reference is None else bool(detach_reference)
+        )
         outs = [self._iframe_forward(clip[:, 0], mode, **qparams)]
         ref = outs[0]["x_hat"].clamp(0.0, 1.0)
         for t in range(1, t_len):
@@ -186,20 +190,35 @@ class VideoCodec(nn.Module):
         if ref is None:
             out = self.iframe.compress(x)
             x_hat = self.iframe.g_s(out["y_hat"]).clamp(0.0, 1.0)
-            return {"strings": out["strings"], "shape": tuple(out["shape"]), "x_hat": x_hat, "frame_type": "I",
-                    "shift": (0, 0)}
+            return {
+                "strings": out["strings"],
+                "shape": tuple(out["shape"]),
+                "x_hat": x_hat,
+                "frame_type": "I",
+                "shift": (0, 0),
+            }
         if shift is None:
             if frame_index is None:
                 raise ValueError("a P-frame needs its shift or its frame_index")
             shift = self.shift_for_frame(frame_index)
         shift = self.pframe.effective_shift(shift)
         out = self.pframe.compress(x, ref, self.estimate_flow(ref, x), shift)
-        return {"strings": out["strings"], "shape": out["shapes"], "x_hat": out["x_hat"], "frame_type": "P",
-                "shift": shift}
+        return {
+            "strings": out["strings"],
+            "shape": out["shapes"],
+            "x_hat": out["x_hat"],
+            "frame_type": "P",
+            "shift": shift,
+        }
 
     @torch.no_grad()
     def decompress_frame(
-        self, strings: list, shape, ref: torch.Tensor | None = None, shift=None, frame_index: int | None = None
+        self,
+        strings: list,
+        shape,
+        ref: torch.Tensor | None = None,
+        shift=None,
+        frame_index: int | None = None,
     ) -> dict:
         """Inverse of `compress_frame` given the same ref (None for an I-frame) and shift (or frame_index)
         -> dict(x_hat (B, 3, H, W) clamped to [0, 1])."""

@@ -54,7 +54,9 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     overshoot the input range slightly. Differentiable in x and in flow.
     """
     if x.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
-        raise ValueError(f"x must be (B, C, H, W) and flow (B, 2, H, W), got {tuple(x.shape)}, {tuple(flow.shape)}")
+        raise ValueError(
+            f"x must be (B, C, H, W) and flow (B, 2, H, W), got {tuple(x.shape)}, {tuple(flow.shape)}"
+        )
     if x.shape[0] != flow.shape[0] or x.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"x {tuple(x.shape)} and flow {tuple(flow.shape)} differ in batch or size")
     b, c, h, w = x.shape
@@ -123,7 +125,12 @@ def scale_space_blur(
     the warp done before). sigma is clamped to [0, largest level]. sigma == 0 gives x exactly; the result is
     differentiable in x and in sigma (except at the level knots and the clamp).
     """
-    if sigma.dim() != 4 or sigma.shape[1] != 1 or sigma.shape[0] != x.shape[0] or sigma.shape[-2:] != x.shape[-2:]:
+    if (
+        sigma.dim() != 4
+        or sigma.shape[1] != 1
+        or sigma.shape[0] != x.shape[0]
+        or sigma.shape[-2:] != x.shape[-2:]
+    ):
         raise ValueError(f"sigma must be (B, 1, H, W) matching x {tuple(x.shape)}, got {tuple(sigma.shape)}")
     knots = scale_space_sigmas(num_levels, sigma0)
     if num_levels == 1:

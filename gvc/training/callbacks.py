@@ -145,7 +145,7 @@ class AtomicCheckpoint(L.Callback):
     # ------------------------------------------------------------------ saving
     def save(self, trainer, pl_module) -> None:
         step = int(getattr(pl_module, "gvc_step", trainer.global_step))
-        trainer.save_checkpoint(str(self.last_path))
+        trainer.save_checkpoint(str(self.last_path), weights_only=False)
         self._last_saved_step = step
         if trainer.is_global_zero:
             log.info("saved %s at step %d", self.last_path, step)
@@ -201,3 +201,53 @@ class ModelFileExport(L.Callback):
         mid = save_model_file(self.path, pl_module.export_codec())
         self.written = self.path
         log.info("wrote codec model file %s (id %s)", self.path, mid[:16])
+
+
+class RankConsistencyCheck(L.Callback):
+    """At the end of training (and every `every_n_steps` of our steps when > 0), check that every rank holds the
+    same weights (a float64 checksum of all parameters and buffers), step and lambda_R; raise TrainingError naming
+    the difference otherwise. `dump_dir`: each rank also writes rank<R>.json there (step, lambda_r, checksum,
+    per-module checksums) for offline comparison."""
+
+    def __init__(self, every_n_steps: int = 0, dump_dir: str | None = None):
+        self.every_n_steps = int(every_n_steps)
+        self.dump_dir = Path(dump_dir) if dump_dir else None
+
+    @staticmethod
+    def summary(pl_module) -> dict:
+        sums: dict[str, float] = {}
+        for name, t in list(pl_module.state_dict().items()):
+            if torch.is_floating_point(t):
+                top = name.split(".")[0]
+                sums[top] = sums.get(top, 0.0) + float(t.detach().double().abs().sum() + t.detach().double().sum())
+        rc = getattr(pl_module, "rate_controller", None)
+        return {
+            "step": int(getattr(pl_module, "gvc_step", -1)),
+            "lambda_r": float(rc.lambda_r) if rc is not None else None,
+            "checksum": sum(sums.values()),
+            "modules": sums,
+        }
+
+    def _check(self, trainer, pl_module) -> None:
+        s = self.summary(pl_module)
+        if self.dump_dir is not None:
+            import json
+
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
+            (self.dump_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(s, indent=1))
+        if trainer.world_size == 1:
+            return
+        from gvc.errors import TrainingError
+
+        mine = torch.tensor([s["step"], s["lambda_r"] or 0.0, s["checksum"]], dtype=torch.float64)
+        gathered = trainer.strategy.all_gather(mine.to(trainer.strategy.root_device)).cpu()
+        if not torch.equal(gathered.min(0).values, gathered.max(0).values):
+            raise TrainingError(f"ranks diverged (step, lambda_R, weight checksum per rank): {gathered.tolist()}")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = int(getattr(pl_module, "gvc_step", 0))
+        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0:
+            self._check(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._check(trainer, pl_module)

@@ -1,0 +1,72 @@
+"""Shared helpers of the training tests: compose tiny CPU configs and run stages in-process."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def compose_cfg(experiment: str, overrides: list[str] = (), return_hydra_config: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="train",
+            overrides=[f"+experiment={experiment}", *overrides],
+            return_hydra_config=return_hydra_config,
+        )
+
+
+def fast_overrides(out_dir, max_steps: int, every: int = 0, synthetic_clips: int = 8) -> list[str]:
+    """Tiny, quiet, deterministic CPU settings on synthetic 64x64 clips (no video decoding)."""
+    return [
+        f"paths.output_dir={out_dir}",
+        "data=synthetic",
+        f"data.synthetic.num_clips={synthetic_clips}",
+        "data.synthetic.size=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        f"stage.max_steps={max_steps}",
+        f"callbacks.checkpoint.every_n_steps={every}",
+        "callbacks.progress=null",
+        "trainer.enable_progress_bar=false",
+        "trainer.limit_val_batches=0",
+        "trainer.log_every_n_steps=1",
+        "deterministic=true",
+        "torch_num_threads=1",
+    ]
+
+
+def run_train(cfg) -> dict:
+    from gvc.training.run import train
+
+    return train(cfg, instantiate)
+
+
+def read_metrics(out_dir) -> list[dict]:
+    """All rows of every csv logger version under out_dir/csv, in file order."""
+    rows = []
+    for f in sorted(Path(out_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:])):
+        with open(f) as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
+
+
+def per_step(rows: list[dict], key: str) -> dict[int, float]:
+    """{our step after the update: value} of a per-step metric (rows carrying train/step)."""
+    out = {}
+    for r in rows:
+        if r.get("train/step") and r.get(key):
+            out[int(float(r["train/step"]))] = float(r[key])
+    return out
+
+
+def state_equal(a: dict, b: dict) -> list[str]:
+    """Names of tensors that differ between two state dicts (same keys expected)."""
+    assert a.keys() == b.keys()
+    return [k for k in a if not torch.equal(a[k], b[k])]

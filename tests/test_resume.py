@@ -1,0 +1,63 @@
+"""Resume from a checkpoint continues training exactly: losses, step counter, lambda_R, unroll T, optimizers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train, state_equal
+
+
+def _ckpt(out_dir):
+    return torch.load(out_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a["gvc"]["step"] == b["gvc"]["step"]
+    assert a["gvc"]["rate_controller"] == b["gvc"]["rate_controller"]
+    assert state_equal(a["state_dict"], b["state_dict"]) == []
+    for oa, ob in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for pa, pb in zip(oa["state"].values(), ob["state"].values(), strict=True):
+            for k in pa:
+                assert torch.equal(pa[k], pb[k]), k
+
+
+@pytest.mark.parametrize("split", [4, 3], ids=["epoch-boundary", "mid-epoch"])
+def test_iframe_resume_matches_uninterrupted_run(tmp_path, split):
+    """8 synthetic clips, batch 2 = 4 steps/epoch; 7 steps straight vs `split` steps + resume to 7 (GAN from
+    step 2, so D and the GAN loss are part of what must continue)."""
+    total = 7
+    common = ["stage.warmup_steps=2", "stage.lr_milestones=[5]"]
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    full = run_train(compose_cfg("smoke_iframe", fast_overrides(full_dir, total) + common))
+    first = run_train(compose_cfg("smoke_iframe", fast_overrides(part_dir, split) + common))
+    assert first["step"] == split and first["resumed_from"] is None
+    assert _ckpt(part_dir)["gvc"]["step"] == split
+    second = run_train(compose_cfg("smoke_iframe", fast_overrides(part_dir, total) + common))
+    assert second["resumed_from"].endswith("last.ckpt") and second["step"] == total
+
+    loss_full = per_step(read_metrics(full_dir), "train/g_loss")
+    loss_part = per_step(read_metrics(part_dir), "train/g_loss")
+    assert sorted(loss_part) == list(range(1, total + 1))  # the resumed run went on from split + 1
+    for s in range(split + 1, total + 1):
+        assert loss_part[s] == pytest.approx(loss_full[s], rel=1e-5, abs=1e-7), s
+    assert second["lambda_r"] == full["lambda_r"]
+    _assert_same_state(_ckpt(full_dir), _ckpt(part_dir))
+
+
+def test_pframe_resume_across_unroll_stage(tmp_path):
+    """Unroll [[3,2],[6,3]]: stop at step 4 (T=3), resume to 6: T, step, lambda_R and losses continue."""
+    total, split = 6, 4
+    common = ["stage.unroll=[[3,2],[6,3]]", "stage.warmup_steps=1", "data.synthetic.num_clips=4",
+              "data.max_clip_length=3"]
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    run_train(compose_cfg("smoke_pframe", fast_overrides(full_dir, total) + common))
+    run_train(compose_cfg("smoke_pframe", fast_overrides(part_dir, split) + common))
+    res = run_train(compose_cfg("smoke_pframe", fast_overrides(part_dir, total) + common))
+    assert res["step"] == total
+    rows_full, rows_part = read_metrics(full_dir), read_metrics(part_dir)
+    t_part = per_step(rows_part, "train/unroll_t")
+    assert t_part[split + 1] == 3  # the first step after the resume already trains at the resumed T
+    loss_full, loss_part = per_step(rows_full, "train/g_loss"), per_step(rows_part, "train/g_loss")
+    for s in range(split + 1, total + 1):
+        assert loss_part[s] == pytest.approx(loss_full[s], rel=1e-5, abs=1e-7), s
+    _assert_same_state(_ckpt(full_dir), _ckpt(part_dir))
