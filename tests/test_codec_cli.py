@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 from gvc.cli import main
 from gvc.codec.bitstream import HEADER_BYTES, read_bitstream
-from gvc.codec.coder import decode_video, encode_video, pad_frame, shift_for_frame
+from gvc.codec.coder import PortableEntropyParameters, decode_video, encode_video, pad_frame, shift_for_frame
 from gvc.codec.modelfile import load_model_file, save_model_file
 from gvc.data import open_video, rgb_to_yuv420, sample_clips, write_yuv
+from gvc.models.bottleneck import HyperpriorBottleneck
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from gvc.models.video import VideoCodec
@@ -180,6 +181,7 @@ def test_any_even_size_raw_yuv_and_png_output(tmp_path, model_file):
                 "--matrix",
                 "bt601",
                 "--limited-range",
+                "--device-entropy",
                 "-q",
             ]
         )
@@ -188,6 +190,7 @@ def test_any_even_size_raw_yuv_and_png_output(tmp_path, model_file):
     header, packets = read_bitstream(gvc)
     assert (header.width, header.height, header.padded_width, header.padded_height) == (66, 34, 128, 64)
     assert (header.matrix, header.full_range, header.fps_num, header.fps_den) == ("bt601", False, 25, 1)
+    assert not header.portable_entropy  # --device-entropy is recorded; the decoder follows it
     frames = list(decode_video(gvc, load_model_file(model_file)))
     assert [f.shape for f in frames] == [(3, 34, 66)] * 2
     png = tmp_path / "png"
@@ -314,3 +317,29 @@ def test_video_codec_low_delay_gop_roundtrip(tmp_path, clip, capsys):
     capsys.readouterr()
     assert main(["info", str(a)]) == 0
     assert "(2 I, 2 P)" in capsys.readouterr().out
+
+
+def test_portable_entropy_parameters_ignore_the_thread_count():
+    """What this proves: under PortableEntropyParameters the hyperprior's means and scales (which select each
+    symbol's CDF) are bit-identical whatever the caller's thread count, equal to the unpatched single-thread
+    computation, and the patch is removed afterwards (the model is left as it was)."""
+    torch.manual_seed(0)
+    bn = HyperpriorBottleneck(48, 48)
+    z = torch.round(torch.randn(1, 48, 12, 20) * 4)
+    with torch.no_grad():
+        ref_means, ref_scales = bn.entropy_parameters(z)  # one thread: the module fixture's setting
+        portable = PortableEntropyParameters(bn)
+        results = []
+        n = torch.get_num_threads()
+        try:
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                with portable.patched():
+                    assert "entropy_parameters" in vars(bn)
+                    results.append(bn.entropy_parameters(z))
+        finally:
+            torch.set_num_threads(n)
+    assert "entropy_parameters" not in vars(bn)
+    for means, scales in results:
+        assert torch.equal(means, ref_means) and torch.equal(scales, ref_scales)
+    assert torch.get_num_threads() == n

@@ -47,6 +47,12 @@ def add_parsers(subparsers) -> None:
         "--device", default="cpu", help="torch device (default cpu; decode on the same kind of device)"
     )
     p.add_argument("--no-estimate", action="store_true", help="skip the likelihood estimate (faster)")
+    p.add_argument(
+        "--device-entropy",
+        action="store_true",
+        help="compute entropy parameters on --device instead of portably on the CPU (faster on a GPU; the file "
+        "then decodes correctly only on the same kind of device and thread count)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the per-frame stats as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_encode)
@@ -106,6 +112,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         full_range=not args.limited_range,
         estimate=not args.no_estimate,
         progress=not args.quiet,
+        portable_entropy=not args.device_entropy,
     )
     n_i = sum(f.frame_type == "I" for f in stats.frames)
     print(
@@ -189,6 +196,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                     "matrix": h.matrix,
                     "full_range": h.full_range,
                     "gop": h.gop,
+                    "portable_entropy": h.portable_entropy,
                     "frames": n,
                     "bpp": bpp,
                     "per_frame": [
@@ -213,7 +221,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(
         f"  {h.width}x{h.height} (coded {h.padded_width}x{h.padded_height}), {h.fps:g} fps "
         f"({h.fps_num}/{h.fps_den}), {h.matrix} {'full' if h.full_range else 'limited'} range, "
-        f"I-frame period: {gop}"
+        f"I-frame period: {gop}, entropy parameters: {'portable (CPU)' if h.portable_entropy else 'device'}"
     )
     print(f"  {'frame':>7} {'type':>4} {'bytes':>10} {'bits':>11} {'bpp':>9}")
     for i, t, b, _, _ in rows:

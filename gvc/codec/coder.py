@@ -15,14 +15,23 @@ Models:
   shift is derived from the frame index (:func:`shift_for_frame`) and also stored in the packet (2 bytes).
 
 Determinism (ARCHITECTURE decision 5):
-- Guaranteed: the same input, model file and torch build on CPU give the same bytes on every run, and decoding a
-  file gives the same frames on every run. Coding runs under `torch.use_deterministic_algorithms(True)` (warn
-  only), with cuDNN benchmarking and TF32 off, restored afterwards; models run in float32 in eval mode.
-- The entropy coder's CDF tables come from the model file (never recomputed), so they are identical everywhere.
-- Not guaranteed across devices: the entropy parameters (means and scale indexes from h_s) are float32 network
-  outputs; a GPU and a CPU (or two GPU models) may round them differently, and a file encoded on one may then
-  decode to garbage on the other. Encode and decode on the same kind of device; the default (`device=None`) is
-  wherever the model is, and the CLI's default is the CPU.
+- Same bytes: the same input, model file, torch build and device kind give the same .gvc bytes on every run.
+  Coding runs in eval mode, float32, under `torch.use_deterministic_algorithms(True)` (warn only) with cuDNN
+  benchmarking and TF32 off (settings restored afterwards). The DIS flow estimator (encoder only) is
+  deterministic too.
+- Same symbols everywhere: the CDF tables come from the model file (never recomputed), and by default
+  (`portable_entropy=True`, flagged in the header) every hyperprior's entropy parameters (h_s -> means, scales,
+  which select each symbol's CDF) are computed on the CPU in float32 with one thread
+  (:class:`PortableEntropyParameters`). So a file decodes to the same latents on any device and core count
+  (GPU encode -> CPU decode included) given the same torch build and CPU instruction set. Across different CPU
+  instruction sets or torch builds float32 convolutions may round differently; a scale that lands within an
+  ulp of a scale-table boundary would then pick another CDF and corrupt the rest of that frame: not guaranteed.
+  `portable_entropy=False` keeps h_s on the model's device (faster on a GPU); such files decode correctly only on
+  the same kind of device with the same thread count.
+- Same frames: decoding the same file twice in one setting gives bit-identical frames. The synthesis networks
+  run on the model's device with its thread count, so across devices or thread counts the pixels may differ at
+  float rounding level (measured: <= 6e-6 on [0, 1] after 8 frames of P-frame recursion, 1 vs 2 CPU threads;
+  P-frames stay in sync because their symbols do not depend on the reference frame's exact values).
 """
 
 from __future__ import annotations
