@@ -13,8 +13,9 @@ import sys
 
 from gvc.errors import GVCError
 
-#: lazily loaded subcommands: name -> (module, help). The module's `add_parser(subparsers)` registers the
-#: command and sets `func` (a callable taking the parsed args and returning an exit code or None).
+#: lazily loaded subcommands: name -> (module, help). The module either has `add_parser(subparsers)`, which
+#: registers the command and sets `func` (parsed args -> exit code or None), or a `main(argv) -> int` that gets
+#: the arguments after the command name.
 LAZY_COMMANDS = {
     "prepare-clips": ("gvc.data.prepare", "cut videos into uint8 clip shards for training"),
     "export": ("gvc.training.export", "write a .gvcm codec model file from a training checkpoint"),
@@ -23,6 +24,20 @@ LAZY_COMMANDS = {
 
 def _first_command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _import_command(name: str):
+    module_name = LAZY_COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise GVCError(
+            f"`gvc {name}` is not available: {module_name} cannot be imported ({e}); "
+            "is gvc installed with its training dependencies (pip install -e .)?"
+        ) from e
+    if not hasattr(module, "add_parser") and not hasattr(module, "main"):
+        raise GVCError(f"`gvc {name}` is not available: {module_name} has neither add_parser() nor main()")
+    return module
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -37,20 +52,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parsers(sub)
     chosen = _first_command(argv)
-    for name, (module_name, help_text) in LAZY_COMMANDS.items():
-        if name != chosen:
+    for name, (_, help_text) in LAZY_COMMANDS.items():
+        module = _import_command(name) if name == chosen else None
+        if module is not None and hasattr(module, "add_parser"):
+            module.add_parser(sub)
+        else:
             sub.add_parser(name, help=help_text)
-            continue
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise GVCError(
-                f"`gvc {name}` is not available: {module_name} cannot be imported ({e}); "
-                "is gvc installed with its training dependencies (pip install -e .)?"
-            ) from e
-        if not hasattr(module, "add_parser"):
-            raise GVCError(f"`gvc {name}` is not available: {module_name} has no add_parser()")
-        module.add_parser(sub)
     return parser
 
 
@@ -58,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gvc` console script; returns the exit code (2 on a gvc error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        chosen = _first_command(argv)
+        if chosen in LAZY_COMMANDS:
+            module = _import_command(chosen)
+            if not hasattr(module, "add_parser"):  # a module with its own main(argv): pass the rest through
+                return int(module.main(argv[argv.index(chosen) + 1 :]) or 0)
         args = build_parser(argv).parse_args(argv)
         func = getattr(args, "func", None)
         if func is None:

@@ -70,3 +70,32 @@ def state_equal(a: dict, b: dict) -> list[str]:
     """Names of tensors that differ between two state dicts (same keys expected)."""
     assert a.keys() == b.keys()
     return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def tiny_module(experiment: str, overrides: list[str] = ()):
+    """The stage module of a smoke experiment (tiny models, random-init LPIPS) built as train.py builds it."""
+    from gvc.training.run import build_module
+
+    cfg = compose_cfg(experiment, ["torch_num_threads=1", *overrides])
+    return build_module(cfg, instantiate)
+
+
+def fit_on_batches(module, batches: list, max_steps: int | None = None, callbacks=()):
+    """Fit `module` on fixed batches (tensors) in order, one process, no logger/checkpoints; returns the trainer."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    if max_steps is not None:
+        module.max_steps = max_steps
+    loader = DataLoader(batches, batch_size=None, shuffle=False)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    return trainer
+
+
+def clone_state(module, prefix: str = "") -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(prefix)}

@@ -27,7 +27,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 def _shift(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample img (3, H, W) at p + flow(p) (bicubic): the reference backward warp, written independently here."""
     _, h, w = img.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     gx = (xs + flow[0]) / (w - 1) * 2 - 1
     gy = (ys + flow[1]) / (h - 1) * 2 - 1
     grid = torch.stack([gx, gy], -1)[None]
@@ -150,8 +152,15 @@ def test_synthetic_config_instantiates_and_yields_batches():
 
 
 def test_sample_datamodule_batch():
-    dm = ClipDataModule(kind="sample", clip_length=2, crop_size=64, batch_size=3, num_workers=0, pin_memory=False,
-                        samples_per_video=1)
+    dm = ClipDataModule(
+        kind="sample",
+        clip_length=2,
+        crop_size=64,
+        batch_size=3,
+        num_workers=0,
+        pin_memory=False,
+        samples_per_video=1,
+    )
     dm.setup("fit")
     b = next(iter(dm.train_dataloader()))
     assert b.shape == (3, 2, 3, 64, 64) and b.dtype == torch.float32 and 0 <= b.min() and b.max() <= 1

@@ -112,7 +112,8 @@ def test_raw_yuv_frame_by_index_matches_ffmpeg_decode(tmp_path):
     src = sample_clips()["carphone_pristine"]
     out = tmp_path / "carphone_176x144_30.yuv"
     subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-i", str(src), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(out)], check=True
+        [ffmpeg_exe(), "-v", "error", "-i", str(src), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(out)],
+        check=True,
     )
     fb = 176 * 144 * 3 // 2
     raw = RawYUVReader(out)

@@ -32,13 +32,27 @@ def shard_src(tmp_path_factory):
     write_yuv(src / "sub" / "b_48x40_25.yuv", _clip(1))
     write_png_dir(src / "c_frames", _clip(2, t=4))  # 1 window
     write_y4m(src / "tiny.y4m", _clip(3, h=16, w=16))  # smaller than --size: skipped
+    (src / "broken.mp4").write_bytes(b"not a video" * 100)  # undecodable: skipped, run goes on
     return src
 
 
 @pytest.fixture(scope="module")
 def shards(shard_src, tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
-    rc = main([str(shard_src), str(out), "--frames", str(FRAMES), "--size", str(SIZE), "--group", "8", "--seed", "1"])
+    rc = main(
+        [
+            str(shard_src),
+            str(out),
+            "--frames",
+            str(FRAMES),
+            "--size",
+            str(SIZE),
+            "--group",
+            "8",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -46,7 +60,8 @@ def shards(shard_src, tmp_path_factory):
 def test_prepare_writes_manifest_and_clips(shards, shard_src):
     m = read_manifest(shards)
     assert sorted(m["done"]) == ["a.y4m", "c_frames", "sub/b_48x40_25.yuv"]
-    assert list(m["skipped"]) == ["tiny.y4m"] and "smaller" in m["skipped"]["tiny.y4m"]
+    assert sorted(m["skipped"]) == ["broken.mp4", "tiny.y4m"] and "smaller" in m["skipped"]["tiny.y4m"]
+    assert "cannot decode" in m["skipped"]["broken.mp4"]
     assert m["num_clips"] == 5 and m["settings"]["frames"] == FRAMES
     import litdata
 
@@ -74,6 +89,7 @@ def test_prepare_resumes_and_appends_only_new_videos(shards, shard_src, tmp_path
     src = tmp_path / "src"
     shutil.copytree(shard_src, src)
     kw = dict(frames=FRAMES, size=SIZE, seed=1, progress=False)
+
     def shard_files():
         return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "gvc_manifest.json"}
 
@@ -110,8 +126,16 @@ def test_shard_dataset_windows_crops_and_errors(shards):
 
 
 def test_shards_datamodule_batches(shards):
-    dm = ClipDataModule(kind="shards", train_path=str(shards), clip_length=2, crop_size=16, batch_size=2,
-                        num_workers=0, pin_memory=False, uint8_transfer=True)
+    dm = ClipDataModule(
+        kind="shards",
+        train_path=str(shards),
+        clip_length=2,
+        crop_size=16,
+        batch_size=2,
+        num_workers=0,
+        pin_memory=False,
+        uint8_transfer=True,
+    )
     dm.setup("fit")
     b = next(iter(dm.train_dataloader()))
     assert b.shape == (2, 2, 3, 16, 16) and b.dtype == torch.uint8
@@ -126,7 +150,9 @@ def test_add_parser_registers_prepare_clips(tmp_path):
     p = argparse.ArgumentParser(prog="gvc")
     sub = p.add_subparsers(dest="cmd")
     add_parser(sub)
-    args = p.parse_args(["prepare-clips", "in", str(tmp_path), "--frames", "6", "--size", "128", "--limited-range"])
+    args = p.parse_args(
+        ["prepare-clips", "in", str(tmp_path), "--frames", "6", "--size", "128", "--limited-range"]
+    )
     assert (args.frames, args.size, args.limited_range, args.stride) == (6, 128, True, None)
     assert args.func.__name__ == "run"
     assert json.dumps(vars(args), default=str)  # plain values, printable for logs

@@ -21,11 +21,13 @@ def _assert_same_state(a: dict, b: dict) -> None:
                 assert torch.equal(pa[k], pb[k]), k
 
 
-@pytest.mark.parametrize("split", [4, 3], ids=["epoch-boundary", "mid-epoch"])
-def test_iframe_resume_matches_uninterrupted_run(tmp_path, split):
-    """8 synthetic clips, batch 2 = 4 steps/epoch; 7 steps straight vs `split` steps + resume to 7 (GAN from
-    step 2, so D and the GAN loss are part of what must continue)."""
-    total = 7
+def test_iframe_resume_matches_uninterrupted_run(tmp_path):
+    """8 synthetic clips, batch 2 = 4 steps/epoch; 7 steps straight vs 4 steps + resume to 7 (GAN from step 2,
+    lr decay at 5): the losses of steps 5-7, weights, optimizer states and lambda_R are identical.
+
+    The split is at an epoch boundary: map-style loaders restart their epoch on a mid-epoch resume (no loader
+    state), see test_iframe_resume_mid_epoch_continues_counters."""
+    total, split = 7, 4
     common = ["stage.warmup_steps=2", "stage.lr_milestones=[5]"]
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     full = run_train(compose_cfg("smoke_iframe", fast_overrides(full_dir, total) + common))
@@ -61,3 +63,19 @@ def test_pframe_resume_across_unroll_stage(tmp_path):
     for s in range(split + 1, total + 1):
         assert loss_part[s] == pytest.approx(loss_full[s], rel=1e-5, abs=1e-7), s
     _assert_same_state(_ckpt(full_dir), _ckpt(part_dir))
+
+
+def test_iframe_resume_mid_epoch_continues_counters(tmp_path):
+    """A resume in the middle of an epoch continues our step counter, lambda_R and the optimizer step counts."""
+    out = tmp_path / "run"
+    run_train(compose_cfg("smoke_iframe", fast_overrides(out, 3) + ["stage.warmup_steps=1"]))
+    saved = _ckpt(out)
+    res = run_train(compose_cfg("smoke_iframe", fast_overrides(out, 5) + ["stage.warmup_steps=1"]))
+    assert saved["gvc"]["step"] == 3 and res["step"] == 5
+    lam = per_step(read_metrics(out), "lambda_r")  # lambda_R used by each step
+    assert lam[4] == pytest.approx(saved["gvc"]["rate_controller"]["lambda_r"], rel=1e-6)
+    end = _ckpt(out)
+    # Adam's per-parameter step count went on from 3 (G) and 2 (D: GAN from step 1) to 5 and 4
+    g_state = next(iter(end["optimizer_states"][0]["state"].values()))
+    d_state = next(iter(end["optimizer_states"][2]["state"].values()))
+    assert float(g_state["step"]) == 5 and float(d_state["step"]) == 4

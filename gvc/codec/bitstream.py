@@ -81,11 +81,6 @@ def _crc(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-def model_id_hex(model_id: bytes) -> str:
-    """Printable form of a model id (hex)."""
-    return model_id.hex()
-
-
 @dataclass(frozen=True)
 class StreamHeader:
     """What the decoder needs besides the model: sizes (pixels), frame rate, colour convention, counts.

@@ -255,17 +255,35 @@ class _IntraCoder:
         packet = FramePacket(
             "I", index, tuple(_flatten_strings(out["strings"])), (_shape_tuple(out["shape"]),)
         )
+        _check_shapes(packet, [_z_shape(self.model, x.shape[-1], x.shape[-2])], "encoder")
         return packet, None, est
 
-    def decode(self, packet: FramePacket) -> torch.Tensor:
+    def decode(self, packet: FramePacket, padded_w: int, padded_h: int) -> torch.Tensor:
         if packet.frame_type != "I" or len(packet.shapes) != 1 or len(packet.strings) != 2:
             raise BitstreamError(
                 f"frame {packet.index}: {packet.frame_type}-frame with {len(packet.strings)} strings and "
                 f"{len(packet.shapes)} shapes; an intra-only model needs I-frames with 2 strings and 1 shape: "
                 "was it encoded with this kind of model?"
             )
+        _check_shapes(packet, [_z_shape(self.model, padded_w, padded_h)], "decoder")
         strings = [[s] for s in packet.strings]
         return self.model.decompress(strings, packet.shapes[0])["x_hat"]
+
+
+def _check_shapes(packet: FramePacket, expected: list[tuple[int, int]], where: str) -> None:
+    """The latent shapes a packet declares must be those of the padded frame: checked before decoding, so a
+    forged shape cannot make the decoder allocate latents of any size."""
+    got = [tuple(s) for s in packet.shapes]
+    if got != expected:
+        raise BitstreamError(
+            f"{where}: frame {packet.index} declares latent shapes {got}, the coded size implies {expected}: "
+            "corrupted file or another model"
+        )
+
+
+def _z_shape(model: nn.Module, padded_w: int, padded_h: int) -> tuple[int, int]:
+    m = size_multiple(model)
+    return padded_h // m, padded_w // m
 
 
 def _frame_coder(model: nn.Module):
@@ -304,6 +322,7 @@ class _VideoCoder:
         packet = FramePacket(
             "I" if intra else "P", index, tuple(_flatten_strings(out["strings"])), shapes, shift
         )
+        _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
         est = None
         if estimate:
             if intra:
@@ -314,7 +333,15 @@ class _VideoCoder:
             est = _bits(lik)
         return packet, out["x_hat"], est
 
-    def decode(self, packet: FramePacket, ref: torch.Tensor | None) -> torch.Tensor:
+    def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
+        """z shapes of a frame: I (iframe grid); P: flow and residual (pframe grid)."""
+        if frame_type == "I":
+            return [_z_shape(self.model.iframe, padded_w, padded_h)]
+        return [_z_shape(self.model.pframe, padded_w, padded_h)] * 2
+
+    def decode(
+        self, packet: FramePacket, ref: torch.Tensor | None, padded_w: int, padded_h: int
+    ) -> torch.Tensor:
         """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; ref = the previous decoded frame (padded)."""
         i = packet.index
         strings = [[s] for s in packet.strings]
@@ -324,6 +351,7 @@ class _VideoCoder:
                     f"frame {i}: I-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
                     f"(expected {self.I_STRINGS} and 1): corrupted file or another model"
                 )
+            _check_shapes(packet, self._expected("I", padded_w, padded_h), "decoder")
             return self.model.decompress_frame(strings, packet.shapes[0], None)["x_hat"]
         if ref is None:
             raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
@@ -336,6 +364,7 @@ class _VideoCoder:
             raise BitstreamError(
                 f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
             )
+        _check_shapes(packet, self._expected("P", padded_w, padded_h), "decoder")
         out = self.model.decompress_frame(strings, list(packet.shapes), ref, shift=tuple(packet.shift))
         return out["x_hat"]
 
@@ -619,10 +648,10 @@ class DecodedVideo:
             for packet in reader:
                 with deterministic(), _eval_mode(self.model), _entropy_mode(self._portable):
                     if video:
-                        x_hat = self.coder.decode(packet, ref)
+                        x_hat = self.coder.decode(packet, ref, h.padded_width, h.padded_height)
                         ref = x_hat
                     else:
-                        x_hat = self.coder.decode(packet)
+                        x_hat = self.coder.decode(packet, h.padded_width, h.padded_height)
                 if x_hat.shape[-2:] != (h.padded_height, h.padded_width):
                     raise BitstreamError(
                         f"{self.name}: frame {packet.index} decoded to {tuple(x_hat.shape[-2:])}, the header says "

@@ -68,7 +68,8 @@ def compute_model_id(class_path: str, config_json: str, state_dict: dict) -> str
 
 
 def model_id(model: nn.Module) -> str:
-    """The id of an in-memory model (as its model file would carry it); models loaded from a file keep theirs."""
+    """The id of an in-memory model (as its model file would carry it), computed from its current weights; a
+    model returned by `load_model_file` carries the id of its file (`gvc_model_id`), checked at load."""
     cached = getattr(model, "gvc_model_id", None)
     if cached is not None:
         return cached
@@ -164,7 +165,6 @@ def save_model_file(path, model: nn.Module, update: bool = True) -> str:
         raise ModelFileError(
             f"{path}: cannot write the model file ({e.strerror or e}); check the folder"
         ) from e
-    model.gvc_model_id = mid
     return mid
 
 

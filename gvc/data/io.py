@@ -440,7 +440,13 @@ def probe(path) -> dict:
         break
     pix = re.search(r",\s*([a-z][a-z0-9_]*)(?:\(([^)]*)\))?\s*,", desc)
     extra = [t.strip() for t in (pix.group(2) or "").split(",")] if pix else []
-    color_range = "tv" if "tv" in extra else "pc" if "pc" in extra or (pix and pix.group(1).startswith("yuvj")) else None
+    color_range = (
+        "tv"
+        if "tv" in extra
+        else "pc"
+        if "pc" in extra or (pix and pix.group(1).startswith("yuvj"))
+        else None
+    )
     cnt = subprocess.run(
         [
             exe,

@@ -22,7 +22,7 @@ import torch
 
 from gvc.data.color import yuv420_to_rgb
 from gvc.data.io import find_videos, open_video
-from gvc.errors import ConfigError, VideoFormatError
+from gvc.errors import ConfigError, GVCError, VideoFormatError
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "gvc_manifest.json"
@@ -100,6 +100,14 @@ def _video_clips(item: dict):
                 )
                 clip = (rgb * 255.0).round_().to(torch.uint8).numpy()
                 yield {"clip": clip, "video": item["key"], "start": start, "x": x0, "y": y0}
+
+
+def _stored_clips(out: Path) -> int:
+    """Number of items in a litdata shard dir's index.json (0 when absent)."""
+    p = out / "index.json"
+    if not p.is_file():
+        return 0
+    return sum(int(c.get("chunk_size", 0)) for c in json.loads(p.read_text()).get("chunks", []))
 
 
 def _load_manifest(out: Path) -> dict:
@@ -207,6 +215,7 @@ def prepare_clips(
         batch = todo[g : g + max(1, group)]
         inputs = [{"path": str(p), "key": k, "settings": {**settings, **extra}} for k, p, _ in batch]
         mode = "append" if (out / "index.json").exists() else "overwrite"
+        before = _stored_clips(out) if mode == "append" else 0
         litdata.optimize(
             fn=_video_clips,
             inputs=inputs,
@@ -217,6 +226,12 @@ def prepare_clips(
             verbose=False,
             start_method="spawn",  # fork deadlocks when the parent already ran torch (OpenMP)
         )
+        expected = before + sum(c for _, _, c in batch)
+        if _stored_clips(out) != expected:
+            raise GVCError(
+                f"{out}: litdata wrote {_stored_clips(out)} clips, expected {expected}, for {[k for k, _, _ in batch]} "
+                "(a worker failed, see the log above); fix the cause and rerun: finished videos are kept"
+            )
         manifest["done"] += [k for k, _, _ in batch]
         manifest["num_clips"] += sum(c for _, _, c in batch)
         _save_manifest(out, manifest)

@@ -100,12 +100,13 @@ class AtomicCheckpoint(L.Callback):
         self._signal_received: int | None = None
         self._previous_usr1 = None
         self._last_saved_step: int | None = None
-        self._loaded_rng: dict | None = None
         self.stopped_by_signal = False
         self._world_size = 1
+        self._rank = 0
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._world_size = trainer.world_size
+        self._rank = trainer.global_rank
 
     @property
     def last_path(self) -> Path:
@@ -121,14 +122,6 @@ class AtomicCheckpoint(L.Callback):
             if current in (None, signal.SIG_DFL):  # Lightning's SLURM requeue handler keeps priority
                 self._previous_usr1 = current
                 signal.signal(signal.SIGUSR1, self._on_usr1)
-        if self._loaded_rng is not None:
-            if trainer.world_size == 1 and self._loaded_rng.get("world_size", 1) == 1:
-                _set_rng_state(self._loaded_rng["state"])
-            else:
-                seed = (int(self._loaded_rng.get("seed", 0)) * 1_000_003 + trainer.global_rank * 7919
-                        + int(getattr(pl_module, "gvc_step", 0))) % (2**31)
-                L.seed_everything(seed, workers=True, verbose=False)
-            self._loaded_rng = None
 
     def _restore_usr1(self) -> None:
         if self._previous_usr1 is not None:
@@ -145,8 +138,8 @@ class AtomicCheckpoint(L.Callback):
     # ------------------------------------------------------------------ saving
     def save(self, trainer, pl_module) -> None:
         step = int(getattr(pl_module, "gvc_step", trainer.global_step))
+        self._last_saved_step = step  # read by state_dict() during the save
         trainer.save_checkpoint(str(self.last_path), weights_only=False)
-        self._last_saved_step = step
         if trainer.is_global_zero:
             log.info("saved %s at step %d", self.last_path, step)
 
@@ -174,11 +167,24 @@ class AtomicCheckpoint(L.Callback):
     # ------------------------------------------------------------------ state in the checkpoint
     def state_dict(self) -> dict:
         return {
-            "rng": {"state": _rng_state(), "world_size": self._world_size, "seed": int(os.environ.get("PL_GLOBAL_SEED", 0))},
+            "rng": {"state": _rng_state(), "world_size": self._world_size,
+                    "seed": int(os.environ.get("PL_GLOBAL_SEED", 0))},
+            "step": int(self._last_saved_step or 0),
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._loaded_rng = state_dict.get("rng")
+        """Restore the RNG streams right when the checkpoint is loaded, i.e. before Lightning creates the training
+        iterator (whose sampler and worker seeds draw from them). One process: the saved states; several ranks:
+        a fresh seed per rank from (seed, rank, step) (only rank 0's states are in the checkpoint)."""
+        rng = state_dict.get("rng")
+        if rng is None:
+            return
+        if self._world_size == 1 and rng.get("world_size", 1) == 1:
+            _set_rng_state(rng["state"])
+        else:
+            step = int(state_dict.get("step", 0))
+            seed = (int(rng.get("seed", 0)) * 1_000_003 + self._rank * 7919 + step) % (2**31)
+            L.seed_everything(seed, workers=True, verbose=False)
 
 
 class ModelFileExport(L.Callback):

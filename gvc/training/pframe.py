@@ -156,6 +156,10 @@ class PFrameModule(GVCModule):
             log.warning("no datamodule with set_clip_length: training clips keep their length (T=%d wanted)", t)
         self._current_t = t
 
+    def on_fit_start(self) -> None:
+        # after a checkpoint restore and before the training iterator (and its workers) exist
+        self._sync_clip_length()
+
     def on_train_start(self) -> None:
         self._sync_clip_length()
 

@@ -1,0 +1,79 @@
+"""Stage 1 (IFrameModule): GAN/warm-up updates, the non-finite guard, rate control toward the target bpp."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from _training_helpers import clone_state, fit_on_batches, state_equal, tiny_module
+
+from gvc.errors import TrainingError
+
+
+def _frames(n: int, seed: int = 0, b: int = 2) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(b, 1, 3, 64, 64, generator=g) for _ in range(n)]
+
+
+def test_gan_step_updates_generator_and_discriminator_not_lpips():
+    torch.manual_seed(0)
+    m = tiny_module("smoke_iframe", ["stage.warmup_steps=0"])
+    before = clone_state(m)
+    fit_on_batches(m, _frames(1), max_steps=1)
+    changed = set(k.split(".")[0] for k in state_equal(before, clone_state(m)))
+    assert m.gvc_step == 1
+    assert {"codec", "discriminator"} <= changed
+    assert "lpips" not in changed  # frozen
+    after = m.state_dict()
+    for part in ("codec.g_a.", "codec.g_s.", "codec.bottleneck.h_a.", "codec.bottleneck.h_s_scale.",
+                 "codec.bottleneck.entropy_bottleneck.quantiles"):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part)), part
+
+
+def test_warmup_trains_generator_without_gan():
+    torch.manual_seed(0)
+    m = tiny_module("smoke_iframe", ["stage.warmup_steps=5"])
+    before = clone_state(m)
+    fit_on_batches(m, _frames(2), max_steps=2)
+    changed = set(k.split(".")[0] for k in state_equal(before, clone_state(m)))
+    assert m.gvc_step == 2 and not m.gan_active
+    assert changed == {"codec"}  # D untouched during the MSE+LPIPS warm-up
+
+
+class _Snapshots(L.Callback):
+    def __init__(self):
+        self.before, self.after = {}, {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.before[batch_idx] = clone_state(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.after[batch_idx] = clone_state(pl_module)
+
+
+def test_nonfinite_batch_is_skipped_and_counted():
+    torch.manual_seed(0)
+    m = tiny_module("smoke_iframe", ["stage.warmup_steps=0"])
+    batches = _frames(3)
+    batches[1][0, 0, 0, 5, 5] = float("nan")
+    snap = _Snapshots()
+    fit_on_batches(m, batches, max_steps=10, callbacks=[snap])
+    assert m.nonfinite_total == 1 and m.nonfinite_in_a_row == 0  # reset by the good batch after it
+    assert m.gvc_step == 2  # the skipped batch is not a step
+    # no optimizer update at all (G, D, quantiles); only D's spectral-norm power-iteration vectors move (forward)
+    changed = state_equal(snap.before[1], snap.after[1])
+    assert changed and all(k.endswith(("._u", "._v")) for k in changed)
+    assert all(torch.isfinite(v).all() for v in snap.after[1].values())
+    assert state_equal(snap.before[2], snap.after[2]) != []
+    assert m.rate_controller.bpp_ema is not None and torch.isfinite(torch.tensor(m.rate_controller.bpp_ema))
+
+
+def test_nonfinite_in_a_row_raises_training_error():
+    torch.manual_seed(0)
+    m = tiny_module("smoke_iframe", ["stage.warmup_steps=0", "stage.max_nonfinite_in_a_row=3"])
+    before = clone_state(m)
+    batches = [b.fill_(float("inf")) for b in _frames(5)]
+    with pytest.raises(TrainingError, match="3 training steps in a row"):
+        fit_on_batches(m, batches, max_steps=10)
+    assert m.gvc_step == 0 and m.nonfinite_total == 3
+    assert all(k.endswith(("._u", "._v")) for k in state_equal(before, clone_state(m)))  # no parameter moved
