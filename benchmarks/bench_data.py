@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from gvc.data.datamodule import ClipDataModule  # noqa: E402
 from gvc.data.datasets import sample_clips  # noqa: E402
-from gvc.data.prepare import prepare_clips  # noqa: E402
+from gvc.data.shards import read_manifest  # noqa: E402
 
 
 def machine() -> str:
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             (src / v.name).symlink_to(v)
         out = args.shards or Path(tmp) / "shards"
         t = time.perf_counter()
-        m = prepare_clips(
-            src, out, frames=args.frames, size=args.size, crops=2, workers=args.workers, progress=False
-        )
+        # in a subprocess, as the CLI runs it (litdata.optimize leaves state behind in its calling process)
+        cmd = [sys.executable, "-m", "gvc.data.prepare", str(src), str(out), "--frames", str(args.frames)]
+        cmd += ["--size", str(args.size), "--crops", "2", "--workers", str(args.workers)]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        m = read_manifest(out)
         prep_s = time.perf_counter() - t
         common = dict(
             clip_length=args.frames,

