@@ -44,7 +44,9 @@ def base_parser(doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--markdown", action="store_true", help="print one markdown section (default output)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON instead")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available else cpu")
+    p.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available else cpu"
+    )
     p.add_argument("--quick", action="store_true", help="fewer repetitions / configurations (fast check)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -185,6 +187,32 @@ def time_entropy_coding(sw: Stopwatch, name: str = "entropy coding"):
 def maxrss_mib() -> float:
     """Peak resident set size of this process so far, MiB (Linux ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _proc_status_kib(key: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> float:
+    """Reset this process's peak-RSS counter (Linux: write 5 to /proc/self/clear_refs resets VmHWM) and return
+    the current RSS, MiB. Where the reset is impossible, the peak stays ru_maxrss (then it includes earlier
+    peaks) and the returned value is still the current RSS."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    cur = _proc_status_kib("VmRSS")
+    return cur / 1024.0 if cur is not None else maxrss_mib()
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS since the last `reset_peak_rss` (VmHWM), or ru_maxrss where /proc is unavailable, MiB."""
+    hwm = _proc_status_kib("VmHWM")
+    return hwm / 1024.0 if hwm is not None else maxrss_mib()
 
 
 def run_isolated(config: dict, timeout: float | None = None) -> dict:
@@ -379,7 +407,9 @@ def memory_reader(name: str, n: int):
     return MemoryReader()
 
 
-def random_crops(frames: torch.Tensor, batch: int, size: int, gen: torch.Generator | None = None) -> torch.Tensor:
+def random_crops(
+    frames: torch.Tensor, batch: int, size: int, gen: torch.Generator | None = None
+) -> torch.Tensor:
     """`batch` random size x size crops (B, 3, size, size) from random frames of (N, 3, H, W)."""
     n, _, h, w = frames.shape
     out = []
@@ -391,15 +421,23 @@ def random_crops(frames: torch.Tensor, batch: int, size: int, gen: torch.Generat
     return torch.stack(out)
 
 
-def fit_iframe(codec, frames: torch.Tensor, steps: int, crop: int = 64, batch: int = 8, lmbda: float = 0.01):
-    """Briefly fit an IFrameCodec (rate + lmbda * 255^2 * MSE, Adam 1e-3, aux step each step) on random crops of
+def fit_iframe(
+    codec,
+    frames: torch.Tensor,
+    steps: int,
+    crop: int = 64,
+    batch: int = 4,
+    lmbda: float = 0.1,
+    lr: float = 3e-3,
+):
+    """Briefly fit an IFrameCodec (rate + lmbda * 255^2 * MSE, Adam lr, aux step each step) on random crops of
     `frames` (N, 3, H, W) so its latents and entropy models are non-trivial; then update() the CDFs and eval().
     Returns dict(seconds, bpp, psnr) of the last step (noise mode)."""
     from gvc import losses
 
     codec.train()
     main, aux = split_params(codec)
-    opt, opt_aux = torch.optim.Adam(main, lr=1e-3), torch.optim.Adam(aux, lr=1e-2)
+    opt, opt_aux = torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     last = {}
@@ -415,7 +453,7 @@ def fit_iframe(codec, frames: torch.Tensor, steps: int, crop: int = 64, batch: i
         opt_aux.zero_grad(set_to_none=True)
         codec.aux_loss().backward()
         opt_aux.step()
-        last = {"bpp": float(rate), "psnr": float(-10 * torch.log10(m.detach()))}
+        last = {"bpp": float(rate.detach()), "psnr": float(-10 * torch.log10(m.detach()))}
     codec.eval()
     codec.update(force=True)
     return {"seconds": time.perf_counter() - t0, **last}

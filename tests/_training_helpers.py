@@ -89,8 +89,15 @@ def fit_on_batches(module, batches: list, max_steps: int | None = None, callback
         module.max_steps = max_steps
     loader = DataLoader(batches, batch_size=None, shuffle=False)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
         callbacks=list(callbacks),
     )
     trainer.fit(module, train_dataloaders=loader)

@@ -49,8 +49,12 @@ def test_iframe_resume_matches_uninterrupted_run(tmp_path):
 def test_pframe_resume_across_unroll_stage(tmp_path):
     """Unroll [[3,2],[6,3]]: stop at step 4 (T=3), resume to 6: T, step, lambda_R and losses continue."""
     total, split = 6, 4
-    common = ["stage.unroll=[[3,2],[6,3]]", "stage.warmup_steps=1", "data.synthetic.num_clips=4",
-              "data.max_clip_length=3"]
+    common = [
+        "stage.unroll=[[3,2],[6,3]]",
+        "stage.warmup_steps=1",
+        "data.synthetic.num_clips=4",
+        "data.max_clip_length=3",
+    ]
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     run_train(compose_cfg("smoke_pframe", fast_overrides(full_dir, total) + common))
     run_train(compose_cfg("smoke_pframe", fast_overrides(part_dir, split) + common))

@@ -25,8 +25,13 @@ def test_gan_step_updates_generator_and_discriminator_not_lpips():
     assert {"codec", "discriminator"} <= changed
     assert "lpips" not in changed  # frozen
     after = m.state_dict()
-    for part in ("codec.g_a.", "codec.g_s.", "codec.bottleneck.h_a.", "codec.bottleneck.h_s_scale.",
-                 "codec.bottleneck.entropy_bottleneck.quantiles"):
+    for part in (
+        "codec.g_a.",
+        "codec.g_s.",
+        "codec.bottleneck.h_a.",
+        "codec.bottleneck.h_s_scale.",
+        "codec.bottleneck.entropy_bottleneck.quantiles",
+    ):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part)), part
 
 
@@ -85,8 +90,14 @@ def carphone_batches():
     from gvc.data import sample_clips
     from gvc.data.datasets import VideoClipDataset
 
-    ds = VideoClipDataset([sample_clips()["carphone_pristine"]], clip_length=1, crop_size=64, train=True,
-                          samples_per_video=400, cache=True)
+    ds = VideoClipDataset(
+        [sample_clips()["carphone_pristine"]],
+        clip_length=1,
+        crop_size=64,
+        train=True,
+        samples_per_video=400,
+        cache=True,
+    )
     torch.manual_seed(0)
     return [torch.stack([ds[4 * j + i] for i in range(4)]) for j in range(100)]
 
@@ -102,8 +113,18 @@ class _RateTrace(L.Callback):
 
 def _rate_run(batches, k_p: float) -> _RateTrace:
     torch.manual_seed(0)
-    m = tiny_module("smoke_iframe", ["loss=mse", "loss.w_lpips=0", "rate.target_bpp=0.05", f"rate.k_p={k_p}",
-                                     "rate.ema_decay=0.5", "rate.lambda_init=1.0", "stage.lr=1e-3"])
+    m = tiny_module(
+        "smoke_iframe",
+        [
+            "loss=mse",
+            "loss.w_lpips=0",
+            "rate.target_bpp=0.05",
+            f"rate.k_p={k_p}",
+            "rate.ema_decay=0.5",
+            "rate.lambda_init=1.0",
+            "stage.lr=1e-3",
+        ],
+    )
     trace = _RateTrace()
     fit_on_batches(m, batches, max_steps=len(batches), callbacks=[trace])
     return trace
@@ -122,3 +143,28 @@ def test_rate_controller_drives_bpp_to_target(carphone_batches):
     assert ctrl.lam[-1] < max(ctrl.lam)  # ... and fell again once the rate was below the target
     free = _rate_run(carphone_batches, k_p=0.0)
     assert all(b > 1.3 * target for b in free.bpp), free.bpp[-10:]
+
+
+def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
+    from _training_helpers import compose_cfg, fast_overrides, run_train
+
+    from gvc.cli import main as gvc_main
+    from gvc.codec.modelfile import load_model_file, read_model_file
+
+    res = run_train(compose_cfg("smoke_iframe", fast_overrides(tmp_path / "run", 2)))
+    assert res["model_file"] and res["step"] == 2
+    model = load_model_file(res["model_file"])
+    ckpt = torch.load(res["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+    weights = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.endswith(("_quantized_cdf", "_offset", "_cdf_length"))
+    }
+    assert all(torch.equal(v, ckpt[f"codec.{k}"]) for k, v in weights.items())
+    out = tmp_path / "exported.gvcm"
+    assert gvc_main(["export", res["checkpoint"], "-o", str(out)]) == 0
+    assert read_model_file(out)["model_id"] == read_model_file(res["model_file"])["model_id"]
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    assert gvc_main(["export", str(bad), "-o", str(tmp_path / "x.gvcm")]) == 2
+    assert not (tmp_path / "x.gvcm").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
 from _training_helpers import (
@@ -27,14 +26,26 @@ PAPER = [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]]
 def _clips(n: int, t: int, seed: int = 0) -> list[torch.Tensor]:
     from gvc.data.datasets import make_synthetic_clip
 
-    return [torch.stack([make_synthetic_clip(t, 64, 64, seed=seed + 2 * i + j)[0] for j in range(2)])
-            for i in range(n)]
+    return [
+        torch.stack([make_synthetic_clip(t, 64, 64, seed=seed + 2 * i + j)[0] for j in range(2)])
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize(
     ("step", "t"),
-    [(0, 2), (79_999, 2), (80_000, 3), (299_999, 3), (300_000, 4), (349_999, 4), (350_000, 6), (400_000, 9),
-     (449_999, 9), (10**6, 9)],
+    [
+        (0, 2),
+        (79_999, 2),
+        (80_000, 3),
+        (299_999, 3),
+        (300_000, 4),
+        (349_999, 4),
+        (350_000, 6),
+        (400_000, 9),
+        (449_999, 9),
+        (10**6, 9),
+    ],
 )
 def test_paper_unroll_schedule(step, t):
     assert schedule.unroll_length(step, PAPER) == t
@@ -47,9 +58,17 @@ def test_bad_unroll_schedule_is_a_config_error(bad):
 
 
 def test_annealing_schedules():
-    q = {"mode": "softround_kumaraswamy", "temperature": [0.3, 0.1], "kumaraswamy_a": [2.0, 1.0],
-         "anneal_steps": 100, "ste_from_step": 150}
-    assert schedule.quantization(0, q) == ("softround_kumaraswamy", {"temperature": 0.3, "kumaraswamy_a": 2.0})
+    q = {
+        "mode": "softround_kumaraswamy",
+        "temperature": [0.3, 0.1],
+        "kumaraswamy_a": [2.0, 1.0],
+        "anneal_steps": 100,
+        "ste_from_step": 150,
+    }
+    assert schedule.quantization(0, q) == (
+        "softround_kumaraswamy",
+        {"temperature": 0.3, "kumaraswamy_a": 2.0},
+    )
     mode, p = schedule.quantization(50, q)
     assert p["temperature"] == pytest.approx(0.2) and p["kumaraswamy_a"] == pytest.approx(1.5)
     assert schedule.quantization(120, q)[1] == {"temperature": pytest.approx(0.1), "kumaraswamy_a": 1.0}
@@ -59,7 +78,9 @@ def test_annealing_schedules():
     assert schedule.flow_weight(50, f) == pytest.approx(1.0)  # geometric midpoint
     assert schedule.flow_weight(500, f) == pytest.approx(0.1)
     assert schedule.flow_weight(50, {**f, "enabled": False}) == 0.0
-    assert schedule.lr_factor(9, [10, 20], 0.1) == 1.0 and schedule.lr_factor(20, [10, 20], 0.1) == pytest.approx(0.01)
+    assert schedule.lr_factor(9, [10, 20], 0.1) == 1.0 and schedule.lr_factor(
+        20, [10, 20], 0.1
+    ) == pytest.approx(0.01)
 
 
 def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
@@ -70,9 +91,15 @@ def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
     changed = state_equal(before, clone_state(m))
     assert m.gvc_step == 1
     assert not [k for k in changed if k.startswith(("video.iframe.", "lpips."))]  # frozen I-frame branch
-    for part in ("video.pframe.flow_encoder.", "video.pframe.flow_generator.", "video.pframe.res_encoder.",
-                 "video.pframe.res_generator.", "video.pframe.res_bottleneck.", "video.pframe.flow_bottleneck.",
-                 "discriminator."):
+    for part in (
+        "video.pframe.flow_encoder.",
+        "video.pframe.flow_generator.",
+        "video.pframe.res_encoder.",
+        "video.pframe.res_generator.",
+        "video.pframe.res_bottleneck.",
+        "video.pframe.flow_bottleneck.",
+        "discriminator.",
+    ):
         assert any(k.startswith(part) for k in changed), part
     assert all(not p.requires_grad for p in m.video.iframe.parameters())
 
@@ -85,19 +112,11 @@ def test_conditional_d_switch():
     assert torch.equal(m2._d_condition(out), out["d_latent"])
 
 
-class _TraceT(L.Callback):
-    def __init__(self):
-        self.trained_t, self.dm_t = [], []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.trained_t.append(min(batch.shape[1], pl_module.unroll_length(pl_module.gvc_step - 1)))
-        self.dm_t.append(trainer.datamodule.clip_length)
-
-
 def test_unroll_schedule_drives_the_datamodule(tmp_path):
     """[[2,2],[4,3]]: steps 1-2 train T=2, the datamodule switches to T=3 after step 2, later steps train T=3."""
-    cfg = compose_cfg("smoke_pframe", fast_overrides(tmp_path, 6) + ["stage.unroll=[[2,2],[4,3]]",
-                                                                     "data.max_clip_length=3"])
+    cfg = compose_cfg(
+        "smoke_pframe", fast_overrides(tmp_path, 6) + ["stage.unroll=[[2,2],[4,3]]", "data.max_clip_length=3"]
+    )
     res = run_train(cfg)
     ts = per_step(read_metrics(tmp_path), "train/unroll_t")
     assert res["step"] == 6
@@ -117,8 +136,9 @@ def test_stage2_config_needs_the_stage1_model(tmp_path):
 
 def test_stage2_initialises_from_a_stage1_checkpoint(tmp_path):
     stage1 = run_train(compose_cfg("smoke_iframe", fast_overrides(tmp_path / "i", 2)))
-    m = tiny_module("smoke_pframe", [f"stage.iframe_ckpt={stage1['checkpoint']}",
-                                     "stage.allow_random_iframe=false"])
+    m = tiny_module(
+        "smoke_pframe", [f"stage.iframe_ckpt={stage1['checkpoint']}", "stage.allow_random_iframe=false"]
+    )
     ckpt = torch.load(stage1["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     iframe = {f"codec.{k}": v for k, v in m.video.iframe.state_dict().items()}
     assert state_equal({k: ckpt[k] for k in iframe}, iframe) == []

@@ -131,8 +131,11 @@ class GVCModule(L.LightningModule):
         factor = schedule.lr_factor(
             self.gvc_step, self.stage_cfg.get("lr_milestones") or [], self.stage_cfg.get("lr_gamma", 0.1)
         )
-        lrs = {"g": float(self.stage_cfg["lr"]) * factor, "aux": float(self.stage_cfg["aux_lr"]),
-               "d": float(self.stage_cfg["d_lr"]) * factor}
+        lrs = {
+            "g": float(self.stage_cfg["lr"]) * factor,
+            "aux": float(self.stage_cfg["aux_lr"]),
+            "d": float(self.stage_cfg["d_lr"]) * factor,
+        }
         for name, opt in self._optimizers_by_name().items():
             for group in opt.param_groups:
                 group["lr"] = lrs[name]
@@ -154,8 +157,11 @@ class GVCModule(L.LightningModule):
         opts = [torch.optim.Adam(main, lr=float(self.stage_cfg["lr"]), betas=betas)]
         opts.append(torch.optim.Adam(aux, lr=float(self.stage_cfg["aux_lr"])))
         if self.discriminator is not None:
-            opts.append(torch.optim.Adam(self.discriminator.parameters(), lr=float(self.stage_cfg["d_lr"]),
-                                         betas=betas))
+            opts.append(
+                torch.optim.Adam(
+                    self.discriminator.parameters(), lr=float(self.stage_cfg["d_lr"]), betas=betas
+                )
+            )
         return opts
 
     def _optimizers_by_name(self) -> dict:
@@ -273,7 +279,9 @@ class GVCModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get(CKPT_KEY)
         if state is None:
-            raise CheckpointError("the checkpoint has no gvc training state: it was not written by gvc.training")
+            raise CheckpointError(
+                "the checkpoint has no gvc training state: it was not written by gvc.training"
+            )
         if state.get("stage") != self.stage_cfg.get("name"):
             raise CheckpointError(
                 f"the checkpoint is from stage {state.get('stage')!r}, this run is stage "
@@ -304,4 +312,3 @@ class GVCModule(L.LightningModule):
         )
         for lg in loggers:
             lg.log_image(key=tag, images=[grid], step=self.gvc_step)
-

@@ -91,8 +91,9 @@ class AtomicCheckpoint(L.Callback):
         save_at_end: save when training ends normally (step budget reached).
     """
 
-    def __init__(self, dirpath: str, every_n_steps: int = 1000, save_on_signal: bool = True,
-                 save_at_end: bool = True):
+    def __init__(
+        self, dirpath: str, every_n_steps: int = 1000, save_on_signal: bool = True, save_at_end: bool = True
+    ):
         self.dirpath = Path(dirpath)
         self.every_n_steps = int(every_n_steps)
         self.save_on_signal = save_on_signal
@@ -167,8 +168,11 @@ class AtomicCheckpoint(L.Callback):
     # ------------------------------------------------------------------ state in the checkpoint
     def state_dict(self) -> dict:
         return {
-            "rng": {"state": _rng_state(), "world_size": self._world_size,
-                    "seed": int(os.environ.get("PL_GLOBAL_SEED", 0))},
+            "rng": {
+                "state": _rng_state(),
+                "world_size": self._world_size,
+                "seed": int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            },
             "step": int(self._last_saved_step or 0),
         }
 
@@ -199,8 +203,10 @@ class ModelFileExport(L.Callback):
         if not trainer.is_global_zero:
             return
         if not getattr(pl_module, "finished", True):
-            log.info("training stopped at step %s before stage.max_steps: no model file written (use gvc export)",
-                     getattr(pl_module, "gvc_step", "?"))
+            log.info(
+                "training stopped at step %s before stage.max_steps: no model file written (use gvc export)",
+                getattr(pl_module, "gvc_step", "?"),
+            )
             return
         from gvc.codec.modelfile import save_model_file
 
@@ -225,7 +231,9 @@ class RankConsistencyCheck(L.Callback):
         for name, t in list(pl_module.state_dict().items()):
             if torch.is_floating_point(t):
                 top = name.split(".")[0]
-                sums[top] = sums.get(top, 0.0) + float(t.detach().double().abs().sum() + t.detach().double().sum())
+                sums[top] = sums.get(top, 0.0) + float(
+                    t.detach().double().abs().sum() + t.detach().double().sum()
+                )
         rc = getattr(pl_module, "rate_controller", None)
         return {
             "step": int(getattr(pl_module, "gvc_step", -1)),
@@ -248,7 +256,9 @@ class RankConsistencyCheck(L.Callback):
         mine = torch.tensor([s["step"], s["lambda_r"] or 0.0, s["checksum"]], dtype=torch.float64)
         gathered = trainer.strategy.all_gather(mine.to(trainer.strategy.root_device)).cpu()
         if not torch.equal(gathered.min(0).values, gathered.max(0).values):
-            raise TrainingError(f"ranks diverged (step, lambda_R, weight checksum per rank): {gathered.tolist()}")
+            raise TrainingError(
+                f"ranks diverged (step, lambda_R, weight checksum per rank): {gathered.tolist()}"
+            )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = int(getattr(pl_module, "gvc_step", 0))

@@ -35,7 +35,9 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"{path}: not a gvc training checkpoint (no '{CKPT_KEY}' entry or state_dict)")
     spec = ckpt[CKPT_KEY].get("export")
     if not isinstance(spec, dict) or not {"class_path", "config", "prefix"} <= set(spec):
-        raise CheckpointError(f"{path}: the checkpoint does not say how to rebuild its codec (gvc.export entry)")
+        raise CheckpointError(
+            f"{path}: the checkpoint does not say how to rebuild its codec (gvc.export entry)"
+        )
     return ckpt
 
 
@@ -48,7 +50,7 @@ def codec_from_checkpoint(path) -> nn.Module:
     except ModelFileError as e:
         raise CheckpointError(str(e)) from e
     prefix = spec["prefix"]
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

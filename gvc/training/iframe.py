@@ -68,7 +68,11 @@ class IFrameModule(GVCModule):
         return copy.deepcopy(self.codec).cpu().eval()
 
     def export_spec(self) -> dict:
-        return {"class_path": class_path_of(self.codec), "config": dict(self.codec.config), "prefix": "codec."}
+        return {
+            "class_path": class_path_of(self.codec),
+            "config": dict(self.codec.config),
+            "prefix": "codec.",
+        }
 
     # ------------------------------------------------------------------ data
     def _frames(self, batch) -> torch.Tensor:

@@ -71,7 +71,9 @@ class PFrameModule(GVCModule):
         super().__init__(rate_controller, loss, stage)
         self.video = video
         if not getattr(video, "freeze_iframe", False):
-            raise ConfigError("stage 2 trains with a frozen I-frame codec: build VideoCodec(freeze_iframe=True)")
+            raise ConfigError(
+                "stage 2 trains with a frozen I-frame codec: build VideoCodec(freeze_iframe=True)"
+            )
         self.unroll = schedule.check_unroll_schedule(self.stage_cfg["unroll"])
         self.conditional_d = bool(self.stage_cfg.get("conditional_d", True))
         self.flow_cfg = dict(self.stage_cfg.get("flow_loss") or {"enabled": False})
@@ -104,7 +106,9 @@ class PFrameModule(GVCModule):
             log.info("stage 2: I-frame codec from %s", path)
         elif stage.get("allow_random_iframe", False):
             iframe = instantiate(model_cfg.iframe, _convert_="all")
-            log.warning("stage 2 with a RANDOM I-frame codec (stage.allow_random_iframe): for smoke tests only")
+            log.warning(
+                "stage 2 with a RANDOM I-frame codec (stage.allow_random_iframe): for smoke tests only"
+            )
         else:
             raise ConfigError("stage 2 needs stage.iframe_ckpt (a stage-1 checkpoint or .gvcm model file)")
         pframe = instantiate(model_cfg.pframe, _convert_="all")
@@ -117,7 +121,10 @@ class PFrameModule(GVCModule):
             ) from e
         flow = instantiate(model_cfg.flow, _convert_="all")
         video = VideoCodec(
-            iframe, pframe, flow, freeze_iframe=True,
+            iframe,
+            pframe,
+            flow,
+            freeze_iframe=True,
             checkpoint_pframes=bool(stage.get("activation_checkpointing", False)),
         )
         gan = bool(loss.get("gan", True))
@@ -135,8 +142,11 @@ class PFrameModule(GVCModule):
         return copy.deepcopy(self.video).cpu().eval()
 
     def export_spec(self) -> dict:
-        return {"class_path": class_path_of(self.video), "config": copy.deepcopy(self.video.config),
-                "prefix": "video."}
+        return {
+            "class_path": class_path_of(self.video),
+            "config": copy.deepcopy(self.video.config),
+            "prefix": "video.",
+        }
 
     # ------------------------------------------------------------------ unroll schedule
     def unroll_length(self, step: int | None = None) -> int:
@@ -153,7 +163,9 @@ class PFrameModule(GVCModule):
             dm.set_clip_length(t)
             log.info("unroll: T=%d from step %d", t, self.gvc_step)
         elif self._current_t is None:
-            log.warning("no datamodule with set_clip_length: training clips keep their length (T=%d wanted)", t)
+            log.warning(
+                "no datamodule with set_clip_length: training clips keep their length (T=%d wanted)", t
+            )
         self._current_t = t
 
     def on_fit_start(self) -> None:
@@ -212,9 +224,9 @@ class PFrameModule(GVCModule):
             bpp = bpp + losses.bpp(o["likelihoods"], h * w).mean() / n_p
             d_t, parts = self.distortion(x_hat, x)
             dist = dist + d_t / n_p
-            mse_sum += float(parts["mse"]) / n_p
-            lp_sum += float(parts.get("lpips", 0.0)) / n_p
-            psnr_sum += float(psnr(x_hat.detach(), x)) / n_p
+            mse_sum = mse_sum + parts["mse"] / n_p  # detached tensors: no device sync per frame
+            lp_sum = lp_sum + parts.get("lpips", 0.0) / n_p
+            psnr_sum = psnr_sum + psnr(x_hat.detach(), x) / n_p
             if w_flow > 0:
                 flow_ref = o.get("flow_ref")
                 if flow_ref is None:  # flow input off: ask the estimator for the loss target
@@ -224,7 +236,9 @@ class PFrameModule(GVCModule):
             if gan:
                 cond = self._d_condition(o)
                 p_loss = p_loss + losses.gan_g_loss(self.discriminator(x_hat, cond)) / n_p
-            fakes.append((x, x_hat.detach(), self._d_condition(o) if self.discriminator is not None else None))
+            fakes.append(
+                (x, x_hat.detach(), self._d_condition(o) if self.discriminator is not None else None)
+            )
         g_loss = wt.C * (lam * bpp + wt.C_D * dist + w_flow * flow)
         if gan:
             g_loss = g_loss + wt.C_P * p_loss
@@ -232,7 +246,9 @@ class PFrameModule(GVCModule):
         def d_loss_fn():
             total = 0.0
             for x, x_hat, cond in fakes:
-                total = total + losses.gan_d_loss(self.discriminator(x, cond), self.discriminator(x_hat, cond))
+                total = total + losses.gan_d_loss(
+                    self.discriminator(x, cond), self.discriminator(x_hat, cond)
+                )
             return total / len(fakes)
 
         i_out = outs[0]
@@ -259,8 +275,10 @@ class PFrameModule(GVCModule):
         self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
         self.log("bpp", bpp.detach(), prog_bar=True, on_step=True, on_epoch=False)
         if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
-            self._log_images("train/reconstruction", [clip[:, -1], outs[-1]["x_hat"][..., :h, :w],
-                                                      outs[-1]["prediction"][..., :h, :w]])
+            self._log_images(
+                "train/reconstruction",
+                [clip[:, -1], outs[-1]["x_hat"][..., :h, :w], outs[-1]["prediction"][..., :h, :w]],
+            )
         return g_loss.detach()
 
     # ------------------------------------------------------------------ validation

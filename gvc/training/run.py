@@ -91,10 +91,14 @@ def find_resume_checkpoint(cfg: DictConfig) -> Path | None:
 
 
 def build_trainer(cfg: DictConfig, instantiate: Instantiate, extra_callbacks=()) -> L.Trainer:
-    callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [
+        instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None
+    ]
     callbacks += list(extra_callbacks)
     loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c is not None]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
 
 def train(cfg: DictConfig, instantiate: Instantiate) -> dict:

@@ -31,7 +31,9 @@ def check_unroll_schedule(schedule: Sequence[Sequence[int]]) -> list[tuple[int, 
         if until <= prev:
             raise ConfigError(f"stage.unroll[{i}]: until_step {until} must be > the previous one ({prev})")
         if t < 2:
-            raise ConfigError(f"stage.unroll[{i}]: T={t}; a P-frame stage needs T >= 2 (an I-frame and a P-frame)")
+            raise ConfigError(
+                f"stage.unroll[{i}]: T={t}; a P-frame stage needs T >= 2 (an I-frame and a P-frame)"
+            )
         out.append((until, t))
         prev = until
     return out
