@@ -48,18 +48,24 @@ def base_parser(doc: str) -> argparse.ArgumentParser:
         "--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available else cpu"
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions / configurations (fast check)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: 1 on CPU)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def setup(args: argparse.Namespace) -> torch.device:
-    """Resolve the device and thread count from parsed args; returns the torch.device."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    """Resolve the device and thread count from parsed args; returns the torch.device.
+
+    On CPU the default is ONE intra-op thread: on a small machine shared with other jobs, OpenMP threads that
+    wait for a busy core make a 2-thread run several times slower (measured 5x on the 2-core dev box), so
+    one thread gives reproducible figures. Pass --threads N to measure more."""
     name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but CUDA is not available")
+    if args.threads is None and name == "cpu":
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.device = name
     return torch.device(name)
 
@@ -357,9 +363,10 @@ class IFrameStep:
         self.codec_module.aux_loss().backward()
         self.opt_aux.step()
         self.disc_module.requires_grad_(True)
-        with amp(self.device):
-            real = self.disc(x, y_hat.detach())
-            fake = self.disc(x_hat.detach(), y_hat.detach())
+        with amp(self.device):  # real and fake in one D call (one forward per step, as DDP prefers)
+            cond = y_hat.detach()
+            logits = self.disc(torch.cat([x, x_hat.detach().to(x.dtype)]), torch.cat([cond, cond]))
+            real, fake = logits.chunk(2)
             d_loss = losses.gan_d_loss(real, fake)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()

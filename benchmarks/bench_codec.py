@@ -3,7 +3,8 @@ beside gvc's smoke model coding all-intra through gvc.codec.coder.
 
     python benchmarks/bench_codec.py [--markdown | --json] [--device cpu|cuda] [--quick] [--crf 28]
 
-x265: `-c:v libx265 -preset medium -tune zerolatency -x265-params bframes=0 -crf CRF` (low delay, no B-frames),
+x265: `-c:v libx265 -preset medium -tune zerolatency -x265-params bframes=0:pools=N:frame-threads=1 -crf CRF`
+(low delay, no B-frames, N = --threads, 1 by default like gvc's torch threads),
 from raw 8-bit YUV 4:2:0 of the first N frames (decoded from the mp4 beforehand, not timed) to a raw .hevc
 stream; decode = ffmpeg .hevc -> raw YUV file. Each timing is the wall time of one ffmpeg process (its start-up,
 measured separately, included). bpp = 8 * stream bytes / (frames * width * height); PSNR-Y on 8-bit luma.
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import (
     Stopwatch,
     base_parser,
@@ -66,7 +66,7 @@ def read_yuv_y(path: Path, w: int, h: int, n: int) -> np.ndarray:
     return raw[:, : w * h].reshape(n, h, w)
 
 
-def x265_clip(name: str, path: Path, frames: int, crf: int, tmp: Path) -> dict:
+def x265_clip(name: str, path: Path, frames: int, crf: int, threads: int, tmp: Path) -> dict:
     from gvc.data.io import open_video
 
     with open_video(path) as r:
@@ -75,16 +75,44 @@ def x265_clip(name: str, path: Path, frames: int, crf: int, tmp: Path) -> dict:
     ff = ffmpeg()
     src = tmp / f"{name}.yuv"
     subprocess.run(
-        [ff, "-v", "error", "-i", str(path), "-frames:v", str(n), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-y", str(src)],
+        [
+            ff,
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-frames:v",
+            str(n),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-y",
+            str(src),
+        ],
         check=True,
         capture_output=True,
     )
     hevc, dec = tmp / f"{name}.hevc", tmp / f"{name}_dec.yuv"
     enc_cmd = [ff, "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-r", f"{fps:g}"]
     enc_cmd += ["-i", str(src), "-c:v", "libx265", "-preset", "medium", "-tune", "zerolatency"]
-    enc_cmd += ["-x265-params", "bframes=0:log-level=error", "-crf", str(crf), "-f", "hevc", "-y", str(hevc)]
+    params = f"bframes=0:log-level=error:pools={threads}:frame-threads=1"
+    enc_cmd += ["-x265-params", params, "-crf", str(crf), "-f", "hevc", "-y", str(hevc)]
     t_enc = run_timed(enc_cmd)
-    t_dec = run_timed([ff, "-v", "error", "-i", str(hevc), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-y", str(dec)])
+    dec_cmd = [
+        ff,
+        "-v",
+        "error",
+        "-threads",
+        str(threads),
+        "-i",
+        str(hevc),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    t_dec = run_timed([*dec_cmd, "-y", str(dec)])
     size = hevc.stat().st_size
     return {
         "clip": name,
@@ -99,7 +127,20 @@ def x265_clip(name: str, path: Path, frames: int, crf: int, tmp: Path) -> dict:
 
 def ffmpeg_startup_s() -> float:
     """Wall time of a trivial ffmpeg run (one 16x16 frame to the null muxer): its process start-up cost."""
-    cmd = [ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=16x16", "-frames:v", "1", "-f", "null", "-"]
+    cmd = [
+        ffmpeg(),
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=16x16",
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
     return min(run_timed(cmd) for _ in range(3))
 
 
@@ -146,7 +187,10 @@ def run(args, device) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         res["ffmpeg_startup_s"] = ffmpeg_startup_s()
-        res["x265"] = [x265_clip(n, p, 16 if quick else 60, args.crf, tmp) for n, p in clip_paths().items()]
+        res["x265"] = [
+            x265_clip(n, p, 16 if quick else 60, args.crf, args.threads or 1, tmp)
+            for n, p in clip_paths().items()
+        ]
         res["gvc"] = gvc_intra(device, 40 if quick else 100, 3 if quick else 8, tmp)
     return res
 
@@ -155,25 +199,51 @@ def markdown(res: dict) -> str:
     rows = []
     for r in res["x265"]:
         rows.append(
-            ["x265 medium zerolatency bframes=0 crf " + str(res["crf"]), r["clip"], r["size"], r["frames"],
-             fmt(r["enc_fps"]), fmt(r["dec_fps"]), fmt(r["bpp"]), fmt(r["psnr_y"]), "-"]
+            [
+                "x265 medium zerolatency bframes=0 crf " + str(res["crf"]),
+                r["clip"],
+                r["size"],
+                r["frames"],
+                fmt(r["enc_fps"]),
+                fmt(r["dec_fps"]),
+                fmt(r["bpp"]),
+                fmt(r["psnr_y"]),
+                "-",
+            ]
         )
     for r in res["gvc"]["rows"]:
         rows.append(
-            ["gvc smoke all-intra (briefly fitted)", r["clip"], r["size"], r["frames"], fmt(r["enc_fps"]),
-             fmt(r["dec_fps"]), fmt(r["bpp"]), fmt(r["psnr_y"]),
-             f"{100 * r['enc_entropy_share']:.1f}% / {100 * r['dec_entropy_share']:.1f}%"]
+            [
+                "gvc smoke all-intra (briefly fitted)",
+                r["clip"],
+                r["size"],
+                r["frames"],
+                fmt(r["enc_fps"]),
+                fmt(r["dec_fps"]),
+                fmt(r["bpp"]),
+                fmt(r["psnr_y"]),
+                f"{100 * r['enc_entropy_share']:.1f}% / {100 * r['dec_entropy_share']:.1f}%",
+            ]
         )
     t = table(
-        ["codec", "clip", "size", "frames", "encode fps", "decode fps", "bpp (file)", "PSNR-Y (dB)",
-         "entropy coding share enc / dec"],
+        [
+            "codec",
+            "clip",
+            "size",
+            "frames",
+            "encode fps",
+            "decode fps",
+            "bpp (file)",
+            "PSNR-Y (dB)",
+            "entropy coding share enc / dec",
+        ],
         rows,
     )
     fit = res["gvc"]["fit"]
     settings = [
         f"Device (gvc): {res['device']}" + ("; --quick" if res["quick"] else ""),
-        f"Threads: gvc torch intra-op {res['threads']}; x265/ffmpeg their defaults (all cores). 2 cores shared "
-        "with other jobs: timings under load.",
+        f"Threads: gvc torch intra-op {res['threads']}; x265 pools={res['threads']} frame-threads=1, ffmpeg decode "
+        f"-threads {res['threads']}. 2 cores shared with other jobs: timings under load.",
         f"x265 timings are whole ffmpeg processes; a trivial ffmpeg run takes {fmt(res['ffmpeg_startup_s'])} s here.",
         f"gvc smoke model: fitted {fmt(fit['seconds'])} s on carphone crops ({fmt(fit['psnr'])} dB, "
         f"{fmt(fit['bpp'])} bpp at its last step); far from a trained codec, so compare speed, not quality.",

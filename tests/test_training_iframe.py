@@ -168,3 +168,22 @@ def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
     torch.save({"state_dict": {}}, bad)
     assert gvc_main(["export", str(bad), "-o", str(tmp_path / "x.gvcm")]) == 2
     assert not (tmp_path / "x.gvcm").exists()
+
+
+def test_reconstruction_images_reach_wandb_as_uint8():
+    class WandbLogger:  # stands in for lightning's WandbLogger (matched by class name)
+        def __init__(self):
+            self.logged = []
+
+        def log_image(self, key, images, step):
+            self.logged.append((key, images, step))
+
+    m = tiny_module("smoke_iframe")
+    lg = WandbLogger()
+    m._trainer = type("T", (), {"loggers": [lg], "is_global_zero": True, "logger": lg})()
+    x = torch.full((2, 3, 64, 64), 0.5)
+    m._log_images("train/reconstruction", [x, torch.ones_like(x) * 2.0])  # 2.0: clamped to white
+    (key, (img,), step) = lg.logged[0]
+    assert key == "train/reconstruction" and step == 0
+    assert img.dtype.name == "uint8" and img.shape[2] == 3 and img.shape[0] > img.shape[1] / 2
+    assert img.max() == 255 and abs(int(img[4, 4, 0]) - 128) <= 1  # mid-grey row, white row

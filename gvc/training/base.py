@@ -62,16 +62,6 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (10.0 * torch.log10(1.0 / mse)).mean()
 
 
-def split_aux_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(main, aux) trainable parameters: aux = the entropy bottlenecks' `quantiles` (trained by aux_loss only)."""
-    main, aux = [], []
-    for name, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        (aux if name.endswith("quantiles") else main).append(p)
-    return main, aux
-
-
 class GVCModule(L.LightningModule):
     """Base of IFrameModule / PFrameModule. Subclasses implement `generator_parameters`, `codec_modules`
     (modules with aux_loss), `export_codec()` and the training step through `_optimize`.
@@ -310,5 +300,8 @@ class GVCModule(L.LightningModule):
         grid = torchvision.utils.make_grid(
             torch.cat([r[:n].detach().float().clamp(0, 1).cpu() for r in rows]), nrow=n
         )
+        image = (
+            (grid * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        )  # HWC uint8: unambiguous to wandb
         for lg in loggers:
-            lg.log_image(key=tag, images=[grid], step=self.gvc_step)
+            lg.log_image(key=tag, images=[image], step=self.gvc_step)
