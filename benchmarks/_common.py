@@ -463,7 +463,14 @@ def fit_iframe(
         last = {"bpp": float(rate.detach()), "psnr": float(-10 * torch.log10(m.detach()))}
     codec.eval()
     codec.update(force=True)
-    return {"seconds": time.perf_counter() - t0, **last}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "steps": steps,
+        "crop": crop,
+        "batch": batch,
+        "lmbda": lmbda,
+        **last,
+    }
 
 
 def count_macs(module: torch.nn.Module, *inputs) -> float:

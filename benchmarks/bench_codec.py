@@ -245,7 +245,7 @@ def markdown(res: dict) -> str:
         f"Threads: gvc torch intra-op {res['threads']}; x265 pools={res['threads']} frame-threads=1, ffmpeg decode "
         f"-threads {res['threads']}. 2 cores shared with other jobs: timings under load.",
         f"x265 timings are whole ffmpeg processes; a trivial ffmpeg run takes {fmt(res['ffmpeg_startup_s'])} s here.",
-        f"gvc smoke model: fitted {fmt(fit['seconds'])} s on carphone crops ({fmt(fit['psnr'])} dB, "
+        f"gvc smoke model: fitted {fit['steps']} steps ({fmt(fit['seconds'])} s) on carphone crops ({fmt(fit['psnr'])} dB, "
         f"{fmt(fit['bpp'])} bpp at its last step); far from a trained codec, so compare speed, not quality.",
     ]
     return section("gvc vs x265, for scale (bench_codec)", torch.device(res["device"]), settings, [t])

@@ -171,6 +171,7 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int, default=128, help="crop size (multiple of 64)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 10, --quick 5)")
     args = p.parse_args(argv)
+    args.device = args.device or "cpu"  # a CPU (gloo) benchmark even where a GPU exists
     device = setup(args)
     emit(args, run(args, device), markdown)
     return 0

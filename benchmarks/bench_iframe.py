@@ -380,8 +380,9 @@ def markdown(res: dict) -> str:
         f"Target: entropy coding < 10% of decode time. Worst measured share: {100 * worst_share:.1f}% "
         f"({'met' if worst_share < 0.10 else 'NOT met'}).",
         "### Bits in file vs likelihood estimate (smoke model fitted briefly, all-intra .gvc)",
-        f"Smoke IFrameCodec fitted for {fmt(b['fit']['seconds'])} s on 64x64 carphone crops (rate + 0.1*255^2*MSE); "
-        f"last step: {fmt(b['fit']['bpp'])} bpp, {fmt(b['fit']['psnr'])} dB PSNR (noise mode).",
+        f"Smoke IFrameCodec fitted for {b['fit']['steps']} steps ({fmt(b['fit']['seconds'])} s) on "
+        f"{b['fit']['batch']}x{b['fit']['crop']}x{b['fit']['crop']} carphone crops (rate + {b['fit']['lmbda']:g} * "
+        f"255^2 * MSE); last step: {fmt(b['fit']['bpp'])} bpp, {fmt(b['fit']['psnr'])} dB PSNR (noise mode).",
         t_bits,
         "Target: entropy-coded bits <= 1.01 x estimate (+ the fixed container: stream header and per-packet "
         "fields, listed separately). Estimate = sum of -log2 likelihoods in round mode with the coder's scales. The coder's CDFs "

@@ -313,14 +313,14 @@ def markdown(res: dict) -> str:
     ]
     if not has_paper:
         settings.append(
-            "Paper-size model: not run here (GPU only; on this CPU one paper I-frame step at 1x128x128 takes "
-            "over 10 s, see bench_iframe); `--paper` runs it at 1x2..3x3x128x128."
+            "Paper-size model: not run by default on CPU (GPU only: see bench_iframe for how long even one paper "
+            "I-frame step takes on this CPU); `--paper` runs it at batch 1, 128x128, T = 2 and 3."
         )
     body = [
         "### Training step vs unroll length (fresh process per row)",
         t_steps,
         "### Encode / decode of the sample clips (smoke VideoCodec, I then P-frames)",
-        f"I-frame codec fitted {fmt(c['fit']['seconds'])} s on carphone crops first (P-frame codec: init from it, "
+        f"I-frame codec fitted {c['fit']['steps']} steps ({fmt(c['fit']['seconds'])} s) on carphone crops first (P-frame codec: init from it, "
         "untrained), so the bitrates are not meaningful; speed and the split of time are.",
         t_cod,
     ]

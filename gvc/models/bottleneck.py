@@ -73,17 +73,21 @@ class HyperpriorBottleneck(nn.Module):
         """Likelihood of quantized (or noisy) z values (B, C, h, w) under the factorized prior."""
         eb = self.entropy_bottleneck
         b, c, h, w = z_q.shape
-        values = z_q.permute(1, 0, 2, 3).reshape(c, 1, -1)
-        lik, _, _ = eb._likelihood(values)
-        if eb.use_likelihood_bound:
-            lik = eb.likelihood_lower_bound(lik)
+        # Rates are computed in float32 even under bf16/fp16 autocast: -log2 of small probabilities in bf16
+        # would be off by several percent.
+        with torch.autocast(device_type=z_q.device.type, enabled=False):
+            values = z_q.float().permute(1, 0, 2, 3).reshape(c, 1, -1)
+            lik, _, _ = eb._likelihood(values)
+            if eb.use_likelihood_bound:
+                lik = eb.likelihood_lower_bound(lik)
         return lik.reshape(c, b, h, w).permute(1, 0, 2, 3)
 
     def _y_likelihood(self, y_q: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         gc = self.gaussian_conditional
-        lik = gc._likelihood(y_q, scales, means)
-        if gc.use_likelihood_bound:
-            lik = gc.likelihood_lower_bound(lik)
+        with torch.autocast(device_type=y_q.device.type, enabled=False):  # float32 rates, as for z
+            lik = gc._likelihood(y_q.float(), scales.float(), means.float())
+            if gc.use_likelihood_bound:
+                lik = gc.likelihood_lower_bound(lik)
         return lik
 
     def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
