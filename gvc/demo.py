@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo")
     parser.add_argument(
-        "--clip", default="carphone", help="sample clip to code (carphone, bikes, bigbuckbunny)"
+        "--clip", default="carphone_pristine", help="sample clip to code (carphone_pristine, bikes, bigbuckbunny)"
     )
     parser.add_argument("--frames", type=int, default=12, help="frames to encode")
     args = parser.parse_args(argv)

@@ -22,8 +22,12 @@ from gvc.data.io import (
     write_y4m,
     write_yuv,
 )
+from gvc.data.sampling import ResumableDataLoader, ResumableSampler, SampleKey, sample_generator
 
 __all__ = [
+    "ResumableDataLoader",
+    "ResumableSampler",
+    "SampleKey",
     "SyntheticMotionClips",
     "VideoClipDataset",
     "VideoReader",
@@ -32,6 +36,7 @@ __all__ = [
     "make_synthetic_clip",
     "open_video",
     "open_writer",
+    "sample_generator",
     "rgb_to_yuv420",
     "sample_clips",
     "write_mp4",

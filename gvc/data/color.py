@@ -34,8 +34,10 @@ def _range(full_range: bool) -> tuple[float, float, float]:
 
 
 def _as_float_tensor(x) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
-    return t.to(torch.float32) if not t.is_floating_point() else t
+    """uint8/float numpy array or tensor -> float32 tensor (a new tensor: read-only arrays are never aliased)."""
+    if isinstance(x, np.ndarray):
+        return torch.tensor(x, dtype=torch.float32)
+    return x.to(torch.float32) if not x.is_floating_point() else x
 
 
 def upsample_chroma(c: torch.Tensor, mode: str = "nearest") -> torch.Tensor:

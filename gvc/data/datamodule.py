@@ -8,18 +8,28 @@ sample, so the new T reaches already-running (even persistent) workers without r
 batch that straddles the change is cut to its shortest T (see gvc.data.datasets). Validation keeps
 ``val_clip_length`` when it is set, otherwise follows the training T.
 
-DDP: map-style datasets get Lightning's DistributedSampler; shards are split across ranks/workers by litdata.
+Resume at the data position: training loaders of map-style datasets are :class:`gvc.data.sampling.
+ResumableDataLoader` over a :class:`~gvc.data.sampling.ResumableSampler` (order from (seed, epoch), per-sample
+crops from (seed, epoch, index)); shards use litdata's StreamingDataLoader. Both have state_dict/load_state_dict,
+which Lightning stores in the checkpoint (``loops.fit_loop.state_dict.combined_loader``) and restores on resume,
+so a resumed run sees exactly the batches an uninterrupted run would have seen.
+
+DDP: the ResumableSampler splits each epoch over ranks itself (it is a DistributedSampler, so Lightning keeps it);
+validation gets Lightning's DistributedSampler; shards are split across ranks/workers by litdata.
 With ``uint8_transfer`` the datasets return uint8 clips and the conversion to float [0, 1] happens after the
 transfer to the device (``on_after_batch_transfer``): 4x fewer bytes through pinned memory and the host.
 """
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
 from gvc.data.datasets import SyntheticMotionClips, VideoClipDataset, collate_clips, sample_clips
+from gvc.data.sampling import ResumableDataLoader, ResumableSampler
 from gvc.errors import ConfigError
 
 KINDS = ("synthetic", "folder", "sample", "shards")
@@ -45,7 +55,9 @@ class ClipDataModule(L.LightningDataModule):
             val set uses num_val_clips and seed + 1.
         num_val_clips: synthetic validation clips.
         uint8_transfer: see module docstring.
-        shard_seed: litdata shuffle seed.
+        shard_seed: litdata shuffle seed (and of the shards' per-sample window/crop).
+        seed: base seed of the training order and per-sample crops of map-style datasets; None: the global seed
+            of ``lightning.seed_everything`` (env PL_GLOBAL_SEED), else 0.
     """
 
     def __init__(
@@ -73,6 +85,7 @@ class ClipDataModule(L.LightningDataModule):
         num_val_clips: int = 8,
         uint8_transfer: bool = False,
         shard_seed: int = 42,
+        seed: int | None = None,
     ):
         super().__init__()
         if kind not in KINDS:
@@ -99,7 +112,24 @@ class ClipDataModule(L.LightningDataModule):
         self.num_val_clips = num_val_clips
         self.uint8_transfer = uint8_transfer
         self.shard_seed = shard_seed
+        self.seed = seed
         self.train_set = self.val_set = None
+
+    @property
+    def data_seed(self) -> int:
+        """The resolved ``seed`` (see class doc)."""
+        if self.seed is not None:
+            return int(self.seed)
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def _world(self) -> tuple[int, int]:
+        """(world size, rank) of the attached trainer, else of torch.distributed, else (1, 0)."""
+        trainer = self.trainer
+        if trainer is not None:
+            return int(trainer.world_size), int(trainer.global_rank)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
 
     # --- datasets -----------------------------------------------------------------------------------------------
     def _raw(self, sources, train: bool):
@@ -112,6 +142,7 @@ class ClipDataModule(L.LightningDataModule):
             samples_per_video=self.samples_per_video,
             max_clip_length=self.max_clip_length,
             cache=self.cache,
+            seed=self.data_seed,
             **self.color,
         )
 
@@ -176,7 +207,13 @@ class ClipDataModule(L.LightningDataModule):
             from litdata import StreamingDataLoader
 
             return StreamingDataLoader(ds, **kw)
-        return DataLoader(ds, shuffle=train, **kw)
+        if not train:  # own generator: creating the iterator draws nothing from the global torch RNG
+            return DataLoader(
+                ds, shuffle=False, generator=torch.Generator().manual_seed(self.data_seed), **kw
+            )
+        replicas, rank = self._world()
+        sampler = ResumableSampler(ds, num_replicas=replicas, rank=rank, shuffle=True, seed=self.data_seed)
+        return ResumableDataLoader(ds, sampler=sampler, **kw)
 
     def train_dataloader(self):
         self.setup("fit")

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from gvc.data.color import yuv420_to_rgb
 from gvc.data.io import VideoReader, YUVFrame, find_videos, open_video
+from gvc.data.sampling import sample_generator, split_key
 from gvc.errors import ConfigError, VideoFormatError
 
 SAMPLE_CLIP_NAMES = ("carphone_pristine", "bikes", "bigbuckbunny")
@@ -125,7 +126,9 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         cache: decode each whole video once into memory (uint8 4:2:0, per worker) - for small clips only.
         matrix, full_range, chroma_upsample: YUV -> RGB conversion (gvc.data.color).
         reader_kwargs: passed to open_video (e.g. width/height/fps for raw .yuv without a parsable name).
-        seed: base seed of the per-item random generator (item i uses seed + i + epoch offset from torch's RNG).
+        seed: base seed of the per-sample randomness (train): start and crop of key (index, epoch) come from
+            ``gvc.data.sampling.sample_generator(seed, epoch, index)``, so a sample is the same in any worker and
+            after a resume. Keys are ints (epoch 0) or ``SampleKey(index, epoch)`` (ResumableSampler).
     Items: float tensor (T, 3, crop, crop) in [0, 1].
     """
 
@@ -142,6 +145,7 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         full_range: bool = True,
         chroma_upsample: str = "nearest",
         reader_kwargs: dict | None = None,
+        seed: int = 0,
     ):
         if isinstance(sources, str | Path):
             paths = find_videos(sources)
@@ -158,6 +162,7 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         self.cache = cache
         self.color = dict(matrix=matrix, full_range=full_range, chroma_upsample=chroma_upsample)
         self.reader_kwargs = dict(reader_kwargs or {})
+        self.seed = int(seed)
         need_t = max(clip_length, max_clip_length or 0)
         self.videos: list[dict] = []
         for p in paths:
@@ -204,13 +209,16 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
             return YUVFrame(y[start : start + t], u[start : start + t], v_[start : start + t])
         return self._reader(v).read_yuv_clip(start, t)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, key) -> torch.Tensor:
+        index, epoch = split_key(key)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
         v = index % len(self.videos)
         info = self.videos[v]
         t = min(self.clip_length.get(), info["num_frames"])
         rng = None
         if self.train:
-            rng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+            rng = sample_generator(self.seed, epoch, index)
             start = int(torch.randint(0, info["num_frames"] - t + 1, (1,), generator=rng))
         else:
             start = (info["num_frames"] - t) // 2
@@ -283,7 +291,8 @@ def make_synthetic_clip(
 
 
 class SyntheticMotionClips(_ClipLengthMixin, Dataset):
-    """``num_clips`` synthetic clips (see :func:`make_synthetic_clip`); item i is the same clip every time.
+    """``num_clips`` synthetic clips (see :func:`make_synthetic_clip`); item i is the same clip every time (and in
+    every epoch: keys may be ints or ``SampleKey(index, epoch)``).
 
     Items: clip float (T, 3, H, W) in [0, 1], or (clip, flow (T, 2, H, W) pixels) when ``return_flow``.
     """
@@ -310,7 +319,8 @@ class SyntheticMotionClips(_ClipLengthMixin, Dataset):
     def __len__(self) -> int:
         return self.num_clips
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        index, _ = split_key(key)  # the same clip in every epoch
         if not 0 <= index < self.num_clips:
             raise IndexError(index)
         clip, flow = make_synthetic_clip(

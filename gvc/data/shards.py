@@ -15,6 +15,7 @@ import torch
 
 from gvc.data.datasets import ClipLength, _ClipLengthMixin, _crop_box
 from gvc.data.prepare import MANIFEST_NAME
+from gvc.data.sampling import sample_generator
 from gvc.errors import ConfigError
 
 
@@ -28,9 +29,11 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
     """Clips from prepare-clips shards (a local dir, or a remote one litdata can stream).
 
     With T < T_s a random T-window (train) or the centred window (val) is taken; with ``crop_size`` < S a random
-    (train) / centred (val) crop. T > T_s raises ConfigError. Train shuffles (litdata's shuffle, seeded by
-    ``seed``); DDP/worker sharding is litdata's. Items: float (T, 3, crop, crop) in [0, 1], or uint8 when
-    ``output_uint8`` (then divide by 255 on the device). Use with litdata.StreamingDataLoader.
+    (train) / centred (val) crop, drawn from ``sample_generator(seed, epoch, sample index)`` (no global/worker RNG).
+    T > T_s raises ConfigError. Train shuffles (litdata's shuffle, seeded by ``seed``); DDP/worker sharding is
+    litdata's, and so is the resumable position (litdata.StreamingDataLoader.state_dict / load_state_dict).
+    Items: float (T, 3, crop, crop) in [0, 1], or uint8 when ``output_uint8`` (then divide by 255 on the device).
+    Use with litdata.StreamingDataLoader.
     """
 
     def __init__(
@@ -66,8 +69,9 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
             )
         crop = self.crop_size if self.crop_size is not None and self.crop_size < min(h, w) else None
         if self.train:
-            start = int(torch.randint(0, ts - t + 1, (1,)))
-            rng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+            # (seed, epoch, sample index): the same window/crop in any worker and after a resume
+            rng = sample_generator(self.seed, self.current_epoch, int(getattr(index, "index", index)))
+            start = int(torch.randint(0, ts - t + 1, (1,), generator=rng))
             y0, x0, ch, cw = _crop_box(h, w, crop, rng)
         else:
             start = (ts - t) // 2
