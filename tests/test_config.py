@@ -99,4 +99,4 @@ def test_tiny_experiments_instantiate(name, tmp_path):
     assert type(trainer.strategy.checkpoint_io).__name__ == "AtomicCheckpointIO"
     assert Path(trainer.default_root_dir) == tmp_path
     if name == "smoke_pframe":
-        assert [module.unroll_length(s) for s in (0, 29, 30, 59, 79)] == [2, 2, 3, 3, 3]
+        assert [module.unroll_length(s) for s in (0, 149, 150, 399, 450)] == [2, 2, 3, 3, 3]

@@ -65,6 +65,7 @@ def test_iframe_mid_epoch_resume_sees_the_same_batches(tmp_path):
     ckpt = torch.load(part_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     loader_state = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert [(s["epoch"], s["samples"]) for s in loader_state] == [(1, 4)]
+    assert ckpt["ClipDataModule"]["train_loader"] == loader_state[0]
     res = run_train(cfg(part_dir, total))
     assert res["resumed_from"] is not None and res["step"] == total
 
@@ -104,8 +105,9 @@ def _folder_dm(video_dir, num_workers: int) -> ClipDataModule:
     )
 
 
-def _epoch(loader, epoch: int) -> list[torch.Tensor]:
-    loader.sampler.set_epoch(epoch)  # what Lightning does at every epoch start
+def _pass(loader, lightning_epoch: int) -> list[torch.Tensor]:
+    """One pass; Lightning calls set_epoch(its own epoch count) first, which must not move the data position."""
+    loader.sampler.set_epoch(lightning_epoch)
     return list(loader)
 
 
@@ -113,26 +115,26 @@ def _epoch(loader, epoch: int) -> list[torch.Tensor]:
 def test_loader_state_round_trip(video_dir, num_workers):
     """Random crops/starts + shuffle: 3 batches, state_dict, a fresh datamodule loads it (after the global RNG
     moved on) and yields exactly the rest of epoch 0 and then epoch 1 of an uninterrupted loader."""
-    dm = _folder_dm(video_dir, num_workers)
-    ref = _epoch(dm.train_dataloader(), 0) + _epoch(dm.train_dataloader(), 1)
-    assert len(ref) == 10 and not torch.equal(ref[0], ref[5])
+    loader = _folder_dm(video_dir, num_workers).train_dataloader()
+    ref = _pass(loader, 0) + _pass(loader, 1)  # one uninterrupted loader: epochs 0 and 1
+    assert len(ref) == 10 and loader.position == (2, 0)
+    assert not all(torch.equal(a, b) for a, b in zip(ref[:5], ref[5:], strict=True))  # reshuffled, new crops
 
     torch.manual_seed(123)
     loader = _folder_dm(video_dir, num_workers).train_dataloader()
-    loader.sampler.set_epoch(0)
     it = iter(loader)
     seen = [next(it) for _ in range(3)]
     state = loader.state_dict()
     del it
-    assert state["epoch"] == 0 and state["samples"] == 6
+    assert (state["epoch"], state["samples"]) == (0, 6)
 
     torch.manual_seed(999)
     resumed = _folder_dm(video_dir, num_workers).train_dataloader()
     resumed.load_state_dict(state)
-    assert resumed.state_dict()["samples"] == 6
-    rest = _epoch(resumed, 0)
-    assert len(rest) == 2 and resumed.state_dict() == {**state, "samples": 10}
-    seen += rest + _epoch(resumed, 1)
+    assert resumed.position == (0, 6)
+    rest = _pass(resumed, 5)  # a different Lightning epoch number changes nothing
+    assert len(rest) == 2 and resumed.position == (1, 0)
+    seen += rest + _pass(resumed, 6)
     assert len(seen) == len(ref)
     for a, b in zip(seen, ref, strict=True):
         assert torch.equal(a, b)

@@ -114,6 +114,8 @@ class ClipDataModule(L.LightningDataModule):
         self.shard_seed = shard_seed
         self.seed = seed
         self.train_set = self.val_set = None
+        self._train_loader = None
+        self._pending_train_state: dict | None = None
 
     @property
     def data_seed(self) -> int:
@@ -217,7 +219,27 @@ class ClipDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         self.setup("fit")
-        return self._loader(self.train_set, train=True)
+        loader = self._loader(self.train_set, train=True)
+        if self._pending_train_state is not None:
+            loader.load_state_dict(self._pending_train_state)
+            self._pending_train_state = None
+        self._train_loader = loader
+        return loader
+
+    # --- checkpoint state: the training data position -----------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The position of the training loader (Lightning stores it in the checkpoint under this class's name).
+
+        Lightning also saves/restores the loader's own state, but only restores it when it considers the epoch
+        unfinished; a run that stopped at its step budget in the middle of an epoch ends that epoch for Lightning,
+        so the datamodule carries the position too and applies it to the next training loader it builds.
+        """
+        if self._train_loader is None or not hasattr(self._train_loader, "state_dict"):
+            return {}
+        return {"train_loader": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending_train_state = state_dict.get("train_loader")
 
     def val_dataloader(self):
         self.setup("validate")

@@ -6,10 +6,10 @@
 - :class:`ResumableSampler`: per-epoch permutation from ``(seed, epoch)`` (no global RNG), split over ranks like
   DistributedSampler (it is one, so Lightning does not replace it under DDP); :meth:`ResumableSampler.resume`
   makes its next pass start ``start`` samples into the epoch by index arithmetic (nothing is decoded to skip).
-- :class:`ResumableDataLoader`: a DataLoader with ``state_dict() / load_state_dict()`` (Lightning saves and restores
-  the state of a training loader with these). It counts the batches it has handed to its consumer in its own
-  ``__iter__`` (not what workers prefetched), so the state after the k-th batch of an epoch is
-  ``{epoch, samples = k * batch_size}`` per rank.
+- :class:`ResumableDataLoader`: a DataLoader that owns the data position and continues it on every pass, with
+  ``state_dict() / load_state_dict()`` (Lightning saves and restores the state of a training loader with these).
+  It counts the batches it has handed to its consumer in its own ``__iter__`` (not what workers prefetched), so
+  the state after the k-th batch of an epoch is ``{epoch, samples = k * batch_size}`` per rank.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class ResumableSampler(DistributedSampler):
         self.start = 0  # samples of this rank to skip at the start of the next pass (one-shot, see resume())
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this at every epoch start; a pending resume position stays only for the same epoch."""
+        """Standalone use: the epoch of the next pass (a pending resume position stays only for the same epoch).
+        Under a ResumableDataLoader the loader's position decides instead."""
         if int(epoch) != self.epoch:
             self.start = 0
         self.epoch = int(epoch)
@@ -129,14 +130,21 @@ class ResumableSampler(DistributedSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """DataLoader over a :class:`ResumableSampler` whose position Lightning saves and restores.
+    """DataLoader over a :class:`ResumableSampler`: a continuous, resumable stream of batches.
 
     Same arguments as torch's DataLoader; ``sampler`` must be a ResumableSampler (no ``shuffle``/``batch_sampler``).
-    Without an explicit ``generator`` one seeded from the sampler's seed is used, so creating an iterator (every
-    epoch, and on resume) never draws from the global torch RNG (the training step's random stream stays aligned
-    between an uninterrupted and a resumed run).
+    The loader owns the data position (epoch, samples of this rank handed out in that epoch): every pass (every
+    ``iter()``) continues at the position, a pass that runs to its end moves it to the start of the next epoch, and
+    ``state_dict() / load_state_dict()`` save / restore it (Lightning does this for a training loader, and
+    ClipDataModule does it too when Lightning considers the epoch finished, e.g. a run stopped at max steps in the
+    middle of an epoch). The data epoch is ours: Lightning's ``sampler.set_epoch`` (its own epoch count) is
+    overridden by the position at the start of each pass.
 
-    State: ``{"epoch", "samples" (this rank's samples handed out in that epoch), "num_replicas", "seed"}``.
+    Without an explicit ``generator`` one seeded from the sampler's seed is used, so creating an iterator never
+    draws from the global torch RNG (the training step's random stream stays aligned between an uninterrupted and
+    a resumed run).
+
+    State: ``{"epoch", "samples", "num_replicas", "seed"}``.
     """
 
     def __init__(self, dataset, *args, sampler: ResumableSampler | None = None, **kwargs):
@@ -145,19 +153,23 @@ class ResumableDataLoader(DataLoader):
         if kwargs.get("generator") is None:
             kwargs["generator"] = torch.Generator().manual_seed(_mix(sampler.seed, 0x5EED))
         super().__init__(dataset, *args, sampler=sampler, **kwargs)
-        self._epoch = sampler.epoch
-        self._samples = 0
+        self._epoch, self._samples = sampler.epoch, sampler.start
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(epoch, samples of this rank already handed out in it)."""
+        return self._epoch, self._samples
 
     def __iter__(self):
+        # counted here, at the consumer: batches prefetched by workers but never handed out do not count
         sampler = self.sampler
-        # the body runs at the first next(), i.e. after Lightning's set_epoch() of this epoch
+        sampler.resume(self._epoch, self._samples)  # (normalises a position at the end of an epoch)
         self._epoch, self._samples = sampler.epoch, sampler.start
-        total = len(sampler)
-        step = self.batch_size or 1
+        total, step = len(sampler), self.batch_size or 1
         for batch in super().__iter__():
             self._samples = min(self._samples + step, total)
             yield batch
-        self._samples = total  # a tail dropped by drop_last counts as consumed: the epoch is over
+        self._epoch, self._samples = self._epoch + 1, 0  # a tail dropped by drop_last ends the epoch too
 
     def state_dict(self) -> dict:
         return {
@@ -169,7 +181,8 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         """Continue at the saved position: the next pass yields the rest of the saved epoch (all ranks resume at
-        the same global position; a changed world size is converted through the global sample count)."""
+        the same global position; a changed world size is converted through the global sample count). Loading
+        the same state twice is harmless."""
         sampler = self.sampler
         if int(state.get("seed", sampler.seed)) != sampler.seed:
             log.warning(
