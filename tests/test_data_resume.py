@@ -46,10 +46,15 @@ def _records(path) -> dict[int, dict]:
         return {r["step"]: r for r in map(json.loads, f)}
 
 
-def test_iframe_mid_epoch_resume_sees_the_same_batches(tmp_path):
+@pytest.mark.parametrize("every", [0, 6], ids=["saved_at_step_budget", "saved_mid_epoch_periodic"])
+def test_iframe_mid_epoch_resume_sees_the_same_batches(tmp_path, every):
     """8 clips, batch 2 = 4 steps/epoch. 8 steps straight vs 6 steps (stop in the middle of epoch 1) + resume to 8:
     steps 7-8 train on the same batch tensors with the same losses, the resumed epoch 1 holds every clip exactly
-    once (it went on, it did not restart), and the checkpoint carries the loader position (epoch 1, 4 samples)."""
+    once (it went on, it did not restart), and the checkpoint carries the loader position (epoch 1, 4 samples).
+
+    every=0: last.ckpt written at the end of fit (step budget reached; Lightning counts the epoch as finished and
+    does not restore loader state: ClipDataModule's own state does). every=6: written at the batch end of step 6,
+    as on a kill/preemption (Lightning restores the loader state, and so does the datamodule: loaded twice)."""
     total, split = 8, 6
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
 
@@ -58,7 +63,7 @@ def test_iframe_mid_epoch_resume_sees_the_same_batches(tmp_path):
             f"+callbacks.record._target_={__name__}.BatchRecorder",
             f"+callbacks.record.path={out}/batches.jsonl",
         ]
-        return compose_cfg("smoke_iframe", fast_overrides(out, steps) + ["stage.warmup_steps=2", *rec])
+        return compose_cfg("smoke_iframe", fast_overrides(out, steps, every) + ["stage.warmup_steps=2", *rec])
 
     run_train(cfg(full_dir, total))
     run_train(cfg(part_dir, split))

@@ -25,8 +25,7 @@ def test_iframe_resume_matches_uninterrupted_run(tmp_path):
     """8 synthetic clips, batch 2 = 4 steps/epoch; 7 steps straight vs 4 steps + resume to 7 (GAN from step 2,
     lr decay at 5): the losses of steps 5-7, weights, optimizer states and lambda_R are identical.
 
-    The split is at an epoch boundary: map-style loaders restart their epoch on a mid-epoch resume (no loader
-    state), see test_iframe_resume_mid_epoch_continues_counters."""
+    The split is at an epoch boundary; mid-epoch resumes (same batches, same losses) are in test_data_resume.py."""
     total, split = 7, 4
     common = ["stage.warmup_steps=2", "stage.lr_milestones=[5]"]
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
