@@ -87,9 +87,12 @@ def test_sample_clip_dataset_shape_range_and_determinism():
     x = train[0]
     assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert x.std() > 0.02  # real picture content, not a constant
+    from gvc.data.sampling import SampleKey
+
+    draws = [train[SampleKey(0, e)] for e in range(3)]
+    assert not all(torch.equal(draws[0], d) for d in draws[1:])  # random start/crop per epoch
     torch.manual_seed(0)
-    draws = [train[0] for _ in range(3)]
-    assert not all(torch.equal(draws[0], d) for d in draws[1:])  # random start/crop
+    assert torch.equal(train[SampleKey(0, 1)], draws[1])  # a function of (seed, epoch, index) only
     val = VideoClipDataset(clips, clip_length=3, crop_size=64, train=False)
     assert len(val) == 1 and torch.equal(val[0], val[0])
     with val._reader(0) as r:  # the centred clip: frames 58..60, centred even crop
