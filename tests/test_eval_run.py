@@ -153,3 +153,20 @@ def test_runner_gvc_model_file_and_side_by_side(tmp_path):
     (sbs,) = (out / "export" / "side_by_side").glob("*.mp4")
     with open_video(sbs) as reader:
         assert (reader.width, reader.height, len(reader)) == (3 * W, H, 2)
+
+
+def test_model_settings_are_unique_when_file_names_collide():
+    from pathlib import Path
+
+    from gvc.eval.run import model_settings
+
+    paths = [
+        Path("runs/iframe/model.gvcm"),
+        Path("runs/pframe/model.gvcm"),
+        Path("x/low.gvcm"),
+        Path("y/model.gvcm"),
+    ]
+    labels = model_settings(paths)
+    assert labels == ["iframe_model", "pframe_model", "low", "y_model"]
+    same = model_settings([Path("a/model.gvcm"), Path("a/model.gvcm")])
+    assert len(set(same)) == 2

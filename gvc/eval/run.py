@@ -232,6 +232,14 @@ class SourceVideo:
 
 
 # --------------------------------------------------------------------------------------------- runner
+def model_settings(paths: Sequence[Path]) -> list[str]:
+    """A unique, readable label per model file: its stem, or `<parent>_<stem>` (then `_<i>`) where stems collide
+    (e.g. two runs' `model.gvcm`), so their bitstreams and cached points never overwrite each other."""
+    stems = [p.stem for p in paths]
+    labels = [s if stems.count(s) == 1 else f"{p.parent.name}_{s}" for p, s in zip(paths, stems)]
+    return [s if labels.count(s) == 1 else f"{s}_{i}" for i, s in enumerate(labels)]
+
+
 class Evaluator:
     """Runs one evaluation (see module docstring). ``run()`` returns the results dict written to results.json."""
 
@@ -307,9 +315,8 @@ class Evaluator:
     # ----------------------------------------------------------------------------------------- codecs
     def _gvc_points(self, src: SourceVideo, bar: tqdm) -> list[dict[str, Any]]:
         points = []
-        for model_path in self.cfg.models:
-            model_path = Path(str(model_path)).expanduser()
-            setting = model_path.stem
+        paths = [Path(str(p)).expanduser() for p in self.cfg.models]
+        for model_path, setting in zip(paths, model_settings(paths)):
             ident = {**self._point_base(src), "codec": "gvc", "model_sha256": file_sha256(model_path)}
             key = f"{src.name}__gvc__{setting}__{_hash(ident)}"
             bar.set_postfix_str(f"{src.name} gvc {setting}")
