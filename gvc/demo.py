@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo")
     parser.add_argument(
-        "--clip", default="carphone_pristine", help="sample clip to code (carphone_pristine, bikes, bigbuckbunny)"
+        "--clip",
+        default="carphone_pristine",
+        help="sample clip to code (carphone_pristine, bikes, bigbuckbunny)",
     )
     parser.add_argument("--frames", type=int, default=12, help="frames to encode")
     args = parser.parse_args(argv)
