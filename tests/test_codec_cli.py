@@ -61,15 +61,6 @@ def _fit_entropy_model(model: IFrameCodec, x: torch.Tensor, y_std: float, steps:
         aux.step()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~30x faster than two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def clip() -> Path:
     return sample_clips()["carphone_pristine"]

@@ -21,15 +21,6 @@ from gvc.models.iframe import IFrameCodec
 TINY = dict(channels=[8, 8, 16, 16, 16], latent_channels=8, num_residual_blocks=1, hyper_channels=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~30x faster than two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     torch.manual_seed(0)

