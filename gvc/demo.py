@@ -44,6 +44,24 @@ def _per_frame_psnr(source: Path, decoded: Path, frames: int) -> list[float]:
     return values
 
 
+def _training_rate(run_dir: Path, steps: int = 100) -> tuple[float, float] | None:
+    """(mean of the controller's bpp EMA over the last `steps` logged steps, target bpp) of a training run, from
+    its CSV log and the Hydra config it saved; None when either is missing."""
+    import csv
+
+    from omegaconf import OmegaConf
+
+    logs = sorted(run_dir.glob("csv/version_*/metrics.csv"))
+    cfg_file = run_dir / ".hydra" / "config.yaml"
+    if not logs or not cfg_file.exists():
+        return None
+    with logs[-1].open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/bpp_ema")]
+    last_step = int(rows[-1]["step"])
+    ema = [float(r["train/bpp_ema"]) for r in rows if int(r["step"]) > last_step - steps]
+    return sum(ema) / len(ema), float(OmegaConf.load(cfg_file).rate.target_bpp)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             ps = [p for r, p in zip(info["per_frame"], psnrs) if r["type"] == kind]
             print(
                 f"[demo] {kind}-frames: {len(rows)}, mean {bpp:.4f} bpp, mean PSNR {sum(ps) / len(ps):.2f} dB"
+            )
+    for stage, run_dir in (("stage 1 (I)", iframe_dir), ("stage 2 (P)", pframe_dir)):
+        rate = _training_rate(run_dir)
+        if rate is not None:
+            print(
+                f"[demo] {stage} training: estimated bpp {rate[0]:.4f} (controller EMA, last 100 steps, "
+                f"64x64 training crops) vs target {rate[1]:.4f} ({100 * (rate[0] / rate[1] - 1):+.1f}%)"
             )
     print(f"[demo] done in {time.perf_counter() - t_start:.0f} s; outputs in {args.out}")
     return 0

@@ -24,10 +24,12 @@ def _measured(bpp: float | torch.Tensor, reduce_fn: Callable[[torch.Tensor], tor
 
 
 class ProportionalRateController:
-    """log lambda_R += k_p * (bpp_ema - target_bpp) / target_bpp, clamped to [lambda_min, lambda_max].
+    """log lambda_R += k_p * e, e = (bpp_ema - target_bpp) / target_bpp, lambda_R clamped to [lambda_min, lambda_max].
 
     bpp_ema is an exponential moving average (decay `ema_decay`) of the measured batch bpp, started at the first
-    measurement. Form [ours]; the paper only says a proportional controller is used.
+    measurement. `max_relative_error` (None: off) clips e to [-max, max], so the far-off bpp of a fresh model
+    (often several times the target) cannot drive lambda_R up by orders of magnitude before the networks react.
+    Form [ours]; the paper only says a proportional controller is used.
     """
 
     def __init__(
@@ -38,7 +40,10 @@ class ProportionalRateController:
         ema_decay: float,
         lambda_min: float,
         lambda_max: float,
+        max_relative_error: float | None = None,
     ):
+        if max_relative_error is not None and max_relative_error <= 0:
+            raise ValueError(f"max_relative_error must be positive or None, got {max_relative_error}")
         if target_bpp <= 0 or not 0 < lambda_min <= lambda_init <= lambda_max:
             raise ValueError(
                 f"need target_bpp > 0 and 0 < lambda_min <= lambda_init <= lambda_max, got {target_bpp}, "
@@ -51,6 +56,7 @@ class ProportionalRateController:
         self.ema_decay = float(ema_decay)
         self.lambda_min = float(lambda_min)
         self.lambda_max = float(lambda_max)
+        self.max_relative_error = None if max_relative_error is None else float(max_relative_error)
         self.lambda_r = float(lambda_init)
         self.bpp_ema: float | None = None
 
@@ -59,7 +65,10 @@ class ProportionalRateController:
         measured_bpp = _measured(measured_bpp, None)
         d = self.ema_decay
         self.bpp_ema = measured_bpp if self.bpp_ema is None else d * self.bpp_ema + (1 - d) * measured_bpp
-        log_lam = math.log(self.lambda_r) + self.k_p * (self.bpp_ema - self.target_bpp) / self.target_bpp
+        error = (self.bpp_ema - self.target_bpp) / self.target_bpp
+        if self.max_relative_error is not None:
+            error = min(max(error, -self.max_relative_error), self.max_relative_error)
+        log_lam = math.log(self.lambda_r) + self.k_p * error
         self.lambda_r = min(max(math.exp(log_lam), self.lambda_min), self.lambda_max)
         return self.lambda_r
 

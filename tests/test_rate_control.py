@@ -79,3 +79,19 @@ def test_two_level_controller():
     assert min(hist) < 0.2 < max(hist)
     with pytest.raises(ValueError):
         TwoLevelRateController(1.0, 2.0, 0.1)
+
+
+def test_proportional_error_clip_bounds_each_step():
+    from gvc.rate_control import ProportionalRateController
+
+    clipped = ProportionalRateController(
+        0.1, 1.0, k_p=0.1, ema_decay=0.0, lambda_min=1e-3, lambda_max=1e4, max_relative_error=1.0
+    )
+    free = ProportionalRateController(0.1, 1.0, k_p=0.1, ema_decay=0.0, lambda_min=1e-3, lambda_max=1e4)
+    for _ in range(10):  # a fresh model at 10x the target bpp
+        clipped.update(1.0)
+        free.update(1.0)
+    assert abs(clipped.lambda_r - math.exp(10 * 0.1 * 1.0)) < 1e-9  # e clipped to 1 per step
+    assert abs(free.lambda_r - math.exp(10 * 0.1 * 9.0)) < 1e-6  # unclipped: e = 9 per step
+    clipped.update(0.095)  # small errors pass through unchanged
+    assert abs(math.log(clipped.lambda_r) - (1.0 + 0.1 * -0.05)) < 1e-6
