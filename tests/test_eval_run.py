@@ -170,3 +170,12 @@ def test_model_settings_are_unique_when_file_names_collide():
     assert labels == ["iframe_model", "pframe_model", "low", "y_model"]
     same = model_settings([Path("a/model.gvcm"), Path("a/model.gvcm")])
     assert len(set(same)) == 2
+
+
+def test_missing_model_file_is_a_config_error_before_any_work(tmp_path):
+    from gvc.errors import ConfigError
+    from gvc.eval.run import Evaluator
+
+    with pytest.raises(ConfigError, match="nope.gvcm"):
+        Evaluator({"models": [str(tmp_path / "nope.gvcm")], "output_dir": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()

@@ -245,6 +245,12 @@ class Evaluator:
 
     def __init__(self, cfg: Mapping[str, Any] | EvalConfig):
         self.cfg = EvalConfig.from_mapping(cfg)
+        missing = [str(m) for m in self.cfg.models if not Path(str(m)).expanduser().is_file()]
+        if missing:  # checked before any baseline runs, so a typo costs nothing
+            raise ConfigError(
+                f"model files not found: {missing}; give .gvcm files written by training (paths.output_dir/"
+                "model.gvcm) or by `gvc export CKPT -o MODEL.gvcm`"
+            )
         self.out = Path(self.cfg.output_dir)
         self.points_dir = self.out / "points"
         self.suite = MetricSuite(self.cfg.metrics, self._metric_options())

@@ -22,6 +22,7 @@ from torch import nn
 
 from gvc.errors import CheckpointError, ConfigError, TrainingError
 from gvc.training import schedule
+from gvc.training.speed import to_channels_last
 
 CKPT_KEY = "gvc"  # our entry in the Lightning checkpoint dict
 
@@ -89,6 +90,7 @@ class GVCModule(L.LightningModule):
         self.lpips = None
         self.discriminator: nn.Module | None = None
         self._frozen_prefixes = ("lpips.",)
+        self.channels_last = False  # conf channels_last (set by gvc.training.speed.apply_speed_options)
         schedule.quantization(0, self.stage_cfg["quantization"])  # validate early (ConfigError)
 
     # ------------------------------------------------------------------ to be provided by subclasses
@@ -241,6 +243,9 @@ class GVCModule(L.LightningModule):
     def aux_loss(self) -> torch.Tensor:
         """Sum of aux_loss() of every codec part with an entropy bottleneck being trained."""
         raise NotImplementedError
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return to_channels_last(batch) if self.channels_last else batch
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.finished:

@@ -9,7 +9,6 @@ warm-up). One D step per G step, on the reconstruction of the same forward pass.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import torch
@@ -20,6 +19,7 @@ from gvc import losses
 from gvc.codec.modelfile import class_path_of
 from gvc.errors import ConfigError
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
+from gvc.training.speed import plain_copy
 
 FRAME_SAMPLING = ("random", "first")
 
@@ -65,7 +65,7 @@ class IFrameModule(GVCModule):
         return self.codec.aux_loss()
 
     def export_codec(self) -> nn.Module:
-        return copy.deepcopy(self.codec).cpu().eval()
+        return plain_copy(self.codec)
 
     def export_spec(self) -> dict:
         return {

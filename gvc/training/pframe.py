@@ -30,6 +30,7 @@ from gvc.codec.modelfile import class_path_of
 from gvc.errors import CheckpointError, ConfigError
 from gvc.training import schedule
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
+from gvc.training.speed import plain_copy
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class PFrameModule(GVCModule):
         return self.video.pframe.aux_loss()
 
     def export_codec(self) -> nn.Module:
-        return copy.deepcopy(self.video).cpu().eval()
+        return plain_copy(self.video)
 
     def export_spec(self) -> dict:
         return {

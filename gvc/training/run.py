@@ -49,6 +49,18 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"data.max_clip_length={mcl} is shorter than the longest unroll T={max_t}")
     if int(stage.max_steps) <= 0:
         raise ConfigError(f"stage.max_steps={stage.max_steps} must be > 0")
+    if cfg.get("compile", False):
+        from gvc.training.speed import check_compile_support
+
+        check_compile_support(accelerator_type(cfg))
+
+
+def accelerator_type(cfg: DictConfig) -> str:
+    """The device kind ('cuda' or 'cpu') the Trainer of `cfg.trainer.accelerator` will train on."""
+    acc = str((cfg.get("trainer") or {}).get("accelerator", "auto"))
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
 
 
 def build_lpips(loss: dict):
@@ -60,7 +72,20 @@ def build_lpips(loss: dict):
 
 
 def build_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule:
-    """The stage's Lightning module with freshly initialised (stage 1) or stage-1-initialised (stage 2) models."""
+    """The stage's Lightning module with freshly initialised (stage 1) or stage-1-initialised (stage 2) models,
+    with the speed options `compile` and `channels_last` applied (gvc.training.speed)."""
+    from gvc.training.speed import apply_speed_options
+
+    module = _build_stage_module(cfg, instantiate)
+    compiled = apply_speed_options(
+        module, compile=bool(cfg.get("compile", False)), channels_last=bool(cfg.get("channels_last", False))
+    )
+    if compiled:
+        log.info("torch.compile (in place): %s", ", ".join(compiled))
+    return module
+
+
+def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule:
     stage, loss = _plain(cfg.stage), _plain(cfg.loss)
     rate = instantiate(cfg.rate, _convert_="all")
     lpips = build_lpips(loss)
