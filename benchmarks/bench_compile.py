@@ -174,8 +174,10 @@ def markdown(res: dict) -> str:
     body = [
         "### Stage-1 training step (G + aux + D step), four variants",
         t,
-        "Turn them on in training with `compile=true channels_last=true` (conf/train.yaml); keep the variant "
-        "that is fastest on the training GPU (first step = one-off compile cost per run and per input shape).",
+        "Both are off by default: their effect depends on the device and the model size (see the rows above), "
+        "so measure on the training GPU (`--device cuda`) before turning them on with `compile=true "
+        "channels_last=true` (conf/train.yaml). The first step's compile cost is paid once per run (and again "
+        "for a new input shape, e.g. the first validation batch).",
     ]
     return section(
         "torch.compile and channels_last (bench_compile)", torch.device(res["device"]), settings, body

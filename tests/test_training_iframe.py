@@ -122,6 +122,7 @@ def _rate_run(batches, k_p: float) -> _RateTrace:
             f"rate.k_p={k_p}",
             "rate.ema_decay=0.5",
             "rate.lambda_init=1.0",
+            "rate.max_relative_error=null",  # the SPEC form, unclipped: lambda_R climbs fast from far off
             "stage.lr=1e-3",
         ],
     )
