@@ -23,7 +23,40 @@ def _measured(bpp: float | torch.Tensor, reduce_fn: Callable[[torch.Tensor], tor
     return value
 
 
-class ProportionalRateController:
+class _EMAController:
+    """Shared part of the controllers: an EMA of the measured bpp (started at the first measurement), lambda_R,
+    and their checkpoint state. Subclasses implement `_next_lambda()` from `self.bpp_ema`."""
+
+    lambda_r: float
+    ema_decay: float
+    bpp_ema: float | None
+
+    def _next_lambda(self) -> float:
+        raise NotImplementedError
+
+    def update(self, measured_bpp: float) -> float:
+        """Feed one (already all-reduced) batch bpp; returns the new lambda_R."""
+        measured_bpp = _measured(measured_bpp, None)
+        d = self.ema_decay
+        self.bpp_ema = measured_bpp if self.bpp_ema is None else d * self.bpp_ema + (1 - d) * measured_bpp
+        self.lambda_r = self._next_lambda()
+        return self.lambda_r
+
+    def update_from_tensor(
+        self, bpp: torch.Tensor | float, reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> float:
+        """Like update, from a bpp tensor (its mean is taken); reduce_fn (e.g. an all-reduce mean) runs first."""
+        return self.update(_measured(bpp, reduce_fn))
+
+    def state_dict(self) -> dict:
+        return {"lambda_r": self.lambda_r, "bpp_ema": self.bpp_ema}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lambda_r = float(state["lambda_r"])
+        self.bpp_ema = None if state["bpp_ema"] is None else float(state["bpp_ema"])
+
+
+class ProportionalRateController(_EMAController):
     """log lambda_R += k_p * e, e = (bpp_ema - target_bpp) / target_bpp, lambda_R clamped to [lambda_min, lambda_max].
 
     bpp_ema is an exponential moving average (decay `ema_decay`) of the measured batch bpp, started at the first
@@ -60,33 +93,15 @@ class ProportionalRateController:
         self.lambda_r = float(lambda_init)
         self.bpp_ema: float | None = None
 
-    def update(self, measured_bpp: float) -> float:
-        """Feed one (already all-reduced) batch bpp; returns the new lambda_R."""
-        measured_bpp = _measured(measured_bpp, None)
-        d = self.ema_decay
-        self.bpp_ema = measured_bpp if self.bpp_ema is None else d * self.bpp_ema + (1 - d) * measured_bpp
+    def _next_lambda(self) -> float:
         error = (self.bpp_ema - self.target_bpp) / self.target_bpp
         if self.max_relative_error is not None:
             error = min(max(error, -self.max_relative_error), self.max_relative_error)
         log_lam = math.log(self.lambda_r) + self.k_p * error
-        self.lambda_r = min(max(math.exp(log_lam), self.lambda_min), self.lambda_max)
-        return self.lambda_r
-
-    def update_from_tensor(
-        self, bpp: torch.Tensor | float, reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> float:
-        """Like update, from a bpp tensor (its mean is taken); reduce_fn (e.g. an all-reduce mean) runs first."""
-        return self.update(_measured(bpp, reduce_fn))
-
-    def state_dict(self) -> dict:
-        return {"lambda_r": self.lambda_r, "bpp_ema": self.bpp_ema}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.lambda_r = float(state["lambda_r"])
-        self.bpp_ema = None if state["bpp_ema"] is None else float(state["bpp_ema"])
+        return min(max(math.exp(log_lam), self.lambda_min), self.lambda_max)
 
 
-class TwoLevelRateController:
+class TwoLevelRateController(_EMAController):
     """HiFiC's switch: lambda_R = lambda_a while bpp_ema > target_bpp, else lambda_b (lambda_a > lambda_b)."""
 
     def __init__(self, lambda_a: float, lambda_b: float, target_bpp: float, ema_decay: float = 0.0):
@@ -104,21 +119,5 @@ class TwoLevelRateController:
         self.lambda_r = self.lambda_a
         self.bpp_ema: float | None = None
 
-    def update(self, measured_bpp: float) -> float:
-        measured_bpp = _measured(measured_bpp, None)
-        d = self.ema_decay
-        self.bpp_ema = measured_bpp if self.bpp_ema is None else d * self.bpp_ema + (1 - d) * measured_bpp
-        self.lambda_r = self.lambda_a if self.bpp_ema > self.target_bpp else self.lambda_b
-        return self.lambda_r
-
-    def update_from_tensor(
-        self, bpp: torch.Tensor | float, reduce_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> float:
-        return self.update(_measured(bpp, reduce_fn))
-
-    def state_dict(self) -> dict:
-        return {"lambda_r": self.lambda_r, "bpp_ema": self.bpp_ema}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.lambda_r = float(state["lambda_r"])
-        self.bpp_ema = None if state["bpp_ema"] is None else float(state["bpp_ema"])
+    def _next_lambda(self) -> float:
+        return self.lambda_a if self.bpp_ema > self.target_bpp else self.lambda_b

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _entropy_fit import fit_iframe_entropy_model
 
 from gvc.models.bottleneck import HyperpriorBottleneck, scale_table
 from gvc.models.iframe import IFrameCodec
@@ -53,32 +54,6 @@ def test_noise_mode_gives_straight_through_gradient_to_y():
     assert bn.entropy_bottleneck.matrices[0].grad.abs().sum() > 0
 
 
-def _fit_entropy_model(model: IFrameCodec, x: torch.Tensor, y_std: float, steps: int) -> torch.Tensor:
-    """Give the model nontrivial latents (g_a rescaled so y has std `y_std`) and fit the entropy model
-    (h_a, h_s, factorized z prior, quantiles) to them by minimising the estimated rate."""
-    with torch.no_grad():
-        y = model.g_a(x)
-        s = y_std / y.std()
-        model.g_a.net[-1].weight.mul_(s)
-        model.g_a.net[-1].bias.mul_(s)
-        y = model.g_a(x)
-    bn = model.bottleneck
-    main = [p for n, p in bn.named_parameters() if not n.endswith("quantiles")]
-    opt = torch.optim.Adam(main, 1e-2)
-    aux = torch.optim.Adam([bn.entropy_bottleneck.quantiles], 1e-1)
-    for _ in range(steps):
-        out = bn(y, mode="noise")
-        rate = sum((-v.log2()).sum() for v in out["likelihoods"].values())
-        opt.zero_grad()
-        rate.backward()
-        opt.step()
-        a = bn.aux_loss()
-        aux.zero_grad()
-        a.backward()
-        aux.step()
-    return y
-
-
 @pytest.mark.ffmpeg
 def test_real_bits_match_likelihood_estimate_on_real_frames(carphone_crops):
     """What this proves: the entropy coder (scale table, 16-bit CDFs, z quantile range, escape codes) codes the
@@ -90,7 +65,7 @@ def test_real_bits_match_likelihood_estimate_on_real_frames(carphone_crops):
     torch.manual_seed(0)
     x = carphone_crops(frames=(0, 60), top=8, left=24, size=128)
     model = IFrameCodec(**TINY)
-    _fit_entropy_model(model, x, y_std=30.0, steps=300)
+    fit_iframe_entropy_model(model, x, y_std=30.0, steps=300)
     model.update(force=True)
     with torch.no_grad():
         out = model(x, mode="round")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _entropy_fit import fit_iframe_entropy_model
 from omegaconf import OmegaConf
 
 from gvc.cli import main
@@ -37,30 +38,6 @@ def _smoke_iframe_kwargs() -> dict:
     return _smoke_kwargs()["iframe"]
 
 
-def _fit_entropy_model(model: IFrameCodec, x: torch.Tensor, y_std: float, steps: int) -> None:
-    """Nontrivial latents (g_a's last conv rescaled so y has std `y_std`) and an entropy model fitted to them, so
-    the estimate is a meaningful prediction of the real code length (a random-init prior is not)."""
-    with torch.no_grad():
-        y = model.g_a(x)
-        s = y_std / y.std()
-        model.g_a.net[-1].weight.mul_(s)
-        model.g_a.net[-1].bias.mul_(s)
-        y = model.g_a(x)
-    bn = model.bottleneck
-    opt = torch.optim.Adam([p for n, p in bn.named_parameters() if not n.endswith("quantiles")], 1e-2)
-    aux = torch.optim.Adam([bn.entropy_bottleneck.quantiles], 1e-1)
-    for _ in range(steps):
-        out = bn(y, mode="noise")
-        rate = sum((-v.log2()).sum() for v in out["likelihoods"].values())
-        opt.zero_grad()
-        rate.backward()
-        opt.step()
-        a = bn.aux_loss()
-        aux.zero_grad()
-        a.backward()
-        aux.step()
-
-
 @pytest.fixture(scope="module")
 def clip() -> Path:
     return sample_clips()["carphone_pristine"]
@@ -72,7 +49,7 @@ def model_file(tmp_path_factory, clip) -> Path:
     model = IFrameCodec(**_smoke_iframe_kwargs())
     with open_video(clip) as r:
         x = pad_frame(r.read_rgb(0)[None], 192, 192)
-    _fit_entropy_model(model, x, y_std=8.0, steps=150)
+    fit_iframe_entropy_model(model, x, y_std=8.0, steps=150)
     path = tmp_path_factory.mktemp("model") / "smoke.gvcm"
     save_model_file(path, model)
     return path

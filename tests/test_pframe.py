@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _entropy_fit import fit_bottleneck
 from omegaconf import OmegaConf
 
 from gvc.data.datasets import make_synthetic_clip
@@ -100,22 +101,6 @@ def test_compress_decompress_reproduces_round_forward():
     assert (other["x_hat"] - dec["x_hat"]).abs().max() > 1e-4
 
 
-def _fit(bottleneck, y: torch.Tensor, steps: int) -> None:
-    """Fit a bottleneck's entropy model to fixed latents y by minimising the estimated rate."""
-    main = [p for n, p in bottleneck.named_parameters() if not n.endswith("quantiles")]
-    opt = torch.optim.Adam(main, 1e-2)
-    aux = torch.optim.Adam([bottleneck.entropy_bottleneck.quantiles], 1e-1)
-    for _ in range(steps):
-        rate = sum((-v.log2()).sum() for v in bottleneck(y, mode="noise")["likelihoods"].values())
-        opt.zero_grad()
-        rate.backward()
-        opt.step()
-        a = bottleneck.aux_loss()
-        aux.zero_grad()
-        a.backward()
-        aux.step()
-
-
 def test_real_bits_match_likelihood_estimate():
     """The four strings' sizes match -log2 of forward(mode="round")'s likelihoods within 1% plus the rANS
     coder's fixed overhead (<= 64 bits per string), on nontrivial latents (encoders rescaled to latent std 30,
@@ -127,11 +112,11 @@ def test_real_bits_match_likelihood_estimate():
             last = enc.net[-1]
             last.weight.mul_(30.0 / enc(torch.rand(1, enc.net[0][0].in_channels, 128, 128)).std())
         y_flow = pframe.flow_encoder(pframe.flow_encoder_input(x, x_ref, flow_ref))
-    _fit(pframe.flow_bottleneck, y_flow, 150)
+    fit_bottleneck(pframe.flow_bottleneck, y_flow, 150)
     with torch.no_grad():
         pred = pframe(x, x_ref, flow_ref, mode="round")["prediction"]
         y_res = pframe.res_encoder(x - pred)
-    _fit(pframe.res_bottleneck, y_res, 150)
+    fit_bottleneck(pframe.res_bottleneck, y_res, 150)
     pframe.update(force=True, update_quantiles=True)  # exact z ranges (few z values: no escape codes)
     with torch.no_grad():
         fwd = pframe(x, x_ref, flow_ref, mode="round")
