@@ -270,7 +270,11 @@ def build_iframe(model: str = "smoke"):
 
 
 def build_discriminator(model: str = "smoke", which: str = "discriminator_i"):
-    return instantiate(load_conf("model", model)[which])
+    cfg = load_conf("model", model)
+    if which == "discriminator_p":  # conditioned on [y_res_hat, y_free]: channels derived as the trainer does
+        pframe = instantiate(cfg.pframe)
+        return instantiate(cfg[which], latent_channels=pframe.d_latent_channels)
+    return instantiate(cfg[which])
 
 
 def build_video(model: str = "smoke", checkpoint_pframes: bool = False, iframe=None):

@@ -117,3 +117,38 @@ class LPIPSLoss(nn.Module):
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.net(x_hat * 2.0 - 1.0, x * 2.0 - 1.0).mean()
+
+
+class STLPIPSLoss(nn.Module):
+    """Shift-tolerant LPIPS (Ghildyal & Liu 2022) as a training loss, frozen; forward(x_hat, x) in [0, 1] ->
+    mean distance (scalar), differentiable in x_hat.
+
+    The trained networks (`net` "alex" or "vgg") ship inside the `stlpips-pytorch` wheel, so this works offline.
+    Its values are ST-LPIPS, not LPIPS: never label them LPIPS. Evaluate a model trained with one backbone with
+    the other backbone (a loss that was trained on is no longer an independent measure).
+    """
+
+    def __init__(self, net: str = "alex"):
+        super().__init__()
+        if net not in ("alex", "vgg"):
+            raise ValueError(f"ST-LPIPS net must be 'alex' or 'vgg', got {net!r}")
+        try:
+            from stlpips_pytorch import stlpips
+        except ImportError as err:  # the wheel imports IPython and torchsummary without declaring them
+            raise MissingWeightsError(
+                f"the ST-LPIPS loss needs `pip install stlpips-pytorch torchsummary ipython` ({err})"
+            ) from err
+        self.net_name = net
+        self.net = stlpips.LPIPS(net=net, variant="shift_tolerant", verbose=False)
+        self.net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.pretrained_backbone = True
+
+    def train(self, mode: bool = True):
+        """Stays in eval mode (frozen, no dropout) whatever the parent does."""
+        super().train(False)
+        return self
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x_hat, x, normalize=True).mean()

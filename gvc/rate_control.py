@@ -1,8 +1,11 @@
 """Rate controllers for the rate weight lambda_R (SPEC section 1); pure Python/torch, checkpointable.
 
-lambda_R MULTIPLIES the rate term (loss = C * (lambda_R * bpp + C_D * D) + C_P * P, HiFiC's lambda): a larger
-lambda_R means fewer bits. Under DDP the caller all-reduces (averages) the measured bpp before `update`, or passes
-`reduce_fn` to `update_from_tensor`, so every rank computes the same lambda_R.
+lambda_R MULTIPLIES the rate term (gvc.objectives: C * (lambda_R * R + C_D * MSE) + ...; HiFiC writes R / lambda,
+so our lambda_R is HiFiC's 1 / lambda): a larger lambda_R means fewer bits. The measured bpp a controller reads
+is the bpp of the ROUNDED latents (`bpp_q`, what the file carries), never the noisy training rate (SPEC 1).
+Under DDP the caller all-reduces (averages) the measured bpp before `update`, or passes `reduce_fn` to
+`update_from_tensor`, so every rank computes the same lambda_R. `steps` counts updates (one per applied
+training step) and drives the two-level controller's early schedule; it is part of the state.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class _EMAController:
     lambda_r: float
     ema_decay: float
     bpp_ema: float | None
+    steps: int = 0
 
     def _next_lambda(self) -> float:
         raise NotImplementedError
@@ -40,6 +44,7 @@ class _EMAController:
         d = self.ema_decay
         self.bpp_ema = measured_bpp if self.bpp_ema is None else d * self.bpp_ema + (1 - d) * measured_bpp
         self.lambda_r = self._next_lambda()
+        self.steps += 1
         return self.lambda_r
 
     def update_from_tensor(
@@ -49,11 +54,12 @@ class _EMAController:
         return self.update(_measured(bpp, reduce_fn))
 
     def state_dict(self) -> dict:
-        return {"lambda_r": self.lambda_r, "bpp_ema": self.bpp_ema}
+        return {"lambda_r": self.lambda_r, "bpp_ema": self.bpp_ema, "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.lambda_r = float(state["lambda_r"])
         self.bpp_ema = None if state["bpp_ema"] is None else float(state["bpp_ema"])
+        self.steps = int(state.get("steps", 0))
 
 
 class ProportionalRateController(_EMAController):
@@ -102,9 +108,23 @@ class ProportionalRateController(_EMAController):
 
 
 class TwoLevelRateController(_EMAController):
-    """HiFiC's switch: lambda_R = lambda_a while bpp_ema > target_bpp, else lambda_b (lambda_a > lambda_b)."""
+    """HiFiC's switch: lambda_R = lambda_a while bpp_ema > target, else lambda_b (lambda_a > lambda_b).
 
-    def __init__(self, lambda_a: float, lambda_b: float, target_bpp: float, ema_decay: float = 0.0):
+    In our multiplying form HiFiC's values are lambda_a = 1 / (0.1 * 2^-6) = 640 and lambda_b = 1 / (0.1 * 2) = 5.
+    HiFiC's early schedule: for the first `schedule_steps` updates the target is multiplied by `target_factor`
+    (0.20 / 0.14) and the rate weight by `lambda_factor` (0.5: HiFiC's lambda x 2).
+    """
+
+    def __init__(
+        self,
+        lambda_a: float,
+        lambda_b: float,
+        target_bpp: float,
+        ema_decay: float = 0.0,
+        schedule_steps: int = 0,
+        target_factor: float = 1.0,
+        lambda_factor: float = 1.0,
+    ):
         if not lambda_a > lambda_b > 0:
             raise ValueError(
                 f"need lambda_a > lambda_b > 0 (lambda_a applies above the target), got "
@@ -116,8 +136,21 @@ class TwoLevelRateController(_EMAController):
         self.lambda_b = float(lambda_b)
         self.target_bpp = float(target_bpp)
         self.ema_decay = float(ema_decay)
-        self.lambda_r = self.lambda_a
+        if target_factor <= 0 or lambda_factor <= 0 or schedule_steps < 0:
+            raise ValueError("need target_factor > 0, lambda_factor > 0 and schedule_steps >= 0")
+        self.schedule_steps = int(schedule_steps)
+        self.target_factor = float(target_factor)
+        self.lambda_factor = float(lambda_factor)
+        self.lambda_r = self.lambda_a * (self.lambda_factor if self.schedule_steps > 0 else 1.0)
         self.bpp_ema: float | None = None
+        self.steps = 0
+
+    def current_target(self) -> float:
+        """The target in force now (x target_factor during the early schedule)."""
+        early = self.steps < self.schedule_steps
+        return self.target_bpp * (self.target_factor if early else 1.0)
 
     def _next_lambda(self) -> float:
-        return self.lambda_a if self.bpp_ema > self.target_bpp else self.lambda_b
+        early = self.steps < self.schedule_steps
+        lam = self.lambda_a if self.bpp_ema > self.current_target() else self.lambda_b
+        return lam * (self.lambda_factor if early else 1.0)

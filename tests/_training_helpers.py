@@ -39,6 +39,7 @@ def fast_overrides(out_dir, max_steps: int, every: int = 0, synthetic_clips: int
         "trainer.log_every_n_steps=1",
         "deterministic=true",
         "torch_num_threads=1",
+        "++stage.flow_warmup_steps=0",  # (P-frame stage) short runs: no flow warm-up unless a test asks for one
     ]
 
 

@@ -85,7 +85,7 @@ def test_annealing_schedules():
 
 def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
     torch.manual_seed(0)
-    m = tiny_module("smoke_pframe", ["stage.warmup_steps=0"])
+    m = tiny_module("smoke_pframe", ["stage.warmup_steps=0", "stage.flow_warmup_steps=0"])
     before = clone_state(m)
     fit_on_batches(m, _clips(1, 3), max_steps=1)
     changed = state_equal(before, clone_state(m))
@@ -107,9 +107,9 @@ def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
 def test_conditional_d_switch():
     m = tiny_module("smoke_pframe", ["stage.conditional_d=false"])
     out = {"d_latent": torch.randn(2, 32, 4, 4)}
-    assert torch.equal(m._d_condition(out), torch.zeros(2, 32, 4, 4))
+    assert torch.equal(m.objective.d_condition(out), torch.zeros(2, 32, 4, 4))
     m2 = tiny_module("smoke_pframe")
-    assert torch.equal(m2._d_condition(out), out["d_latent"])
+    assert torch.equal(m2.objective.d_condition(out), out["d_latent"])
 
 
 def test_unroll_schedule_drives_the_datamodule(tmp_path):

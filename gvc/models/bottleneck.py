@@ -109,7 +109,8 @@ class HyperpriorBottleneck(nn.Module):
     def forward(self, y: torch.Tensor, mode: str = "noise", **qparams) -> dict:
         """Quantize y and z and compute their likelihoods.
 
-        Returns dict(y_hat, z_hat, likelihoods={"y", "z"}, means, scales). y_hat (what synthesis sees) is
+        Returns dict(y_hat, z_hat, likelihoods={"y", "z"}, likelihoods_q={"y", "z"} (rounded latents, no
+        gradient: `rounded_likelihoods`; the same tensors as `likelihoods` in "round" mode), means, scales). y_hat (what synthesis sees) is
         round(y - mu) + mu with a straight-through gradient in every mode except "round" (hard, no gradient
         through the rounding), which is bit-exactly what `decompress` returns. Likelihoods: "noise" from
         y + U(-0.5, 0.5) (z likewise), "ste" and "round" from the rounded values, "softround_kumaraswamy" from
@@ -139,12 +140,32 @@ class HyperpriorBottleneck(nn.Module):
         if mode == "round":
             scales = self.coder_scales(scales)
         y_likelihood = self._y_likelihood(y_lik_in, scales, means)
+        likelihoods = {"y": y_likelihood, "z": z_likelihood}
+        if mode == "round":
+            rounded = likelihoods
+        else:
+            rounded = self.rounded_likelihoods(y_hat, z_hat, means, scales)
         return {
             "y_hat": y_hat,
             "z_hat": z_hat,
-            "likelihoods": {"y": y_likelihood, "z": z_likelihood},
+            "likelihoods": likelihoods,
+            "likelihoods_q": rounded,
             "means": means,
             "scales": scales,
+        }
+
+    @torch.no_grad()
+    def rounded_likelihoods(
+        self, y_hat: torch.Tensor, z_hat: torch.Tensor, means: torch.Tensor, scales: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Likelihoods of the ROUNDED latents the file will carry (HiFiC's `qbpp`), without gradient:
+        y_hat = round(y - mu) + mu and z_hat under the coder's scales (snapped up to the scale table), so
+        -log2 of them is the real code length up to the coder's per-string flush. The rate controller reads
+        these; the noisy likelihoods stay the loss term (SPEC 1)."""
+        y_q = y_hat.detach()
+        return {
+            "y": self._y_likelihood(y_q, self.coder_scales(scales.detach()), means.detach()),
+            "z": self._z_likelihood(z_hat.detach()),
         }
 
     # ------------------------------------------------------------------ real bitstreams

@@ -129,12 +129,18 @@ class IFrameCodec(nn.Module):
             )
 
     def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> dict:
-        """x (B,3,H,W) in [0,1] -> dict(x_hat (unclamped), likelihoods={"y","z"}, y_hat). See
+        """x (B,3,H,W) in [0,1] -> dict(x_hat (unclamped), likelihoods={"y","z"}, likelihoods_q (rounded
+        latents, no gradient: what the file carries), y_hat). See
         HyperpriorBottleneck.forward for the modes; mode="round" gives exactly what compress/decompress give."""
         self.check_input(x)
         y = self.g_a(x)
         out = self.bottleneck(y, mode=mode, **qparams)
-        return {"x_hat": self.g_s(out["y_hat"]), "likelihoods": out["likelihoods"], "y_hat": out["y_hat"]}
+        return {
+            "x_hat": self.g_s(out["y_hat"]),
+            "likelihoods": out["likelihoods"],
+            "likelihoods_q": out["likelihoods_q"],
+            "y_hat": out["y_hat"],
+        }
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:

@@ -6,10 +6,20 @@ Per frame, with the previous reconstruction x_ref_hat and the frozen estimator's
    flow_hat = out[:2] * flow_normalizer (pixels), sigma = softplus(out[2]) (blur std, pixels).
 2. prediction = scale_space_blur(backward_warp(x_ref_hat, flow_hat), sigma) (bicubic, then scale-space blur).
 3. residual codec, inside a roll by `shift` = (dy, dx) (`gvc.models.shift`; identity when `random_shift` is
-   off): r = roll(x - prediction); y_res = E_res(r); y_free = E_I(roll(prediction)) from the frozen I-frame
-   encoder (no bits; only with `free_latent`); r_hat = unroll(G_res(y_res_hat, y_free)); x_hat = prediction +
-   r_hat (not clamped in forward; decompress clamps to [0, 1]).
+   off): r = roll(x - prediction) in [-1, 1]; y_res = E_res(r); y_free = E_I(roll(prediction)) from the frozen
+   I-frame encoder (no bits; only with `free_latent`; `free_latent_grad` false stops its gradient into the
+   prediction); r_hat = unroll(2 G_res(y_res_hat, y_free) - 1); x_hat = prediction + r_hat (not clamped in
+   forward; decompress clamps to [0, 1]).
 E_res/G_res have the I-frame architecture and are initialized from E_I/G_I by `init_from_iframe`.
+
+Residual mapping: the I-frame autoencoder maps an image x in [0, 1] by f_I(x) = G_I(E_I.net(2x - 1)). The
+residual autoencoder is that autoencoder seen through the affine map a(x) = 2x - 1 between [0, 1] images and
+[-1, 1] residuals: f_res(r) = a(f_I(a^-1(r))) = 2 G(E.net(r)) - 1. So E_res takes r as is (E.net(2 (r+1)/2 - 1)
+= E.net(r)) and G_res's output is mapped by 2 g - 1; right after `init_from_iframe` (free-latent branch zero)
+f_res(r) == 2 f_I((r + 1) / 2) - 1 exactly, with the bottleneck copied (or with quantization off).
+
+Flow warm-up: `forward(..., residual=False)` codes only the flow; x_hat is the prediction itself, so the
+prediction alone has to explain the frame (the trainer does this for stage.flow_warmup_steps).
 
 The free latent enters G_res through its own branch (`ResidualGenerator`): G_I's head is CN -> conv -> CN on
 y_res_hat; y_free goes through its own ChannelNorm and a zero-initialized conv3x3 whose output is added after
@@ -86,7 +96,9 @@ class PFrameCodec(nn.Module):
     blur_truncate (Gaussian radius in stds).
     Switches [paper]: free_latent (y_free = E_I(prediction) into G_res), flow_input (flow_ref into E_flow),
     random_shift (roll the residual branch; off: every shift is ignored), detach_reference (stop the gradient
-    into x_ref_hat for the whole P-frame; the flow codec's copy of it is always detached).
+    into x_ref_hat for the whole P-frame; the flow codec's copy of it is always detached), free_latent_grad
+    [ours] (gradients flow from G_res back through y_free and the frozen E_I into the prediction, hence into
+    the flow branch; false: y_free = E_I(sg(prediction))).
     shift_period: the range [0, period) of shifts (E_res's stride).
     """
 
@@ -110,6 +122,7 @@ class PFrameCodec(nn.Module):
         flow_input: bool = True,
         random_shift: bool = True,
         detach_reference: bool = False,
+        free_latent_grad: bool = True,
         shift_period: int = DEFAULT_SHIFT_PERIOD,
         in_channels: int = 3,
         norm_eps: float = 1e-3,
@@ -137,6 +150,7 @@ class PFrameCodec(nn.Module):
             "flow_input": bool(flow_input),
             "random_shift": bool(random_shift),
             "detach_reference": bool(detach_reference),
+            "free_latent_grad": bool(free_latent_grad),
             "shift_period": int(shift_period),
             "in_channels": int(in_channels),
             "norm_eps": float(norm_eps),
@@ -161,7 +175,8 @@ class PFrameCodec(nn.Module):
             self.flow_generator.tail.bias.zero_()
             self.flow_generator.tail.bias[2] = c["sigma_init"]
         self.flow_bottleneck = HyperpriorBottleneck(flow_latent_channels, flow_hyper_channels, *entropy)
-        # residual codec (I-frame architecture; the residual is in [-1, 1] already, so no input mapping)
+        # residual codec (I-frame architecture; the residual is in [-1, 1] already, so no input mapping; the
+        # output is mapped by 2 g - 1 in `synthesize_residual`: see "Residual mapping" in the module docstring)
         self.res_encoder = Encoder(in_channels, c["channels"], latent_channels, norm_eps)
         self.res_generator = ResidualGenerator(
             latent_channels,
@@ -210,8 +225,8 @@ class PFrameCodec(nn.Module):
     def init_from_iframe(self, iframe: IFrameCodec, copy_bottleneck: bool = False) -> None:
         """E_res <- E_I weights, G_res <- G_I weights (free-latent branch zeroed), attach E_I for y_free.
 
-        After this, G_res(y, y_free) == iframe.g_s(y) for every y, y_free. E_res differs from E_I only in its
-        input mapping (E_I maps [0,1] frames by 2x-1; E_res takes the residual as is). copy_bottleneck=True also
+        After this, G_res(y, y_free) == iframe.g_s(y) for every y, y_free, and the residual autoencoder is the
+        I-frame autoencoder through the affine map 2x - 1 (module docstring). copy_bottleneck=True also
         copies the I-frame hyperprior into the residual bottleneck (CDF tables are rebuilt by `update`).
         """
         self._check_iframe(iframe)
@@ -270,8 +285,8 @@ class PFrameCodec(nn.Module):
         return torch.cat(parts, dim=1)
 
     def decode_flow(self, y_flow_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """G_flow(y_flow_hat) -> (flow_hat (B, 2, H, W) pixels, sigma (B, 1, H, W) >= 0 pixels)."""
-        out = self.flow_generator(y_flow_hat)
+        """G_flow(y_flow_hat) -> (flow_hat (B, 2, H, W) pixels, sigma (B, 1, H, W) >= 0 pixels), float32."""
+        out = self.flow_generator(y_flow_hat).float()  # float32 from here on (SPEC 2 precision)
         return out[:, :2] * self.config["flow_normalizer"], F.softplus(out[:, 2:3])
 
     def predict(self, x_ref_hat: torch.Tensor, flow_hat: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -290,13 +305,15 @@ class PFrameCodec(nn.Module):
                 "free_latent is on but no I-frame encoder is attached: call init_from_iframe(iframe) or "
                 "attach_free_encoder(iframe) (VideoCodec does this)"
             )
+        if not self.config["free_latent_grad"]:
+            prediction_shifted = prediction_shifted.detach()
         return enc(prediction_shifted)
 
     def synthesize_residual(
         self, y_res_hat: torch.Tensor, y_free: torch.Tensor | None, shift
     ) -> torch.Tensor:
-        """r_hat = unroll(G_res(y_res_hat, y_free)) (B, 3, H, W)."""
-        return undo_shift(self.res_generator(y_res_hat, y_free), shift)
+        """r_hat = unroll(2 G_res(y_res_hat, y_free) - 1) (B, 3, H, W), residual units ([-1, 1] scale)."""
+        return undo_shift(2.0 * self.res_generator(y_res_hat, y_free) - 1.0, shift)
 
     def _reference(self, x_ref_hat: torch.Tensor) -> torch.Tensor:
         return x_ref_hat.detach() if self.config["detach_reference"] else x_ref_hat
@@ -309,13 +326,17 @@ class PFrameCodec(nn.Module):
         flow_ref: torch.Tensor | None = None,
         shift=(0, 0),
         mode: str = "noise",
+        residual: bool = True,
         **qparams,
     ) -> dict:
         """x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input).
 
-        Returns dict(x_hat (unclamped), likelihoods={"flow_y", "flow_z", "res_y", "res_z"}, prediction,
-        flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
-        (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied)).
+        Returns dict(x_hat (unclamped), likelihoods={"flow_y", "flow_z", "res_y", "res_z"}, likelihoods_q (the
+        same keys for the rounded latents, no gradient: the rate the file carries), prediction, flow_hat
+        (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent (y_res_hat and
+        y_free concatenated: D_P's condition), shift (the roll applied)).
+        residual=False (flow warm-up): no residual branch; x_hat = prediction, only the flow keys in the
+        likelihoods, y_res_hat / y_free / d_latent None.
         """
         self.check_input(x, x_ref_hat)
         shift = self.effective_shift(shift)
@@ -324,26 +345,29 @@ class PFrameCodec(nn.Module):
         )
         flow_hat, sigma = self.decode_flow(fb["y_hat"])
         prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
-        rb = self.res_bottleneck(self.res_encoder(apply_shift(x - prediction, shift)), mode, **qparams)
-        y_free = self.free_latent(apply_shift(prediction, shift))
-        x_hat = prediction + self.synthesize_residual(rb["y_hat"], y_free, shift)
-        d_latent = rb["y_hat"] if y_free is None else torch.cat([rb["y_hat"], y_free], dim=1)
-        return {
-            "x_hat": x_hat,
-            "likelihoods": {
-                "flow_y": fb["likelihoods"]["y"],
-                "flow_z": fb["likelihoods"]["z"],
-                "res_y": rb["likelihoods"]["y"],
-                "res_z": rb["likelihoods"]["z"],
-            },
+        out = {
+            "x_hat": prediction,
+            "likelihoods": {"flow_y": fb["likelihoods"]["y"], "flow_z": fb["likelihoods"]["z"]},
+            "likelihoods_q": {"flow_y": fb["likelihoods_q"]["y"], "flow_z": fb["likelihoods_q"]["z"]},
             "prediction": prediction,
             "flow_hat": flow_hat,
             "sigma": sigma,
-            "y_res_hat": rb["y_hat"],
-            "y_free": y_free,
-            "d_latent": d_latent,
+            "y_res_hat": None,
+            "y_free": None,
+            "d_latent": None,
             "shift": shift,
         }
+        if not residual:
+            return out
+        rb = self.res_bottleneck(self.res_encoder(apply_shift(x - prediction, shift)), mode, **qparams)
+        y_free = self.free_latent(apply_shift(prediction, shift))
+        out["x_hat"] = prediction + self.synthesize_residual(rb["y_hat"], y_free, shift)
+        out["likelihoods"].update(res_y=rb["likelihoods"]["y"], res_z=rb["likelihoods"]["z"])
+        out["likelihoods_q"].update(res_y=rb["likelihoods_q"]["y"], res_z=rb["likelihoods_q"]["z"])
+        out["y_res_hat"] = rb["y_hat"]
+        out["y_free"] = y_free
+        out["d_latent"] = rb["y_hat"] if y_free is None else torch.cat([rb["y_hat"], y_free], dim=1)
+        return out
 
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()

@@ -106,6 +106,12 @@ class VideoCodec(nn.Module):
             self.iframe.eval()
         return self
 
+    @staticmethod
+    def reference(x_hat: torch.Tensor) -> torch.Tensor:
+        """The next frame's reference from a reconstruction: float32 (even under autocast) clamped to [0, 1],
+        as the decoder has it."""
+        return x_hat.float().clamp(0.0, 1.0)
+
     def estimate_flow(self, ref: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
         """flow_ref (B, 2, H, W) pixels from the frozen estimator (no grad), or None without the flow input."""
         if not self.pframe.config["flow_input"]:
@@ -127,6 +133,7 @@ class VideoCodec(nn.Module):
         mode: str = "noise",
         shifts=None,
         detach_reference: bool | None = None,
+        residual: bool = True,
         **qparams,
     ) -> list[dict]:
         """clip (B, T, 3, H, W) in [0, 1] -> list of T per-frame dicts.
@@ -138,6 +145,7 @@ class VideoCodec(nn.Module):
         `shift_for_frame(t)` in eval mode; or a list of T (dy, dx) (entry 0 unused).
         detach_reference: None uses pframe.config["detach_reference"]; True/False overrides it for this call
         (stop the gradient from frame t into frame t-1's reconstruction).
+        residual: False codes P-frames by the flow alone (flow warm-up: x_hat = prediction).
         """
         if clip.dim() != 5:
             raise ValueError(f"clip must be (B, T, 3, H, W), got {tuple(clip.shape)}")
@@ -148,7 +156,7 @@ class VideoCodec(nn.Module):
             self.pframe.config["detach_reference"] if detach_reference is None else bool(detach_reference)
         )
         outs = [self._iframe_forward(clip[:, 0], mode, **qparams)]
-        ref = outs[0]["x_hat"].clamp(0.0, 1.0)
+        ref = self.reference(outs[0]["x_hat"])
         for t in range(1, t_len):
             x = clip[:, t]
             if shifts is not None:
@@ -161,14 +169,14 @@ class VideoCodec(nn.Module):
             ref_in = ref.detach() if detach else ref
 
             def step(x_, ref_, flow_, shift=shift):
-                return self.pframe(x_, ref_, flow_, shift=shift, mode=mode, **qparams)
+                return self.pframe(x_, ref_, flow_, shift=shift, mode=mode, residual=residual, **qparams)
 
             if self.checkpoint_pframes and torch.is_grad_enabled():
                 out = checkpoint(step, x, ref_in, flow_ref, use_reentrant=False)
             else:
                 out = step(x, ref_in, flow_ref)
             outs.append({**out, "frame_type": "P", "flow_ref": flow_ref})
-            ref = out["x_hat"].clamp(0.0, 1.0)
+            ref = self.reference(out["x_hat"])
         return outs
 
     def forward(self, clip: torch.Tensor, mode: str = "noise", **kwargs) -> list[dict]:

@@ -3,14 +3,26 @@
 Flow convention (shared with `gvc.models.flow` and `gvc.data.datasets`): backward flow in pixels, (B, 2, H, W),
 channel 0 = x (columns, right positive), channel 1 = y (rows, down positive), such that
 ``backward_warp(ref, flow)(p) = ref(p + flow(p))``.
+
+Precision (SPEC 2): warping and blurring always run in float32 with autocast disabled, whatever the caller's
+autocast or input dtype: a bf16 pixel coordinate near 200 px has a spacing of 1 px, so a sub-pixel flow would
+be lost. Outputs are float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
+
+
+def float32_region(t: torch.Tensor):
+    """Context that disables autocast on t's device type: everything inside computes in the input dtypes."""
+    if t.device.type in ("cuda", "cpu", "xpu", "mps"):
+        return torch.autocast(device_type=t.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def pixel_grid(flow: torch.Tensor) -> torch.Tensor:
@@ -59,8 +71,12 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         )
     if x.shape[0] != flow.shape[0] or x.shape[-2:] != flow.shape[-2:]:
         raise ValueError(f"x {tuple(x.shape)} and flow {tuple(flow.shape)} differ in batch or size")
+    with float32_region(x):
+        return _bicubic_warp(x.float(), flow.float())
+
+
+def _bicubic_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
-    flow = flow.to(x.dtype)
     xs = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
     ys = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
     px = xs + flow[:, 0]  # (B, H, W) source column
@@ -134,8 +150,14 @@ def scale_space_blur(
         raise ValueError(f"sigma must be (B, 1, H, W) matching x {tuple(x.shape)}, got {tuple(sigma.shape)}")
     knots = scale_space_sigmas(num_levels, sigma0)
     if num_levels == 1:
-        return x
-    s = sigma.to(x.dtype).clamp(0.0, knots[-1])
+        return x.float()
+    with float32_region(x):
+        return _scale_space_blur(x.float(), sigma.float(), knots, truncate)
+
+
+def _scale_space_blur(x: torch.Tensor, sigma: torch.Tensor, knots: list[float], truncate: float) -> torch.Tensor:
+    num_levels = len(knots)
+    s = sigma.clamp(0.0, knots[-1])
     out = None
     for k, sk in enumerate(knots):
         w = torch.zeros_like(s)
@@ -154,6 +176,7 @@ def scale_space_blur(
 
 __all__ = [
     "backward_warp",
+    "float32_region",
     "pixel_grid",
     "CUBIC_A",
     "gaussian_blur",

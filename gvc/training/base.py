@@ -2,8 +2,9 @@
 
 - OUR step counter `gvc_step` (one per G+D training step that was applied), saved in the checkpoint; every
   schedule (warm-up, lr decay, quantization annealing, unroll T) reads it (ARCHITECTURE decision 3).
-- The rate controller is fed the batch bpp averaged over all ranks, so every rank holds the same lambda_R; its
-  state is in the checkpoint.
+- The rate controller is fed the batch bpp of the ROUNDED latents (`bpp_q`, what the file carries; no
+  gradient) averaged over all ranks, so every rank holds the same lambda_R; its state is in the checkpoint. The
+  noisy-latent rate is the loss term only (SPEC 1).
 - Non-finite guard: a step whose loss or gradients are not finite on ANY rank is skipped on every rank (no
   optimizer update, no controller update, no step count), counted and logged; `max_nonfinite_in_a_row` skipped
   steps in a row raise gvc.errors.TrainingError.
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -21,29 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.errors import CheckpointError, ConfigError, TrainingError
+from gvc.objectives import LossWeights, psnr  # noqa: F401  (psnr: re-exported for the stage modules)
 from gvc.training import schedule
 from gvc.training.speed import to_channels_last
 
 CKPT_KEY = "gvc"  # our entry in the Lightning checkpoint dict
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """HiFiC loss weights (conf/loss): L_G = C * (lambda_R * R + C_D * D) + C_P * P, D = mse_scale * MSE + w_lpips
-    * LPIPS, R in bpp. `gan` false removes P and the discriminator (MSE baseline / no D step)."""
-
-    C: float = 0.003125
-    C_D: float = 0.75
-    C_P: float = 0.15
-    w_lpips: float = 1.0
-    mse_scale: float = 65025.0
-    gan: bool = True
-    flow_eps: float = 1e-3
-
-    @classmethod
-    def from_config(cls, cfg: Mapping) -> LossWeights:
-        keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: cfg[k] for k in keys if k in cfg})
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -55,12 +37,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     shape = x.shape
     flat = x.reshape(-1, *shape[-3:])
     return F.pad(flat, (0, pw, 0, ph), mode="replicate").reshape(*shape[:-2], h + ph, w + pw)
-
-
-def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean over items of 10 log10(1 / MSE) for frames in [0, 1] (x_hat clamped), dB."""
-    mse = (x_hat.clamp(0, 1) - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return (10.0 * torch.log10(1.0 / mse)).mean()
 
 
 class GVCModule(L.LightningModule):
@@ -192,11 +168,14 @@ class GVCModule(L.LightningModule):
             )
 
     # ------------------------------------------------------------------ the shared optimization step
-    def _optimize(self, g_loss: torch.Tensor, d_loss_fn, measured_bpp: torch.Tensor) -> bool:
+    def _optimize(
+        self, g_loss: torch.Tensor, d_loss_fn, measured_bpp: torch.Tensor, update_controller: bool = True
+    ) -> bool:
         """Apply one G (+aux) update from `g_loss` and, when the GAN is active, one D update from `d_loss_fn()`.
 
-        measured_bpp: the batch's estimated bpp (scalar tensor), fed (all-reduced) to the rate controller.
-        Returns False when the step was skipped as non-finite.
+        measured_bpp: the batch's rounded-latent bpp (`bpp_q`, scalar tensor), fed (all-reduced) to the rate
+        controller unless update_controller is False (the P-frame flow warm-up codes no residual, so its rate
+        says nothing about the target). Returns False when the step was skipped as non-finite.
         """
         opts = self._optimizers_by_name()
         self._apply_lr_schedule()
@@ -232,12 +211,14 @@ class GVCModule(L.LightningModule):
             self.log("train/d_loss", d_loss.detach(), on_step=True, on_epoch=False)
 
         bpp = float(self._mean_over_ranks(measured_bpp.detach().float()))
-        self.rate_controller.update(bpp)
+        if update_controller:
+            self.rate_controller.update(bpp)
         self.nonfinite_in_a_row = 0
         self.gvc_step += 1
         self.log("train/step", float(self.gvc_step), on_step=True, on_epoch=False)
         self.log("train/lambda_r", float(self.rate_controller.lambda_r), on_step=True, on_epoch=False)
-        self.log("train/bpp_ema", float(self.rate_controller.bpp_ema), on_step=True, on_epoch=False)
+        if self.rate_controller.bpp_ema is not None:
+            self.log("train/bpp_ema", float(self.rate_controller.bpp_ema), on_step=True, on_epoch=False)
         return True
 
     def aux_loss(self) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Stage 1 [paper SPEC 1, HiFiC SPEC 2]: the I-frame codec (E_I, G_I, hyperprior) and D_I on single frames.
 
-G loss: C * (lambda_R * R + C_D * (mse_scale * MSE + w_lpips * LPIPS)) + C_P * P (HiFiC; lambda_R from the rate
-controller multiplies R, see conf/loss/gan.yaml), R = estimated bpp of the batch, P = non-saturating GAN loss of
-D_I(x_hat | y_hat). D_I is conditioned on the quantized latent, detached in both steps (HiFiC stops the
+G loss (gvc.objectives.IFrameObjective, HiFiC): C * (lambda_R * R + C_D * mse_scale * MSE) + C_P * G + w_lpips *
+P, R = noisy-latent bpp of the batch (the loss term), G = non-saturating GAN loss of D_I(x_hat | y_hat), P = the
+perceptual distance (LPIPS / ST-LPIPS) outside C. The rate controller reads bpp_q, the rounded-latent bpp (what
+the file carries). D_I is conditioned on the quantized latent, detached in both steps (HiFiC stops the
 gradient from D into the latent). Until `stage.warmup_steps` the GAN term and the D step are off (MSE+LPIPS
 warm-up). One D step per G step, on the reconstruction of the same forward pass.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from gvc import losses
 from gvc.codec.modelfile import class_path_of
 from gvc.errors import ConfigError
+from gvc.objectives import IFrameObjective
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
 from gvc.training.speed import plain_copy
 
@@ -30,7 +32,8 @@ class IFrameModule(GVCModule):
     Args:
         codec: gvc.models.iframe.IFrameCodec (trained).
         discriminator: ConditionalDiscriminator over (frame, y_hat), or None (loss.gan false: no GAN at all).
-        lpips: gvc.losses.LPIPSLoss (frozen) or None when loss.w_lpips == 0.
+        lpips: the perceptual loss module (gvc.losses.LPIPSLoss or STLPIPSLoss, frozen), None when
+            loss.w_lpips == 0.
         rate_controller, loss, stage: see GVCModule.
     Batches: clips (B, T, 3, H, W) in [0, 1] (T >= 1); one frame per clip is used (stage.frame_sampling).
     """
@@ -52,6 +55,7 @@ class IFrameModule(GVCModule):
         if self.weights.w_lpips > 0 and lpips is None:
             raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
         self.lpips = lpips if self.weights.w_lpips > 0 else None
+        self.objective = IFrameObjective(self.weights, self.lpips)
         self.frame_sampling = str(self.stage_cfg.get("frame_sampling", "random"))
         if self.frame_sampling not in FRAME_SAMPLING:
             raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
@@ -89,17 +93,6 @@ class IFrameModule(GVCModule):
         return x[torch.arange(b, device=x.device), idx]
 
     # ------------------------------------------------------------------ losses
-    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """D = mse_scale * MSE + w_lpips * LPIPS (frames in [0, 1]); returns (D, parts for logging)."""
-        mse = losses.mse(x_hat, x)
-        dist = self.weights.mse_scale * mse
-        parts = {"mse": mse.detach()}
-        if self.lpips is not None:
-            lp = self.lpips(x_hat, x)
-            dist = dist + self.weights.w_lpips * lp
-            parts["lpips"] = lp.detach()
-        return dist, parts
-
     def forward(self, x: torch.Tensor, mode: str = "round") -> dict:
         """Codec forward on frames (B, 3, H, W) in [0, 1] of any size (padded to the codec's multiple inside);
         returns dict(x_hat (B,3,H,W) unclamped, bpp (B,), y_hat)."""
@@ -117,42 +110,34 @@ class IFrameModule(GVCModule):
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
         out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, **qparams)
-        x_hat = out["x_hat"][..., :h, :w]
-        y_hat = out["y_hat"]
-        bpp = losses.bpp(out["likelihoods"], h * w).mean()
-        dist, parts = self.distortion(x_hat, x)
+        out = {**out, "x_hat": out["x_hat"][..., :h, :w]}
         lam = float(self.rate_controller.lambda_r)
-        w = self.weights
-        g_loss = w.C * (lam * bpp + w.C_D * dist)
         gan = self.gan_active
-        if gan:
-            p_loss = losses.gan_g_loss(self.discriminator(x_hat, y_hat.detach()))
-            g_loss = g_loss + w.C_P * p_loss
-            self.log("train/p_loss", p_loss.detach(), on_step=True, on_epoch=False)
+        terms = self.objective(x, out, lam, self.discriminator if gan else None)
+        g_loss = terms["loss"]
 
         def d_loss_fn():
-            real = self.discriminator(x, y_hat.detach())
-            fake = self.discriminator(x_hat.detach(), y_hat.detach())
-            return losses.gan_d_loss(real, fake)
+            return self.objective.discriminator_loss(self.discriminator, x, out)
 
-        applied = self._optimize(g_loss, d_loss_fn, bpp)
-        self.log_dict(
-            {
-                "train/g_loss": g_loss.detach(),
-                "train/bpp": bpp.detach(),
-                "train/distortion": dist.detach(),
-                "train/psnr": psnr(x_hat.detach(), x),
-                "train/gan_active": float(gan),
-                **{f"train/{k}": v for k, v in parts.items()},
-            },
-            on_step=True,
-            on_epoch=False,
-            prog_bar=False,
-        )
+        applied = self._optimize(g_loss, d_loss_fn, terms["bpp_q"])
+        logs = {
+            "train/g_loss": g_loss.detach(),
+            "train/bpp": terms["bpp"].detach(),
+            "train/bpp_noisy": terms["bpp"].detach(),
+            "train/bpp_q": terms["bpp_q"],
+            "train/mse": terms["mse"].detach(),
+            "train/psnr": terms["psnr"],
+            "train/gan_active": float(gan),
+        }
+        if self.lpips is not None:
+            logs["train/lpips"] = terms["perceptual"].detach()
+        if gan:
+            logs["train/p_loss"] = terms["p_loss"].detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
         self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
-        self.log("bpp", bpp.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        self.log("bpp_q", terms["bpp_q"], prog_bar=True, on_step=True, on_epoch=False)
         if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
-            self._log_images("train/reconstruction", [x, x_hat])
+            self._log_images("train/reconstruction", [x, out["x_hat"]])
         return g_loss.detach()
 
     # ------------------------------------------------------------------ validation

@@ -2,17 +2,23 @@
 
 Per training clip (B, T, 3, H, W), T from stage.unroll at OUR step counter: frame 0 is coded by the frozen
 I-frame codec (as the decoder will: rounded, no gradient), frames 1..T-1 are P-frames predicted from the previous
-reconstruction (gvc.models.video.VideoCodec.forward_clip; random residual shift per frame in training). Loss,
-averaged over the T-1 P-frames:
+reconstruction (gvc.models.video.VideoCodec.forward_clip; random residual shift per frame in training). Loss
+(gvc.objectives.PFrameObjective), averaged over the T-1 P-frames:
 
-    L_G = C * (lambda_R * R_P + C_D * D + w_flow * L_flow) + C_P * P
+    L_G = C * (lambda_R * R_P + C_D * mse_scale * MSE + w_flow * L_flow) + C_P * G + w_lpips * P
 
-R_P = estimated bpp of the P-frames (flow + residual latents), the rate controller's measure (target =
-rate.target_bpp of P-frames); D = mse_scale * MSE + w_lpips * LPIPS; L_flow = Charbonnier(flow_hat - flow_ref)
-against the frozen estimator's flow (paper Eq. 6), w_flow annealed (stage.flow_loss); P = non-saturating GAN
-loss of D_P(x_hat_t | [y_res_hat_t, y_free_t]) (latent detached; stage.conditional_d=false gives D_P a zero
-latent instead). D_P steps on (x_t, x_hat_t.detach()) of every P-frame, after the G step, from the same forward.
-E_res/G_res start from E_I/G_I (PFrameCodec.init_from_iframe).
+R_P = noisy-latent bpp of the P-frames (flow + residual latents; the loss term); the rate controller reads
+bpp_q, the rounded-latent bpp (target = rate.target_bpp of P-frames); P = perceptual distance (outside C);
+L_flow = Charbonnier(flow_hat - flow_ref) against the frozen estimator's flow (paper Eq. 6), w_flow annealed
+(stage.flow_loss) after the flow warm-up; G = non-saturating GAN loss of D_P(x_hat_t | [y_res_hat_t, y_free_t])
+(latent detached; stage.conditional_d=false gives D_P a zero latent instead). D_P steps on (x_t, sg(x_hat_t))
+of every P-frame, after the G step, from the same forward. E_res/G_res start from E_I/G_I
+(PFrameCodec.init_from_iframe).
+
+Flow warm-up [ours, SPEC 3]: for the first stage.flow_warmup_steps the residual branch is off and x_hat is the
+motion-compensated prediction, so the flow codec must explain the frame by itself (otherwise the residual
+branch, pre-trained from E_I/G_I, absorbs the motion and the flow collapses); the rate controller holds
+lambda_R during it. `train/flow_epe` logs the end-point error of the decoded flow against the frozen flow model.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from torch import nn
 from gvc import losses
 from gvc.codec.modelfile import class_path_of
 from gvc.errors import CheckpointError, ConfigError
+from gvc.objectives import PFrameObjective, flow_epe
 from gvc.training import schedule
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
 from gvc.training.speed import plain_copy
@@ -78,6 +85,12 @@ class PFrameModule(GVCModule):
         self.unroll = schedule.check_unroll_schedule(self.stage_cfg["unroll"])
         self.conditional_d = bool(self.stage_cfg.get("conditional_d", True))
         self.flow_cfg = dict(self.stage_cfg.get("flow_loss") or {"enabled": False})
+        self.flow_warmup_steps = int(self.stage_cfg.get("flow_warmup_steps", 0) or 0)
+        if self.flow_warmup_steps < 0 or self.flow_warmup_steps >= self.max_steps:
+            raise ConfigError(
+                f"stage.flow_warmup_steps={self.flow_warmup_steps}: must be in [0, stage.max_steps={self.max_steps})"
+            )
+        self.flow_cfg = schedule.resolve_flow_anneal(self.flow_cfg, self.flow_warmup_steps, self.max_steps)
         self.discriminator = discriminator if self.weights.gan else None
         if self.weights.gan and discriminator is None:
             raise ConfigError("loss.gan is true but no discriminator was given (model.discriminator_p)")
@@ -92,6 +105,7 @@ class PFrameModule(GVCModule):
         if self.weights.w_lpips > 0 and lpips is None:
             raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
         self.lpips = lpips if self.weights.w_lpips > 0 else None
+        self.objective = PFrameObjective(self.weights, self.lpips, self.conditional_d)
         self.size_multiple = int(video.size_multiple)
         self._current_t: int | None = None
 
@@ -129,7 +143,11 @@ class PFrameModule(GVCModule):
             checkpoint_pframes=bool(stage.get("activation_checkpointing", False)),
         )
         gan = bool(loss.get("gan", True))
-        disc = instantiate(model_cfg.discriminator_p, _convert_="all") if gan else None
+        disc = None
+        if gan:  # D_P's condition is [y_res_hat, y_free]: its channel count is derived from the P-frame codec
+            disc = instantiate(
+                model_cfg.discriminator_p, latent_channels=pframe.d_latent_channels, _convert_="all"
+            )
         return cls(video, disc, lpips, rate_controller, loss, stage)
 
     # ------------------------------------------------------------------ parts
@@ -181,19 +199,14 @@ class PFrameModule(GVCModule):
         self._sync_clip_length()
 
     # ------------------------------------------------------------------ losses
-    def distortion(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        mse = losses.mse(x_hat, x)
-        dist = self.weights.mse_scale * mse
-        parts = {"mse": mse.detach()}
-        if self.lpips is not None:
-            lp = self.lpips(x_hat, x)
-            dist = dist + self.weights.w_lpips * lp
-            parts["lpips"] = lp.detach()
-        return dist, parts
+    @property
+    def in_flow_warmup(self) -> bool:
+        """True while the residual branch is off (stage.flow_warmup_steps)."""
+        return self.gvc_step < self.flow_warmup_steps
 
-    def _d_condition(self, out: dict) -> torch.Tensor:
-        latent = out["d_latent"].detach()
-        return latent if self.conditional_d else torch.zeros_like(latent)
+    @property
+    def gan_active(self) -> bool:
+        return super().gan_active and not self.in_flow_warmup
 
     def _clip(self, batch) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
@@ -209,76 +222,52 @@ class PFrameModule(GVCModule):
         clip_in = pad_to_multiple(clip, self.size_multiple)
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
-        outs = self.video.forward_clip(clip_in, mode=mode, **qparams)
+        warmup = self.in_flow_warmup
+        outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, **qparams)
+        outs = [{**o, "x_hat": o["x_hat"][..., :h, :w]} for o in outs]
+        if not self.video.pframe.config["flow_input"]:  # the flow loss and EPE still need the estimator's flow
+            for t in range(1, len(outs)):
+                ref = self.video.reference(outs[t - 1]["x_hat"]).detach()
+                outs[t]["flow_ref"] = self.video.flow_estimator(pad_to_multiple(ref, self.size_multiple), clip_in[:, t])
         w_flow = schedule.flow_weight(self.gvc_step, self.flow_cfg)
         gan = self.gan_active
-        wt = self.weights
         lam = float(self.rate_controller.lambda_r)
-        n_p = len(outs) - 1
-        bpp = dist = flow = p_loss = 0.0
-        mse_sum = lp_sum = psnr_sum = 0.0
-        fakes = []
-        for t in range(1, len(outs)):
-            o = outs[t]
-            x = clip[:, t]
-            x_hat = o["x_hat"][..., :h, :w]
-            bpp = bpp + losses.bpp(o["likelihoods"], h * w).mean() / n_p
-            d_t, parts = self.distortion(x_hat, x)
-            dist = dist + d_t / n_p
-            mse_sum = mse_sum + parts["mse"] / n_p  # detached tensors: no device sync per frame
-            lp_sum = lp_sum + parts.get("lpips", 0.0) / n_p
-            psnr_sum = psnr_sum + psnr(x_hat.detach(), x) / n_p
-            if w_flow > 0:
-                flow_ref = o.get("flow_ref")
-                if flow_ref is None:  # flow input off: ask the estimator for the loss target
-                    ref = outs[t - 1]["x_hat"].clamp(0, 1).detach()
-                    flow_ref = self.video.flow_estimator(ref, clip_in[:, t])
-                flow = flow + losses.flow_loss(o["flow_hat"], flow_ref.detach(), self.weights.flow_eps) / n_p
-            if gan:
-                cond = self._d_condition(o)
-                p_loss = p_loss + losses.gan_g_loss(self.discriminator(x_hat, cond)) / n_p
-            fakes.append(
-                (x, x_hat.detach(), self._d_condition(o) if self.discriminator is not None else None)
-            )
-        g_loss = wt.C * (lam * bpp + wt.C_D * dist + w_flow * flow)
-        if gan:
-            g_loss = g_loss + wt.C_P * p_loss
+        terms = self.objective(clip, outs, lam, w_flow, self.discriminator if gan else None)
+        g_loss = terms["loss"]
 
         def d_loss_fn():
-            total = 0.0
-            for x, x_hat, cond in fakes:
-                total = total + losses.gan_d_loss(
-                    self.discriminator(x, cond), self.discriminator(x_hat, cond)
-                )
-            return total / len(fakes)
+            return self.objective.discriminator_loss(self.discriminator, clip, outs)
 
         i_out = outs[0]
-        applied = self._optimize(g_loss, d_loss_fn, bpp)
+        applied = self._optimize(g_loss, d_loss_fn, terms["bpp_q"], update_controller=not warmup)
         logs = {
             "train/g_loss": g_loss.detach(),
-            "train/bpp": bpp.detach(),
+            "train/bpp": terms["bpp"].detach(),
+            "train/bpp_noisy": terms["bpp"].detach(),
+            "train/bpp_q": terms["bpp_q"],
             "train/bpp_i": losses.bpp(i_out["likelihoods"], h * w).mean(),
-            "train/psnr_i": psnr(i_out["x_hat"][..., :h, :w].detach(), clip[:, 0]),
-            "train/distortion": dist.detach(),
-            "train/mse": mse_sum,
-            "train/psnr": psnr_sum,
+            "train/psnr_i": psnr(i_out["x_hat"], clip[:, 0]),
+            "train/mse": terms["mse"].detach(),
+            "train/psnr": terms["psnr"],
             "train/unroll_t": float(len(outs)),
             "train/w_flow": w_flow,
+            "train/flow_warmup": float(warmup),
             "train/gan_active": float(gan),
         }
         if self.lpips is not None:
-            logs["train/lpips"] = lp_sum
-        if w_flow > 0:
-            logs["train/flow_loss"] = flow.detach()
+            logs["train/lpips"] = terms["perceptual"].detach()
+        if "flow_loss" in terms:
+            logs["train/flow_loss"] = terms["flow_loss"].detach()
+            logs["train/flow_epe"] = terms["flow_epe"]
         if gan:
-            logs["train/p_loss"] = p_loss.detach()
+            logs["train/p_loss"] = terms["p_loss"].detach()
         self.log_dict(logs, on_step=True, on_epoch=False)
         self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
-        self.log("bpp", bpp.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        self.log("bpp_q", terms["bpp_q"], prog_bar=True, on_step=True, on_epoch=False)
         if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
             self._log_images(
                 "train/reconstruction",
-                [clip[:, -1], outs[-1]["x_hat"][..., :h, :w], outs[-1]["prediction"][..., :h, :w]],
+                [clip[:, -1], outs[-1]["x_hat"], outs[-1]["prediction"][..., :h, :w]],
             )
         return g_loss.detach()
 
@@ -294,6 +283,9 @@ class PFrameModule(GVCModule):
         mse_p = torch.stack(
             [F.mse_loss(o["x_hat"][..., :h, :w].clamp(0, 1), clip[:, t + 1]) for t, o in enumerate(p)]
         ).mean()
+        epe = [flow_epe(o["flow_hat"], o["flow_ref"]) for o in p if o.get("flow_ref") is not None]
+        if epe:
+            self.log("val/flow_epe", torch.stack(epe).mean(), on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict(
             {
                 "val/bpp": bpp_p,

@@ -63,12 +63,14 @@ def accelerator_type(cfg: DictConfig) -> str:
     return "cpu"
 
 
-def build_lpips(loss: dict):
-    if float(loss.get("w_lpips", 0.0)) <= 0:
+def build_perceptual(cfg: DictConfig, instantiate: Instantiate):
+    """The frozen perceptual-loss module from cfg.perceptual (`_target_`), or None when loss.w_lpips is 0."""
+    if float(cfg.loss.get("w_lpips", 0.0)) <= 0:
         return None
-    from gvc.losses import LPIPSLoss
-
-    return LPIPSLoss(**loss.get("lpips", {}))
+    node = cfg.get("perceptual")
+    if node is None:
+        raise ConfigError("loss.w_lpips > 0 needs a perceptual loss: perceptual=lpips | stlpips_alex | stlpips_vgg")
+    return instantiate(node, _convert_="all")
 
 
 def build_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule:
@@ -88,7 +90,7 @@ def build_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule
 def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule:
     stage, loss = _plain(cfg.stage), _plain(cfg.loss)
     rate = instantiate(cfg.rate, _convert_="all")
-    lpips = build_lpips(loss)
+    lpips = build_perceptual(cfg, instantiate)
     gan = bool(loss.get("gan", True))
     if stage["name"] == "iframe":
         from gvc.training.iframe import IFrameModule

@@ -90,17 +90,38 @@ def quantization(step: int, cfg: Mapping) -> tuple[str, dict]:
     }
 
 
+def resolve_flow_anneal(cfg: Mapping, warmup_steps: int, max_steps: int) -> dict:
+    """The flow-loss config with `begin` (= the flow warm-up's end) and `anneal_steps` resolved.
+
+    `anneal_share` (fraction of the stage, default used when anneal_steps is null) gives anneal_steps =
+    round(anneal_share * max_steps); an explicit anneal_steps wins. The weight holds `start` through the warm-up
+    and anneals from its end (SPEC 3: over a good part of the stage, not a few hundred steps).
+    """
+    out = dict(cfg)
+    if not out.get("enabled", True):
+        return out
+    if out.get("anneal_steps") is None:
+        share = float(out.get("anneal_share", 0.4))
+        if not 0 < share <= 1:
+            raise ConfigError(f"stage.flow_loss.anneal_share={share}: must be in (0, 1]")
+        out["anneal_steps"] = max(1, round(share * max_steps))
+    out["begin"] = int(warmup_steps)
+    return out
+
+
 def flow_weight(step: int, cfg: Mapping) -> float:
-    """Flow-regularizer weight at `step`: 0 when cfg.enabled is false; else start -> end (linear if
-    cfg.anneal == "linear", geometric if "exp") over anneal_steps, `end` afterwards (paper Eq. 6, annealed)."""
+    """Flow-regularizer weight at `step`: 0 when cfg.enabled is false; else `start` until cfg.begin (default 0),
+    then start -> end (linear if cfg.anneal == "linear", geometric if "exp") over anneal_steps, `end`
+    afterwards (paper Eq. 6, annealed)."""
     if not cfg.get("enabled", True):
         return 0.0
     start, end, steps = float(cfg["start"]), float(cfg["end"]), int(cfg["anneal_steps"])
+    begin = int(cfg.get("begin", 0) or 0)
     kind = cfg.get("anneal", "linear")
     if kind == "linear":
-        return linear_anneal(step, start, end, steps)
+        return linear_anneal(step, start, end, steps, begin)
     if kind == "exp":
         if start <= 0 or end <= 0:
             raise ConfigError("stage.flow_loss.anneal=exp needs start > 0 and end > 0")
-        return math.exp(linear_anneal(step, math.log(start), math.log(end), steps))
+        return math.exp(linear_anneal(step, math.log(start), math.log(end), steps, begin))
     raise ConfigError(f"stage.flow_loss.anneal={kind!r}: use 'linear' or 'exp'")

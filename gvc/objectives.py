@@ -1,0 +1,187 @@
+"""Training objectives of both stages, apart from Lightning: frame outputs (+ D) in, a named loss dict out.
+
+HiFiC's generator loss [HiFiC, verified in the reference code; SPEC 2], per frame:
+
+    L_G = C * (lambda_R * R + C_D * mse_scale * MSE) + C_P * G + w_lpips * P
+
+R: bpp of the noisy (training-mode) latents, the loss term; MSE on [0, 1] frames (mse_scale = 255^2 puts it on
+HiFiC's [0, 255] scale); G: the non-saturating generator GAN loss; P: the perceptual distance (LPIPS, or
+ST-LPIPS offline), which sits OUTSIDE C with weight 1. lambda_R comes from the rate controller and multiplies R
+(HiFiC writes R / lambda; our lambda_R is its reciprocal). The rate controller reads `bpp_q`: the bpp of the
+rounded latents, i.e. what the file will carry (no gradient). The P-frame objective averages every term over
+the P-frames of the unrolled clip and adds C * w_flow * L_flow (Charbonnier against the frozen flow model).
+
+Frames are (B, 3, H, W) in [0, 1] (cropped back to the source size); rates in bits per pixel of that size.
+The Lightning modules (gvc.training) run optimizers, schedules and the controller; benchmarks and tests call
+these same objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gvc import losses
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """conf/loss: C, C_D, C_P, w_lpips, mse_scale [HiFiC], gan (false: no GAN term, no D), flow_eps [ours]."""
+
+    C: float = 0.003125
+    C_D: float = 0.75
+    C_P: float = 0.15
+    w_lpips: float = 1.0
+    mse_scale: float = 65025.0
+    gan: bool = True
+    flow_eps: float = 1e-3
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> LossWeights:
+        keys = cls.__dataclass_fields__.keys()
+        return cls(**{k: cfg[k] for k in keys if k in cfg})
+
+
+def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean over items of 10 log10(1 / MSE) for frames in [0, 1] (x_hat clamped), dB; no gradient."""
+    with torch.no_grad():
+        mse = (x_hat.detach().float().clamp(0, 1) - x.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        return (10.0 * torch.log10(1.0 / mse)).mean()
+
+
+def flow_epe(flow_hat: torch.Tensor, flow_ref: torch.Tensor) -> torch.Tensor:
+    """Mean end-point error |flow_hat - flow_ref|_2 over pixels and items (pixels), no gradient."""
+    with torch.no_grad():
+        return (flow_hat.detach().float() - flow_ref.detach().float()).pow(2).sum(1).sqrt().mean()
+
+
+class _FrameTerms(nn.Module):
+    """Distortion and perceptual terms shared by both objectives."""
+
+    def __init__(self, weights: LossWeights, perceptual: nn.Module | None):
+        super().__init__()
+        self.weights = weights
+        self.perceptual = perceptual if weights.w_lpips > 0 else None
+
+    def frame_terms(self, x: torch.Tensor, x_hat: torch.Tensor, likelihoods, likelihoods_q) -> dict:
+        """bpp (noisy, with gradient), bpp_q (rounded, none), mse ([0,1] scale), perceptual (0 when off)."""
+        n = x.shape[-2] * x.shape[-1]
+        terms = {
+            "bpp": losses.bpp(likelihoods, n).mean(),
+            "bpp_q": losses.bpp(likelihoods_q, n).mean().detach(),
+            "mse": losses.mse(x_hat.float(), x.float()),
+            "psnr": psnr(x_hat, x),
+        }
+        terms["perceptual"] = (
+            self.perceptual(x_hat, x) if self.perceptual is not None else x_hat.new_zeros((), dtype=torch.float32)
+        )
+        return terms
+
+    def combine(self, t: Mapping[str, torch.Tensor], lambda_r: float, gan_term, flow_term=None) -> torch.Tensor:
+        """C * (lambda_R * R + C_D * mse_scale * MSE [+ w_flow L_flow]) + C_P * G + w_lpips * P."""
+        w = self.weights
+        inner = lambda_r * t["bpp"] + w.C_D * w.mse_scale * t["mse"]
+        if flow_term is not None:
+            inner = inner + flow_term
+        total = w.C * inner + w.w_lpips * t["perceptual"]
+        if gan_term is not None:
+            total = total + w.C_P * gan_term
+        return total
+
+
+class IFrameObjective(_FrameTerms):
+    """Stage-1 generator and discriminator losses.
+
+    forward(x, out, lambda_r, discriminator=None) -> dict(loss, bpp, bpp_q, mse, perceptual, psnr[, p_loss]):
+    x (B, 3, H, W) in [0, 1]; out: the I-frame codec's dict with x_hat cropped to x's size, likelihoods,
+    likelihoods_q, y_hat. With a discriminator (GAN active) the generator GAN term D(x_hat | sg(y_hat)) is added.
+    """
+
+    def forward(self, x: torch.Tensor, out: Mapping, lambda_r: float, discriminator: nn.Module | None = None):
+        t = self.frame_terms(x, out["x_hat"], out["likelihoods"], out["likelihoods_q"])
+        gan = None
+        if discriminator is not None:
+            gan = losses.gan_g_loss(discriminator(out["x_hat"], out["y_hat"].detach()))
+            t["p_loss"] = gan
+        t["loss"] = self.combine(t, lambda_r, gan)
+        return t
+
+    @staticmethod
+    def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, out: Mapping) -> torch.Tensor:
+        """Non-saturating D loss on (x, sg(x_hat)), both conditioned on sg(y_hat)."""
+        cond = out["y_hat"].detach()
+        return losses.gan_d_loss(discriminator(x, cond), discriminator(out["x_hat"].detach(), cond))
+
+
+class PFrameObjective(_FrameTerms):
+    """Stage-2 losses over an unrolled clip, averaged over its P-frames (frame 0, the frozen I-frame, is out).
+
+    forward(clip, outs, lambda_r, w_flow=0, discriminator=None, conditional_d=True) -> dict(loss, bpp, bpp_q,
+    mse, perceptual, psnr, flow_loss, flow_epe[, p_loss]): clip (B, T, 3, H, W) in [0, 1]; outs: T per-frame
+    dicts (VideoCodec.forward_clip) with x_hat cropped to H x W; P-frame dicts carry likelihoods,
+    likelihoods_q, flow_hat and flow_ref (pixels; None without the flow input: then no flow loss or EPE),
+    d_latent (D_P's condition, None in the flow warm-up). conditional_d False gives D_P a zero latent.
+    """
+
+    def __init__(self, weights: LossWeights, perceptual: nn.Module | None, conditional_d: bool = True):
+        super().__init__(weights, perceptual)
+        self.conditional_d = bool(conditional_d)
+
+    def d_condition(self, out: Mapping) -> torch.Tensor:
+        latent = out["d_latent"].detach()
+        return latent if self.conditional_d else torch.zeros_like(latent)
+
+    def forward(
+        self,
+        clip: torch.Tensor,
+        outs: Sequence[Mapping],
+        lambda_r: float,
+        w_flow: float = 0.0,
+        discriminator: nn.Module | None = None,
+    ) -> dict:
+        p_frames = list(range(1, len(outs)))
+        if not p_frames:
+            raise ValueError("the P-frame objective needs clips of T >= 2 frames")
+        n = float(len(p_frames))
+        acc: dict[str, torch.Tensor] = {}
+        flow_sum = gan_sum = epe_sum = None
+        for t in p_frames:
+            o = outs[t]
+            x = clip[:, t]
+            terms = self.frame_terms(x, o["x_hat"], o["likelihoods"], o["likelihoods_q"])
+            for k, v in terms.items():
+                acc[k] = acc[k] + v / n if k in acc else v / n
+            flow_ref = o.get("flow_ref")
+            if flow_ref is not None:
+                fl = losses.flow_loss(o["flow_hat"], flow_ref.detach(), self.weights.flow_eps) / n
+                flow_sum = fl if flow_sum is None else flow_sum + fl
+                epe = flow_epe(o["flow_hat"], flow_ref) / n
+                epe_sum = epe if epe_sum is None else epe_sum + epe
+            if discriminator is not None:
+                g = losses.gan_g_loss(discriminator(o["x_hat"], self.d_condition(o))) / n
+                gan_sum = g if gan_sum is None else gan_sum + g
+        flow_term = None
+        if flow_sum is not None:
+            acc["flow_loss"] = flow_sum
+            acc["flow_epe"] = epe_sum
+            if w_flow > 0:
+                flow_term = w_flow * flow_sum
+        if gan_sum is not None:
+            acc["p_loss"] = gan_sum
+        acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)
+        return acc
+
+    def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[Mapping]):
+        """Mean over P-frames of the non-saturating D loss on (x_t, sg(x_hat_t)) with the frame's condition."""
+        total = None
+        for t in range(1, len(outs)):
+            cond = self.d_condition(outs[t])
+            d = losses.gan_d_loss(discriminator(clip[:, t], cond), discriminator(outs[t]["x_hat"].detach(), cond))
+            total = d if total is None else total + d
+        return total / (len(outs) - 1)
+
+
+__all__ = ["IFrameObjective", "LossWeights", "PFrameObjective", "flow_epe", "psnr"]
