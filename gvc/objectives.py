@@ -76,11 +76,15 @@ class _FrameTerms(nn.Module):
             "psnr": psnr(x_hat, x),
         }
         terms["perceptual"] = (
-            self.perceptual(x_hat, x) if self.perceptual is not None else x_hat.new_zeros((), dtype=torch.float32)
+            self.perceptual(x_hat, x)
+            if self.perceptual is not None
+            else x_hat.new_zeros((), dtype=torch.float32)
         )
         return terms
 
-    def combine(self, t: Mapping[str, torch.Tensor], lambda_r: float, gan_term, flow_term=None) -> torch.Tensor:
+    def combine(
+        self, t: Mapping[str, torch.Tensor], lambda_r: float, gan_term, flow_term=None
+    ) -> torch.Tensor:
         """C * (lambda_R * R + C_D * mse_scale * MSE [+ w_flow L_flow]) + C_P * G + w_lpips * P."""
         w = self.weights
         inner = lambda_r * t["bpp"] + w.C_D * w.mse_scale * t["mse"]
@@ -179,7 +183,9 @@ class PFrameObjective(_FrameTerms):
         total = None
         for t in range(1, len(outs)):
             cond = self.d_condition(outs[t])
-            d = losses.gan_d_loss(discriminator(clip[:, t], cond), discriminator(outs[t]["x_hat"].detach(), cond))
+            d = losses.gan_d_loss(
+                discriminator(clip[:, t], cond), discriminator(outs[t]["x_hat"].detach(), cond)
+            )
             total = d if total is None else total + d
         return total / (len(outs) - 1)
 

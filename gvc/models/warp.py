@@ -155,7 +155,9 @@ def scale_space_blur(
         return _scale_space_blur(x.float(), sigma.float(), knots, truncate)
 
 
-def _scale_space_blur(x: torch.Tensor, sigma: torch.Tensor, knots: list[float], truncate: float) -> torch.Tensor:
+def _scale_space_blur(
+    x: torch.Tensor, sigma: torch.Tensor, knots: list[float], truncate: float
+) -> torch.Tensor:
     num_levels = len(knots)
     s = sigma.clamp(0.0, knots[-1])
     out = None

@@ -225,10 +225,14 @@ class PFrameModule(GVCModule):
         warmup = self.in_flow_warmup
         outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, **qparams)
         outs = [{**o, "x_hat": o["x_hat"][..., :h, :w]} for o in outs]
-        if not self.video.pframe.config["flow_input"]:  # the flow loss and EPE still need the estimator's flow
+        if not self.video.pframe.config[
+            "flow_input"
+        ]:  # the flow loss and EPE still need the estimator's flow
             for t in range(1, len(outs)):
                 ref = self.video.reference(outs[t - 1]["x_hat"]).detach()
-                outs[t]["flow_ref"] = self.video.flow_estimator(pad_to_multiple(ref, self.size_multiple), clip_in[:, t])
+                outs[t]["flow_ref"] = self.video.flow_estimator(
+                    pad_to_multiple(ref, self.size_multiple), clip_in[:, t]
+                )
         w_flow = schedule.flow_weight(self.gvc_step, self.flow_cfg)
         gan = self.gan_active
         lam = float(self.rate_controller.lambda_r)

@@ -69,7 +69,9 @@ def build_perceptual(cfg: DictConfig, instantiate: Instantiate):
         return None
     node = cfg.get("perceptual")
     if node is None:
-        raise ConfigError("loss.w_lpips > 0 needs a perceptual loss: perceptual=lpips | stlpips_alex | stlpips_vgg")
+        raise ConfigError(
+            "loss.w_lpips > 0 needs a perceptual loss: perceptual=lpips | stlpips_alex | stlpips_vgg"
+        )
     return instantiate(node, _convert_="all")
 
 
