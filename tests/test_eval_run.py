@@ -10,6 +10,7 @@ import pytest
 from gvc.data.io import YUVFrame, open_video
 from gvc.errors import ConfigError, VideoFormatError
 from gvc.eval import run as R
+from gvc.eval.codecs import FFmpegCodec
 from gvc.eval.export import export_name, side_by_side
 
 W, H, T = 64, 48, 3
@@ -55,8 +56,8 @@ def test_runner_outputs_cache_and_export(tmp_path, monkeypatch):
         "output_dir": str(out),
         "frames": T,
         "target_bpps": [0.5, 1.0],
-        "sweep": {"x265": [20, 40]},
-        "baselines": {"x265": {}, "nonexistent": {"encoder": "libnothere", "args": []}},
+        "sweep": {"x265": [20, 40], "x265_veryslow": [20, 40]},
+        "baselines": {"x265": {}, "x265_veryslow": {}, "nonexistent": {"encoder": "libnothere", "args": []}},
         "metrics": ["psnr", "ms_ssim", "lpips"],
         "metric_options": {
             "psnr": {"cap_db": 100.0},
@@ -67,32 +68,58 @@ def test_runner_outputs_cache_and_export(tmp_path, monkeypatch):
     }
     results = R.evaluate(cfg)
     points = results["points"]
-    assert len(points) == 4 and {p["setting"] for p in points} == {"0.5bpp", "1bpp", "q20", "q40"}
-    for p in points:  # bpp from the real bitstream file
+    assert len(points) == 8 and {p["setting"] for p in points} == {"0.5bpp", "1bpp", "q20", "q40"}
+    for p in points:  # bpp from the real bitstream file; per-frame bits from its packets
         assert p["bpp"] == pytest.approx(8 * Path(p["bitstream"]).stat().st_size / (T * W * H))
-        assert 15 < p["summary"]["psnr_yuv"] < 100 and 0 < p["summary"]["ms_ssim"] <= 1
+        assert 15 < p["summary"]["psnr_yuv"] <= 100 and 0 < p["summary"]["ms_ssim"] <= 1
+        assert [r["type"] for r in p["frame_records"]] == ["I", "P", "P"] and p["gop_check"] == "ok"
+        assert sum(r["bits"] for r in p["frame_records"]) <= 8 * p["bytes"]
+        assert "info=0" in p["command"] and p["bitstream"] in p["command"]
+    for p in points:
+        if p["target_bpp"] is not None:
+            assert p["rel_error"] == pytest.approx(p["bpp"] / p["target_bpp"] - 1)
+            assert p["within_tolerance"] == (abs(p["rel_error"]) <= 0.05) and (
+                p["within_tolerance"] or p["match_reason"]
+            )
     assert str(tmp_path / "alexnet.pth") in results["unavailable_metrics"]["lpips"]
-    assert "libnothere" in results["unavailable_baselines"]["nonexistent"]
-    assert results["colour"]["matrix"] == "bt709" and "6*Y" in results["psnr_yuv_weighting"]
+    assert "libnothere" in results["unavailable_codecs"]["nonexistent"]
     with open(out / "per_frame.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 * T and "psnr_rgb" in rows[0] and "lpips" not in rows[0]
+    assert len(rows) == 8 * T and "psnr_rgb" in rows[0] and "lpips" not in rows[0]
+    first = [r for r in rows if r["codec"] == "x265" and r["setting"] == "q20"]
+    assert [r["type"] for r in first] == ["I", "P", "P"]
+    assert len({r["bits"] for r in first}) > 1 and int(first[0]["bits"]) > int(
+        first[1]["bits"]
+    )  # each frame's own
+    assert float(first[0]["bpp"]) == pytest.approx(int(first[0]["bits"]) / (W * H))
     with open(out / "per_video.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
+        reader = csv.DictReader(f)
+        video_rows = list(reader)
+    assert reader.fieldnames[:6] == ["video", "codec", "setting", "target_bpp", "bpp", "rel_error"]
+    assert {"psnr_rgb", "psnr_yuv", "ms_ssim", "lpips"} <= set(reader.fieldnames) and len(video_rows) == 8
+    bd = results["bd_rate"]["table"]["x265_veryslow"]
+    assert "value" in bd["psnr_yuv"] and "reason" in bd.get("lpips", {"reason": "absent"})
     report = (out / "report.md").read_text()
     assert "![psnr_rgb](plots/rd_psnr_rgb.png)" in report and "**lpips** unavailable" in report
+    assert "codec **nonexistent** unavailable" in report and "-x265-params" in report
+    assert "| video | codec | setting | target bpp | bpp | rel. error |" in report
     assert (out / "plots" / "rd_psnr_rgb.png").is_file() and not (out / "plots" / "rd_lpips.png").exists()
+    log_text = (out / "evaluate.log").read_text()
+    assert "[1/10]" in log_text and "[8/10]" in log_text and "summary (per video)" in log_text
+    assert "BD-rate x265_veryslow vs x265" in log_text
     exported = out / "export" / "x265_q20" / f"videoSRC01_{W}x{H}_30.yuv"
     assert exported.stat().st_size == T * W * H * 3 // 2
     assert len(list((out / "export" / "x265_q20" / f"videoSRC01_{W}x{H}_30_png").glob("*.png"))) == T
     assert json.loads((out / "results.json").read_text())["bd_rate"]["anchor"] == "x265"
+    assert not list((out / "bitstreams").rglob("search/*"))  # the search's encodes are removed
 
     def no_encode(*args, **kwargs):
         raise AssertionError("a cached point was encoded again")
 
-    monkeypatch.setattr(R.FFmpegBaseline, "encode", no_encode)
+    monkeypatch.setattr(FFmpegCodec, "encode", no_encode)
     again = R.evaluate({**cfg, "export": {"enabled": False}})
     assert [p["key"] for p in again["points"]] == [p["key"] for p in points]
+    assert "(cached)" in (out / "evaluate.log").read_text()
     with pytest.raises(AssertionError, match="encoded again"):  # a new setting is not cached
         R.evaluate({**cfg, "sweep": {"x265": [30]}, "target_bpps": [], "export": {"enabled": False}})
 
@@ -102,6 +129,16 @@ def test_config_errors():
         R.EvalConfig.from_mapping({"vidoes": []})
     with pytest.raises(ConfigError, match="anchor"):
         R.EvalConfig.from_mapping({"baselines": {"aom_av1": {}}, "anchor": "x265"})
+    with pytest.raises(ConfigError, match="frames='abc'"):
+        R.EvalConfig.from_mapping({"frames": "abc"})
+    with pytest.raises(ConfigError, match="frames must be a positive"):
+        R.EvalConfig.from_mapping({"frames": 0})
+    with pytest.raises(ConfigError, match="target_bpps must be"):
+        R.EvalConfig.from_mapping({"target_bpps": [0.1, "x"]})
+    with pytest.raises(ConfigError, match="sweep names"):
+        R.EvalConfig.from_mapping({"sweep": {"vvc": [30]}, "baselines": {"x265": {}}})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        R.Evaluator({"baselines": {"x265": {"crf": 3}}, "output_dir": "unused"})
 
 
 @pytest.mark.ffmpeg
@@ -145,10 +182,20 @@ def test_runner_gvc_model_file_and_side_by_side(tmp_path):
             "progress": False,
         }
     )
+    from gvc.codec.bitstream import open_bitstream
+
     gvc = [p for p in results["points"] if p["codec"] == "gvc"]
     assert len(gvc) == 1 and gvc[0]["setting"] == "smoke"
     assert gvc[0]["bpp"] == pytest.approx(8 * Path(gvc[0]["bitstream"]).stat().st_size / (2 * W * H))
-    assert np.isfinite(gvc[0]["summary"]["psnr_rgb"])
+    assert np.isfinite(gvc[0]["summary"]["psnr_rgb"]) and "encode_video" in gvc[0]["command"]
+    with open_bitstream(gvc[0]["bitstream"]) as reader:  # per-frame truth: the packets of the .gvc file
+        packets = [(p.frame_type, 8 * p.nbytes) for p in reader]
+    assert (
+        [(r["type"], r["bits"]) for r in gvc[0]["frame_records"]]
+        == packets
+        == [("I", packets[0][1])] * 1 + [("I", packets[1][1])]
+    )  # an I-frame-only model writes all-intra streams
+    assert gvc[0]["gop_check"] != "ok"  # ...which the report flags against the run's GOP
     assert (out / "export" / "gvc_smoke" / src.name).stat().st_size == 2 * W * H * 3 // 2
     (sbs,) = (out / "export" / "side_by_side").glob("*.mp4")
     with open_video(sbs) as reader:
@@ -179,3 +226,44 @@ def test_missing_model_file_is_a_config_error_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="nope.gvcm"):
         Evaluator({"models": [str(tmp_path / "nope.gvcm")], "output_dir": str(tmp_path / "out")})
     assert not (tmp_path / "out").exists()
+
+
+def _evaluate_main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).parents[1] / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["frames=abc"], "frames='abc'"),
+        (["nosuchkey=1"], "nosuchkey"),
+        (["videos=[unclosed"], "videos=[unclosed"),
+        (["videos=[/nonexistent/clip.mp4]"], "/nonexistent/clip.mp4"),
+        (["models=[/nonexistent/m.gvcm]"], "model files not found"),
+        (["baselines.x265.q_range=[10]"], "q_range"),
+    ],
+)
+def test_evaluate_cli_bad_input_is_one_error_line_and_status_2(tmp_path, capsys, args, message):
+    main = _evaluate_main()
+    rc = main(args + [f"output_dir={tmp_path / 'out'}", "progress=false", "metrics=[psnr]"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: ") and "\n" not in err and message in err, err
+    assert "Traceback" not in err
+
+
+def test_evaluate_cli_exit_status_from_the_shell(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "evaluate.py", "frames=-3", f"output_dir={tmp_path}"],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True)  # fmt: skip
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith("error: frames must be")
+        and proc.stderr.count("\n") == 1
+    )

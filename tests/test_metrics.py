@@ -108,6 +108,91 @@ def test_st_lpips_uses_shipped_weights():
     assert 0 < shift < diff  # a one-pixel shift costs less than a different image (trained weights)
 
 
+def test_st_lpips_vgg_is_a_second_column_with_its_own_weights():
+    pytest.importorskip("stlpips_pytorch")
+    alex, vgg = M.STLPIPSMetric(), M.STLPIPSVGGMetric()
+    assert vgg.columns == ("st_lpips_vgg",) and vgg.weights_path.name == "vgg_shift_tolerant.pth"
+    assert (
+        M.COLUMN_LABELS["st_lpips"] == "ST-LPIPS (AlexNet)"
+        and M.COLUMN_LABELS["st_lpips_vgg"] == "ST-LPIPS (VGG)"
+    )
+    gen = torch.Generator().manual_seed(4)
+    a = _frame(torch.rand(1, 3, 64, 64, generator=gen))
+    b = _frame((a.rgb + 0.1 * torch.randn(a.rgb.shape, generator=gen)).clamp(0, 1))
+    values = []
+    for metric in (alex, vgg):
+        metric.begin(64, 64, 30.0)
+        metric.add(a, a)
+        metric.add(a, b)
+        values.append(metric.end()[metric.columns[0]])
+    assert values[1][0] == pytest.approx(0.0, abs=1e-6) and values[1][1] > 0
+    assert values[0][1] != pytest.approx(values[1][1], rel=1e-3)  # two networks, two numbers
+    suite = M.MetricSuite(["st_lpips", "st_lpips_vgg"])
+    assert not suite.unavailable and suite.info()["st_lpips_vgg"]["label"] == "ST-LPIPS"
+
+
+def _lpips_reference(backbone: dict, x: torch.Tensor, y: torch.Tensor) -> float:
+    """LPIPS v0.1 (Zhang et al. 2018) written out from its definition, independently of gvc and of the lpips
+    classes: scaling layer, AlexNet relu1..relu5, unit-normalised channels, squared difference, the v0.1 linear
+    weights that ship in the lpips wheel, spatial mean, sum over layers. Inputs in [0, 1]."""
+    import lpips
+    import torchvision
+
+    alex = torchvision.models.alexnet(weights=None)
+    alex.load_state_dict(backbone)
+    lin = torch.load(
+        Path(lpips.__file__).parent / "weights/v0.1/alex.pth", map_location="cpu", weights_only=True
+    )
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    taps = (1, 4, 7, 9, 11)  # outputs of the five ReLUs of alexnet.features
+    total = 0.0
+    with torch.no_grad():
+        feats = []
+        for img in (x, y):
+            h = ((img * 2 - 1) - shift) / scale
+            out = []
+            for i, layer in enumerate(alex.features[: taps[-1] + 1]):
+                h = layer(h)
+                if i in taps:
+                    out.append(h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
+            feats.append(out)
+        for k, (f0, f1) in enumerate(zip(*feats)):
+            w = lin[f"lin{k}.model.1.weight"]
+            total += float(torch.nn.functional.conv2d((f0 - f1) ** 2, w).mean())
+    return total
+
+
+def test_lpips_with_a_weights_file_computes_lpips_of_that_backbone(tmp_path, carphone_crops):
+    """Plumbing check: the metric reads the given AlexNet file and computes LPIPS v0.1 of exactly that backbone
+    (a seeded torchvision AlexNet, since the ImageNet file cannot be downloaded here). What this does not verify:
+    the published LPIPS values of the ImageNet weights."""
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet-owt-7be5be79.pth"
+    backbone = torchvision.models.alexnet(weights=None).state_dict()
+    torch.save(backbone, path)
+    crops = carphone_crops(frames=(0, 6), size=96)
+    ref, dist = _frame(crops[:1]), _frame(crops[1:])
+    metric = M.LPIPSMetric(weights_path=str(path))
+    assert metric.info()["weights"] == str(path)
+    metric.begin(96, 96, 30.0)
+    metric.add(ref, ref)
+    metric.add(ref, dist)
+    same, value = metric.end()["lpips"]
+    assert same == pytest.approx(0.0, abs=1e-7)
+    expected = _lpips_reference(backbone, dist.rgb, ref.rgb)
+    assert expected > 0 and value == pytest.approx(expected, rel=1e-5)
+    torch.manual_seed(1)
+    other = tmp_path / "other.pth"
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), other)
+    metric2 = M.LPIPSMetric(weights_path=str(other))
+    metric2.begin(96, 96, 30.0)
+    metric2.add(ref, dist)
+    assert metric2.end()["lpips"][0] != pytest.approx(value, rel=1e-3)  # the file decides the number
+
+
 def test_missing_weights_make_metrics_unavailable_and_run_continues(tmp_path):
     suite = M.MetricSuite(
         ["psnr", "lpips", "pim", "fid", "kid"],

@@ -153,6 +153,6 @@ def test_add_parser_registers_prepare_clips(tmp_path):
     args = p.parse_args(
         ["prepare-clips", "in", str(tmp_path), "--frames", "6", "--size", "128", "--limited-range"]
     )
-    assert (args.frames, args.size, args.limited_range, args.stride) == (6, 128, True, None)
+    assert (args.frames, args.size, args.full_range, args.stride) == (6, 128, False, None)
     assert args.func.__name__ == "run"
     assert json.dumps(vars(args), default=str)  # plain values, printable for logs

@@ -56,3 +56,40 @@ def test_bd_rate_table_per_video_mean(tmp_path):
     assert "| gvc | -20.0% |" in md
     png = rd.plot_rd(rd.rd_curves(_rows(), "psnr_rgb"), "psnr_rgb", tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_duplicate_rates_are_dropped_and_points_sorted():
+    r, d = rd.prepare_curve([0.2, 0.1, 0.2, 0.4], [36.0, 33.0, 36.0, 39.0])
+    assert np.array_equal(r, [0.1, 0.2, 0.4]) and np.array_equal(d, [33.0, 36.0, 39.0])
+    r, d = rd.prepare_curve([0.1, 0.2], [0.3, 0.2], higher_is_better=False)
+    assert np.array_equal(d, [-0.3, -0.2])
+    # a floor hit by two targets gives the same point twice: still a BD-rate with the remaining three
+    value = rd.bd_rate(np.r_[RATE[0], RATE], np.r_[PSNR[0], PSNR], RATE * 0.8, PSNR)
+    assert value == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_bd_rate_reasons():
+    with pytest.raises(ValueError, match="test: 2 distinct points"):
+        rd.bd_rate(RATE, PSNR, [0.1, 0.1, 0.2], [30.0, 30.0, 33.0])
+    with pytest.raises(ValueError, match="no overlap in quality"):
+        rd.bd_rate(RATE, PSNR, RATE, PSNR + 20)
+    with pytest.raises(ValueError, match="does not rise"):
+        rd.bd_rate(RATE, PSNR, RATE, [30.0, 29.0, 36.0, 39.0])
+    with pytest.raises(ValueError, match="anchor: 3 distinct points \\(needs 4\\)"):
+        rd.bd_rate(RATE[:3], PSNR[:3], RATE, PSNR, min_points=4)
+
+
+def test_bd_rate_table_gives_a_number_or_a_reason_for_every_cell():
+    rows = _rows()
+    for video in ("a", "b"):
+        rows += [{"video": video, "codec": "vvc", "setting": f"t{i}", "bpp": 0.1, "psnr_rgb": 33.0 + i}
+                 for i in range(2)]  # fmt: skip
+    table = rd.bd_rate_table(rows, ["psnr_rgb", "lpips"], anchor="x265")
+    assert table["vvc"]["psnr_rgb"]["reason"].count("vvc: 1 distinct point (needs 3)") == 2
+    assert "no vvc points with lpips" in table["vvc"]["lpips"]["reason"]
+    md = rd.bd_table_markdown(table, ["psnr_rgb", "lpips"], "x265")
+    assert (
+        "| vvc | no number (2) | no number (3) |" in md
+        and "(2) vvc, psnr_rgb: a: vvc: 1 distinct point" in md
+    )
+    assert "n/a" not in md

@@ -1,20 +1,46 @@
 """`gvc encode | decode | info`: the codec commands (registered on the top-level `gvc` parser by gvc.cli).
 
-    gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [--gop N] [--frames N] [--width W --height H --fps F]
-    gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm
+    gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [-y] [--gop N] [--frames N] [--width W --height H --fps F]
+    gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm [-y]
     gvc info IN.gvc
 
 Torch, the models and the video I/O are imported inside the handlers, so `gvc info` and `--help` stay light.
+Outputs: never one of the inputs; an existing one only with -y (ffmpeg's habit); written under a temporary
+name and renamed when complete, so a failed command leaves no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from gvc.errors import GVCError
+
+
+def check_output(out: Path, inputs: dict[str, Path], overwrite: bool, folder_ok: bool = False) -> None:
+    """Refuse an output that is one of ``inputs`` (flag -> path), that exists without ``overwrite`` (-y), or whose
+    folder cannot exist (a file in the way)."""
+    for what, p in inputs.items():
+        if p is None:
+            continue
+        same = out.exists() and p.exists() and os.path.samefile(out, p)
+        if same or out.resolve() == p.resolve():
+            raise GVCError(f"-o {out} is the {what}: writing it would destroy it; give another output name")
+    if out.exists():
+        if out.is_dir() and not folder_ok:
+            raise GVCError(f"-o {out} is a folder; give a file name")
+        if not overwrite:
+            raise GVCError(f"-o {out} exists; add -y to overwrite it")
+    for parent in out.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GVCError(f"-o {out}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise GVCError(f"-o {out}: the folder {parent} is not writable")
+            break
 
 
 def add_parsers(subparsers) -> None:
@@ -29,6 +55,7 @@ def add_parsers(subparsers) -> None:
         "input", type=Path, help="source video (raw .yuv: WxH[_fps] in the name, or --width/--height)"
     )
     p.add_argument("-o", "--output", type=Path, required=True, help="output .gvc file")
+    p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
     p.add_argument("--model", type=Path, required=True, help="codec model file (.gvcm, from `gvc export`)")
     p.add_argument(
         "--gop", type=int, default=None, help="I-frame period of video models (default / <= 0: first only)"
@@ -38,10 +65,22 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--height", type=int, default=None, help="height of a raw .yuv input")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a raw .yuv or PNG-folder input")
     p.add_argument(
-        "--matrix", choices=["bt709", "bt601"], default="bt709", help="YUV<->RGB matrix (default bt709)"
+        "--matrix",
+        choices=["bt709", "bt601"],
+        default=None,
+        help="YUV<->RGB matrix of the source (default: what the file states, else bt709)",
     )
-    p.add_argument(
-        "--limited-range", action="store_true", help="the source is limited range (default full range)"
+    rng = p.add_mutually_exclusive_group()
+    rng.add_argument(
+        "--limited-range",
+        dest="full_range",
+        action="store_const",
+        const=False,
+        default=None,
+        help="the source is limited range (default: what the file states; raw .yuv: full range)",
+    )
+    rng.add_argument(
+        "--full-range", dest="full_range", action="store_const", const=True, help="the source is full range"
     )
     p.add_argument(
         "--device", default="cpu", help="torch device (default cpu; decode on the same kind of device)"
@@ -65,7 +104,14 @@ def add_parsers(subparsers) -> None:
         "written in the source's colour convention recorded in the file.",
     )
     p.add_argument("input", type=Path, help=".gvc file")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output video or folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video or folder (a .yuv name gets _WxH_fps added unless it carries them)",
+    )
+    p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
     p.add_argument("--model", type=Path, required=True, help="the model file the stream was encoded with")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -95,25 +141,28 @@ def _load_model(path: Path, device: str):
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from gvc.codec.coder import encode_video
+    from gvc.data.io import open_video
 
     if args.frames is not None and args.frames <= 0:
         raise GVCError(f"--frames must be positive, got {args.frames}")
+    inputs = {"input video": args.input, "model file": args.model}
     model = _load_model(args.model, args.device)
-    stats = encode_video(
-        args.input,
-        model,
-        args.output,
-        gop=args.gop,
-        frames=args.frames,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        matrix=args.matrix,
-        full_range=not args.limited_range,
-        estimate=not args.no_estimate,
-        progress=not args.quiet,
-        portable_entropy=not args.device_entropy,
-    )
+    with open_video(
+        args.input, args.width, args.height, args.fps, matrix=args.matrix, full_range=args.full_range
+    ) as reader:
+        check_output(args.output, inputs, args.overwrite)
+        if args.json is not None:
+            check_output(args.json, {**inputs, "output": args.output}, overwrite=True)
+        stats = encode_video(
+            reader,
+            model,
+            args.output,
+            gop=args.gop,
+            frames=args.frames,
+            estimate=not args.no_estimate,
+            progress=not args.quiet,
+            portable_entropy=not args.device_entropy,
+        )
     n_i = sum(f.frame_type == "I" for f in stats.frames)
     print(
         f"{args.output}: {stats.num_frames} frames ({n_i} I, {stats.num_frames - n_i} P), "
@@ -142,15 +191,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     import time
 
     from gvc.codec.coder import decode_video
-    from gvc.data.io import open_writer
+    from gvc.data.io import open_writer, raw_yuv_name
 
     model = _load_model(args.model, args.device)
     t0 = time.perf_counter()
     video = decode_video(args.input, model, progress=not args.quiet, model_name=f"--model {args.model}")
     out = args.output
-    if out.exists() and out.is_file() and out.resolve() == args.input.resolve():
-        raise GVCError(f"-o {out} would overwrite the input")
+    if out.suffix.lower() == ".yuv":  # raw I420 has no header: the name carries the size (MCL-JCV naming)
+        out = raw_yuv_name(out, video.width, video.height, video.fps)
+    check_output(out, {"input stream": args.input, "model file": args.model}, args.overwrite, folder_ok=True)
     n = 0
+    # the writer writes to a temporary name and renames when done; an error deletes it (nothing partial stays)
     with open_writer(out, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer:
         for frame in video:
             writer.write(frame)
@@ -236,20 +287,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gvc", description="gvc codec commands")
+    from gvc.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="gvc", description="gvc codec commands")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Codec commands only (encode/decode/info); the full `gvc` command is gvc.cli:main."""
+    """Codec commands only (encode/decode/info); the full `gvc` command is gvc.cli:main. User errors: one
+    `error:` line, exit code 2 (gvc.cli.run_main)."""
+    from gvc.cli import run_main
+
+    return run_main(lambda: _run(argv))
+
+
+def _run(argv) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except GVCError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ class ClipDataModule(L.LightningDataModule):
         prefetch_factor: DataLoader settings.
         samples_per_video: training items per video per epoch (raw video kinds).
         cache: keep decoded videos in memory (raw video kinds; for small clips such as the samples).
-        matrix, full_range, chroma_upsample: YUV -> RGB conversion of raw videos.
+        matrix, full_range, chroma_upsample: YUV -> RGB conversion of raw videos (matrix/full_range None: what
+            each file states, else BT.709 full range).
         max_clip_length: longest T the unroll schedule will ask for (raw videos shorter are skipped).
         synthetic: dict of SyntheticMotionClips kwargs (num_clips, size, max_flow, noise_std, seed, ...); the
             val set uses num_val_clips and seed + 1.
@@ -77,8 +78,8 @@ class ClipDataModule(L.LightningDataModule):
         prefetch_factor: int | None = None,
         samples_per_video: int = 16,
         cache: bool = False,
-        matrix: str = "bt709",
-        full_range: bool = True,
+        matrix: str | None = None,
+        full_range: bool | None = None,
         chroma_upsample: str = "nearest",
         max_clip_length: int | None = None,
         synthetic: dict | None = None,

@@ -124,7 +124,8 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         samples_per_video: items per video per epoch in train mode (val: 1).
         max_clip_length: longest T that will be asked for (videos shorter are skipped); default clip_length.
         cache: decode each whole video once into memory (uint8 4:2:0, per worker) - for small clips only.
-        matrix, full_range, chroma_upsample: YUV -> RGB conversion (gvc.data.color).
+        matrix, full_range, chroma_upsample: YUV -> RGB conversion (gvc.data.color); matrix/full_range None:
+            each video's own (what its container or header states, else BT.709 full range).
         reader_kwargs: passed to open_video (e.g. width/height/fps for raw .yuv without a parsable name).
         seed: base seed of the per-sample randomness (train): start and crop of key (index, epoch) come from
             ``gvc.data.sampling.sample_generator(seed, epoch, index)``, so a sample is the same in any worker and
@@ -141,8 +142,8 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         samples_per_video: int = 1,
         max_clip_length: int | None = None,
         cache: bool = False,
-        matrix: str = "bt709",
-        full_range: bool = True,
+        matrix: str | None = None,
+        full_range: bool | None = None,
         chroma_upsample: str = "nearest",
         reader_kwargs: dict | None = None,
         seed: int = 0,
@@ -167,7 +168,13 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         self.videos: list[dict] = []
         for p in paths:
             with open_video(p, **self.reader_kwargs, **self.color) as r:
-                info = dict(path=p, width=r.width, height=r.height, num_frames=len(r))
+                info = dict(
+                    path=p,
+                    width=r.width,
+                    height=r.height,
+                    num_frames=len(r),
+                    color=dict(r.colour, chroma_upsample=r.chroma_upsample),
+                )
             if crop_size is not None and (info["width"] < crop_size or info["height"] < crop_size):
                 warnings.warn(
                     f"{p}: {info['width']}x{info['height']} is smaller than crop {crop_size}; skipped",
@@ -227,7 +234,7 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         y = y[:, y0 : y0 + ch, x0 : x0 + cw]
         u = u[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]
         vv = vv[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]
-        return yuv420_to_rgb(y, u, vv, **self.color)
+        return yuv420_to_rgb(y, u, vv, **info["color"])
 
     def close(self) -> None:
         for r in self._readers.values():

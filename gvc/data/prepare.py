@@ -51,10 +51,26 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-clips-per-video", type=int, default=0, help="cap of windows per video, 0 = no cap")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
     p.add_argument(
-        "--matrix", default="bt709", choices=["bt709", "bt601"], help="YUV->RGB matrix (default bt709)"
+        "--matrix",
+        default=None,
+        choices=["bt709", "bt601"],
+        help="YUV->RGB matrix (default: what each file states, else bt709)",
     )
-    p.add_argument(
-        "--limited-range", action="store_true", help="sources are limited range (default full range)"
+    rng = p.add_mutually_exclusive_group()
+    rng.add_argument(
+        "--limited-range",
+        dest="full_range",
+        action="store_const",
+        const=False,
+        default=None,
+        help="read every source as limited range (default: what each file states, else full range)",
+    )
+    rng.add_argument(
+        "--full-range",
+        dest="full_range",
+        action="store_const",
+        const=True,
+        help="read every source as full range",
     )
     p.add_argument(
         "--width", type=int, default=None, help="width of raw .yuv sources without WxH in the name"
@@ -95,8 +111,8 @@ def _video_clips(item: dict):
                     y[:, y0 : y0 + size, x0 : x0 + size],
                     u[:, y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2],
                     v[:, y0 // 2 : (y0 + size) // 2, x0 // 2 : (x0 + size) // 2],
-                    s["matrix"],
-                    s["full_range"],
+                    r.matrix,
+                    r.full_range,
                 )
                 clip = (rgb * 255.0).round_().to(torch.uint8).numpy()
                 yield {"clip": clip, "video": item["key"], "start": start, "x": x0, "y": y0}
@@ -135,8 +151,8 @@ def prepare_clips(
     crops: int = 1,
     max_clips_per_video: int = 0,
     seed: int = 0,
-    matrix: str = "bt709",
-    full_range: bool = True,
+    matrix: str | None = None,
+    full_range: bool | None = None,
     width: int | None = None,
     height: int | None = None,
     workers: int = 1,
@@ -171,7 +187,12 @@ def prepare_clips(
         for f in out.iterdir():
             if f.is_file() and (f.suffix == ".bin" or f.name in ("index.json", MANIFEST_NAME)):
                 f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; give another OUT_DIR")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot create the output folder ({e.strerror or e})") from e
     manifest = _load_manifest(out)
     if manifest and manifest.get("settings") != settings:
         raise ConfigError(
@@ -252,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         max_clips_per_video=args.max_clips_per_video,
         seed=args.seed,
         matrix=args.matrix,
-        full_range=not args.limited_range,
+        full_range=args.full_range,
         width=args.width,
         height=args.height,
         workers=args.workers,

@@ -4,6 +4,8 @@ Input rows are per (video, codec, setting) points: ``{"video", "codec", "setting
 with bpp from real files. Curves are per codec: points of one setting averaged over videos (bpp and metric),
 sorted by bpp. BD-rate uses the ``bjontegaard`` package (log-rate domain, overlap only) per video, then the mean
 over videos; lower-is-better metrics (LPIPS, FID, ...) are negated first so the integral means the same thing.
+Points are sorted by rate and duplicate rates dropped; where a BD-rate cannot be computed the table carries the
+reason ("2 distinct points (needs 3)", "no overlap in quality ..."), never a bare "n/a".
 A negative BD-rate = the test codec needs fewer bits than the anchor for the same quality.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gvc.eval.metrics import HIGHER_IS_BETTER
+from gvc.eval.metrics import COLUMN_LABELS, HIGHER_IS_BETTER
 
 
 def _finite(x: Any) -> bool:
@@ -53,6 +55,26 @@ def rd_curves(rows: Iterable[Mapping[str, Any]], metric: str) -> dict[str, tuple
     return out
 
 
+def prepare_curve(
+    rate: Sequence[float], dist: Sequence[float], higher_is_better: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points sorted by rate, duplicates of a rate dropped (the first kept), quality negated when lower is better.
+
+    Two targets the encoder could not tell apart (e.g. both at its floor) give the same file, hence the same
+    point twice; the interpolators need strictly increasing rates.
+    """
+    r, d = np.asarray(rate, float), np.asarray(dist, float)
+    order = np.argsort(r, kind="stable")
+    r, d = r[order], d[order]
+    keep = (
+        np.concatenate([[True], np.diff(r) > 1e-12 * np.maximum(1.0, np.abs(r[1:]))])
+        if len(r)
+        else r.astype(bool)
+    )
+    r, d = r[keep], d[keep]
+    return r, (d if higher_is_better else -d)
+
+
 def bd_rate(
     rate_anchor: Sequence[float],
     dist_anchor: Sequence[float],
@@ -60,29 +82,43 @@ def bd_rate(
     dist_test: Sequence[float],
     higher_is_better: bool = True,
     method: str = "akima",
-    min_overlap: float = 0.0,
+    min_points: int = 3,
 ) -> float:
-    """BD-rate in percent of the test curve against the anchor (``bjontegaard.bd_rate``, log-rate, overlap only).
+    """BD-rate in percent of the test curve against the anchor (``bjontegaard.bd_rate``, log-rate, integrated over
+    the quality range both curves cover).
 
-    ``higher_is_better=False`` negates both distortion axes. Raises ValueError when it cannot be computed (too few
-    points, no overlap, non-monotonic curves the interpolator rejects).
+    Points are prepared with :func:`prepare_curve` (sorted by rate, duplicates dropped; ``higher_is_better=False``
+    negates quality). Raises ValueError with the reason when it cannot be computed: fewer than ``min_points``
+    distinct points on a curve ("2 distinct points"), quality not rising with rate, or no overlap in quality.
     """
     import bjontegaard
 
-    ra, da = np.asarray(rate_anchor, float), np.asarray(dist_anchor, float)
-    rt, dt = np.asarray(rate_test, float), np.asarray(dist_test, float)
-    if not higher_is_better:
-        da, dt = -da, -dt
-    if min(len(ra), len(rt)) < 2:
-        raise ValueError("BD-rate needs at least 2 points per curve")
-    order_a, order_t = np.argsort(da), np.argsort(dt)
-    ra, da, rt, dt = ra[order_a], da[order_a], rt[order_t], dt[order_t]
+    curves = {}
+    for label, rate, dist in (("anchor", rate_anchor, dist_anchor), ("test", rate_test, dist_test)):
+        r, d = prepare_curve(rate, dist, higher_is_better)
+        if np.any(~np.isfinite(r)) or np.any(~np.isfinite(d)) or np.any(r <= 0):
+            raise ValueError(f"{label}: non-finite or non-positive values")
+        if len(r) < min_points:
+            raise ValueError(
+                f"{label}: {len(r)} distinct point{'s' if len(r) != 1 else ''} (needs {min_points})"
+            )
+        if np.any(np.diff(d) <= 0):
+            raise ValueError(
+                f"{label}: quality does not rise strictly with rate ({_fmt_points(r, d, higher_is_better)})"
+            )
+        curves[label] = (r, d)
+    (ra, da), (rt, dt) = curves["anchor"], curves["test"]
     lo, hi = max(da.min(), dt.min()), min(da.max(), dt.max())
     if hi <= lo:
-        raise ValueError("the curves do not overlap in quality")
+        sign = 1 if higher_is_better else -1
+        raise ValueError(
+            f"no overlap in quality: anchor {_span(da, sign)}, test {_span(dt, sign)} (BD-rate integrates over the "
+            "quality both cover)"
+        )
     try:
-        value = bjontegaard.bd_rate(ra, da, rt, dt, method=method, require_matching_points=False,
-                                    min_overlap=min_overlap)  # fmt: skip
+        value = bjontegaard.bd_rate(
+            ra, da, rt, dt, method=method, require_matching_points=False, min_overlap=0.0
+        )
     except Exception as err:  # the package raises plain exceptions / asserts on bad curves
         raise ValueError(f"bjontegaard.bd_rate failed: {err}") from err
     if not _finite(value):
@@ -90,16 +126,28 @@ def bd_rate(
     return float(value)
 
 
+def _span(d: np.ndarray, sign: int) -> str:
+    a, b = sorted((float(sign * d.min()), float(sign * d.max())))
+    return f"{a:.4g}..{b:.4g}"
+
+
+def _fmt_points(r: np.ndarray, d: np.ndarray, higher: bool) -> str:
+    sign = 1 if higher else -1
+    return ", ".join(f"{x:.4f} bpp: {sign * y:.4g}" for x, y in zip(r, d))
+
+
 def bd_rate_table(
     rows: Sequence[Mapping[str, Any]],
     metrics: Sequence[str],
     anchor: str = "x265",
     method: str = "akima",
+    min_points: int = 3,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """codec -> metric -> ``{"value": mean BD-rate %, "videos": n}`` or ``{"unavailable": reason}``.
+    """codec -> metric -> ``{"value": mean BD-rate %, "videos": n}`` or ``{"reason": why not}``.
 
-    Per video: the codec's points against the anchor's points on that video; then the mean over videos where
-    it could be computed.
+    Per video: the codec's points against the anchor's points on that video; then the mean over the videos where
+    it could be computed (those where it could not are listed under ``"skipped"``). Every codec x metric cell
+    gets a number or a reason.
     """
     by_video: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -113,35 +161,51 @@ def bd_rate_table(
             values, reasons = [], []
             for video, vrows in sorted(by_video.items()):
                 curves = rd_curves(vrows, metric)
-                if anchor not in curves or codec not in curves:
-                    reasons.append(f"{video}: no {anchor if anchor not in curves else codec} points")
+                missing = [c for c in (anchor, codec) if c not in curves]
+                if missing:
+                    reasons.append(f"{video}: no {' or '.join(missing)} points with {metric}")
                     continue
                 try:
-                    values.append(
-                        bd_rate(*curves[anchor], *curves[codec], higher_is_better=higher, method=method)
-                    )
+                    values.append(bd_rate(*curves[anchor], *curves[codec], higher_is_better=higher,
+                                          method=method, min_points=min_points))  # fmt: skip
                 except ValueError as err:
-                    reasons.append(f"{video}: {err}")
+                    reasons.append(
+                        f"{video}: {str(err).replace('anchor:', anchor + ':').replace('test:', codec + ':')}"
+                    )
             if values:
                 table[codec][metric] = {"value": float(np.mean(values)), "videos": len(values)}
                 if reasons:
                     table[codec][metric]["skipped"] = reasons
             else:
-                table[codec][metric] = {"unavailable": "; ".join(reasons) or "no points"}
+                table[codec][metric] = {"reason": "; ".join(reasons) or "no points"}
     return table
 
 
 def bd_table_markdown(
     table: Mapping[str, Mapping[str, Mapping[str, Any]]], metrics: Sequence[str], anchor: str
 ) -> str:
-    """Markdown table of :func:`bd_rate_table` (percent; n/a with footnote when unavailable)."""
+    """Markdown table of :func:`bd_rate_table`: percent, or a numbered reason listed under the table."""
     lines = [f"| codec vs {anchor} | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    notes: list[str] = []
     for codec, entry in table.items():
         cells = []
         for m in metrics:
             e = entry.get(m, {})
-            cells.append(f"{e['value']:+.1f}%" if "value" in e else "n/a")
+            if "value" in e:
+                cell = f"{e['value']:+.1f}%"
+                if e.get("skipped"):
+                    notes.append(
+                        f"{codec}, {m}: mean over {e['videos']} videos; skipped {'; '.join(e['skipped'])}"
+                    )
+                    cell += f" ({len(notes)})"
+            else:
+                notes.append(f"{codec}, {m}: {e.get('reason', 'not computed')}")
+                cell = f"no number ({len(notes)})"
+            cells.append(cell)
         lines.append(f"| {codec} | " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"({i}) {n}" for i, n in enumerate(notes, 1)]
     return "\n".join(lines)
 
 
@@ -163,7 +227,7 @@ def plot_rd(
         ax.plot(bpp, value, marker="o", label=codec)
     ax.set_xlabel("bpp (from file sizes)")
     arrow = "higher is better" if HIGHER_IS_BETTER.get(metric, True) else "lower is better"
-    ax.set_ylabel(f"{label or metric} ({arrow})")
+    ax.set_ylabel(f"{label or COLUMN_LABELS.get(metric, metric)} ({arrow})")
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
