@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-rd bench-rd-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Train small models at 0.064 / 0.13 / 0.22 bpp (+ MSE twin, + compressai anchor) and measure them on held-out
+# clips through real files (~45 min on 2 cores); results: outputs/bench_rd/full/results.json and stdout (markdown).
+bench-rd: $(STAMP)
+	$(BIN)/python benchmarks/bench_operating_points.py --markdown
+
+bench-rd-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -29,7 +29,9 @@ from gvc import losses
 
 @dataclass(frozen=True)
 class LossWeights:
-    """conf/loss: C, C_D, C_P, w_lpips, mse_scale [HiFiC], gan (false: no GAN term, no D), flow_eps [ours]."""
+    """conf/loss: C, C_D, C_P, w_lpips, mse_scale [HiFiC], gan (false: no GAN term, no D), flow_eps [ours],
+    perceptual_crop [ours] (None: the perceptual term sees the whole frame; an int s: one random s x s window per
+    frame, the same window for x_hat and x: a cheaper estimate for CPU runs)."""
 
     C: float = 0.003125
     C_D: float = 0.75
@@ -38,6 +40,7 @@ class LossWeights:
     mse_scale: float = 65025.0
     gan: bool = True
     flow_eps: float = 1e-3
+    perceptual_crop: int | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> LossWeights:
@@ -75,12 +78,21 @@ class _FrameTerms(nn.Module):
             "mse": losses.mse(x_hat.float(), x.float()),
             "psnr": psnr(x_hat, x),
         }
-        terms["perceptual"] = (
-            self.perceptual(x_hat, x)
-            if self.perceptual is not None
-            else x_hat.new_zeros((), dtype=torch.float32)
-        )
+        if self.perceptual is None:
+            terms["perceptual"] = x_hat.new_zeros((), dtype=torch.float32)
+        else:
+            terms["perceptual"] = self.perceptual(*self._window(x_hat, x))
         return terms
+
+    def _window(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.weights.perceptual_crop
+        h, w = x.shape[-2:]
+        if not s or (s >= h and s >= w):
+            return x_hat, x
+        sh, sw = min(s, h), min(s, w)
+        top = int(torch.randint(0, h - sh + 1, ()))
+        left = int(torch.randint(0, w - sw + 1, ()))
+        return x_hat[..., top : top + sh, left : left + sw], x[..., top : top + sh, left : left + sw]
 
     def combine(
         self, t: Mapping[str, torch.Tensor], lambda_r: float, gan_term, flow_term=None
