@@ -38,12 +38,13 @@ def _main(argv: list[str]) -> int:
     plain.pop("hydra", None)
     plain["dataset"] = plain.pop("eval_data", None)
 
-    from gvc.eval.run import evaluate
+    from gvc.eval.run import Evaluator
 
+    evaluator = Evaluator(plain)  # checks every value, model file and codec before anything is written
     out = Path(str(plain["output_dir"]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
-    results = evaluate(plain)
+    results = evaluator.run()
     print(
         f"wrote {out}/report.md ({len(results['points'])} points; progress and summary in {out}/evaluate.log)"
     )
