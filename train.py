@@ -48,10 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
-        # gvc keeps its frozen networks (LPIPS, optical flow) in eval mode on purpose; Lightning warns about it
-        warnings.filterwarnings(
-            "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
-        )
+        for message in (
+            # gvc keeps its frozen networks (LPIPS, optical flow) in eval mode on purpose
+            r"Found \d+ module\(s\) in eval mode at the start of training",
+            # ClipDataModule.on_after_batch_transfer hands the batch on to the module's hook itself
+            r"You have overridden `on_after_batch_transfer` in both `LightningModule` and `LightningDataModule`",
+            # Lightning 2.6 against torch 2.14's pytree API: nothing a user can change
+            r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        ):
+            warnings.filterwarnings("ignore", message=message)
         cfg = compose_checked(CONF, "train", argv)
         if cfg is not None:
             from gvc.training.run import check_config

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -112,3 +113,20 @@ def test_wandb_run_id_is_kept_across_launches(tmp_path):
         compose_cfg("smoke_iframe", [*overrides, "logger.wandb.id=myrun"]), instantiate
     )
     assert explicit.version == "myrun"
+
+
+def test_a_normal_training_run_prints_no_python_warning(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "train.py", "+experiment=smoke_iframe", *fast_overrides(tmp_path / "run", 2)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "finished at step 2" in res.stdout
+    # a Python warning is printed as "<file>.py:<line>: <message>" (Lightning's format drops the category)
+    flagged = [
+        line for line in res.stderr.splitlines() if re.search(r"\.py:\d+: ", line) or "Warning" in line
+    ]
+    assert flagged == [], res.stderr
