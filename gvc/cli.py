@@ -29,6 +29,7 @@ __all__ = [
     "run_main",
 ]
 
+
 def compose_checked(config_dir, config_name: str, argv: Sequence[str]):
     """Compose ``config_name`` with the command-line overrides ``argv`` as @hydra.main will, and raise
     ConfigError (one line, naming the key) for what Hydra/OmegaConf would report with a traceback. Returns the
