@@ -7,6 +7,10 @@
 Torch, the models and the video I/O are imported inside the handlers, so `gvc info` and `--help` stay light.
 Outputs: never one of the inputs; an existing one only with -y (ffmpeg's habit); written under a temporary
 name and renamed when complete, so a failed command leaves no partial file.
+
+The error handling of every gvc entry point (one `error:` line, exit status 2: :func:`run_main`,
+:class:`ArgumentParser`, :func:`one_line`) is defined here, with the codec commands, and re-exported by gvc.cli
+for train.py and evaluate.py: the codec must not import gvc.cli, whose Hydra helper it may not depend on.
 """
 
 from __future__ import annotations
