@@ -211,7 +211,8 @@ class ReportWriter:
             f"metric **{n}** unavailable: {r}" for n, r in results.get("unavailable_metrics", {}).items()
         ]
         notes += [f"codec **{n}** unavailable: {r}" for n, r in results.get("unavailable_codecs", {}).items()]
-        notes += [f"FID/KID {n}: {r}" for n, r in results.get("fid_kid_unavailable", {}).items()]
+        notes += [f"FID/KID {n}: {r}" for n, r in results.get("fid_kid_unavailable", {}).items()
+                  if n not in results.get("unavailable_metrics", {})]  # fmt: skip
         notes += list(results.get("notes", []))
         if notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
