@@ -1,8 +1,10 @@
 """Evaluate gvc model files against standard codecs: ``python evaluate.py videos=[a.y4m] models=[m.gvcm]``.
 
-Arguments are Hydra overrides of conf/evaluate.yaml (``key=value``, ``+key=value``, ``eval_data=mcl_jcv``).
-Only this file knows Hydra: it composes the config and hands a plain dict to :func:`gvc.eval.run.evaluate`.
-Any bad input (override syntax, unknown key, bad value, missing file) prints one ``error:`` line, exit status 2.
+Arguments are Hydra overrides of conf/evaluate.yaml (``key=value``, ``+key=value``, ``~key``,
+``eval_data=mcl_jcv``). Only this file knows Hydra: it composes the config and hands a plain dict to
+:func:`gvc.eval.run.evaluate`; the composed config is saved as ``output_dir/config.yaml``. Any bad input
+(override syntax, unknown key, bad value, missing file, unwritable output) prints one ``error:`` line and exits
+with status 2. Re-running the same command continues where an interrupted run stopped.
 """
 
 import sys
@@ -11,52 +13,49 @@ from pathlib import Path
 CONF = Path(__file__).resolve().parent / "conf"
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
+def _main(argv: list[str]) -> int:
+    from gvc.errors import ConfigError
 
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__.strip())
         print(f"\nconfig: {CONF / 'evaluate.yaml'} (every key is documented there)")
         return 0
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from gvc.cli import compose_checked
 
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3", job_name="evaluate"):
-            cfg = compose(config_name="evaluate", overrides=argv)
+        cfg = compose_checked(CONF, "evaluate", argv)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (arguments: {' '.join(argv)})") from None
+    if cfg is None:
+        raise ConfigError(f"evaluate.py takes key=value overrides only, not Hydra flags: {' '.join(argv)}")
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
         plain = OmegaConf.to_container(cfg, resolve=True)
-    except Exception as err:  # Hydra / OmegaConf errors: bad override syntax, unknown keys, bad interpolation
-        print(f"error: {_one_line(err)} (arguments: {' '.join(argv)})", file=sys.stderr)
-        return 2
+    except OmegaConfBaseException as err:
+        raise ConfigError(" ".join(str(err).split())) from None
     plain.pop("hydra", None)
     plain["dataset"] = plain.pop("eval_data", None)
 
-    from gvc.errors import GVCError
-    from gvc.eval.run import evaluate
+    from gvc.eval.run import Evaluator
 
-    try:
-        out = Path(str(plain["output_dir"]))
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
-        results = evaluate(plain)
-    except GVCError as err:  # our errors say what to do: no traceback
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except (FileExistsError, NotADirectoryError, PermissionError) as err:
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "error: interrupted; re-run the same command to continue (finished points are kept)",
-            file=sys.stderr,
-        )
-        return 130
-    print(f"wrote {plain['output_dir']}/report.md ({len(results['points'])} points; log: evaluate.log)")
+    evaluator = Evaluator(plain)  # checks every value, model file and codec before anything is written
+    out = Path(str(plain["output_dir"]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    results = evaluator.run()
+    print(
+        f"wrote {out}/report.md ({len(results['points'])} points; progress and summary in {out}/evaluate.log)"
+    )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from gvc.cli import run_main  # one `error:` line and exit status 2 for every user error
+
+    return run_main(lambda: _main(argv))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 Subcommand modules are imported only when their command runs, so the codec commands never import Lightning or
 Hydra. Every error a user can cause (a gvc error, a bad argument, a path that cannot be read or written, an
 output pipe closed early) is printed as ONE line `error: <message>` on stderr with exit code 2, no traceback.
-The same handling serves train.py and evaluate.py: :func:`run_main` and, for their Hydra configs,
+The same handling serves train.py and evaluate.py: :func:`run_main` (defined with the codec commands in
+gvc.codec.cli, which must not import this module's Hydra helper) and, for their Hydra configs,
 :func:`compose_checked`.
 """
 
@@ -12,75 +13,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from gvc.codec.cli import USER_ERROR, ArgumentParser, one_line, quiet_library_warnings, run_main
 from gvc.errors import ConfigError, GVCError
 
-#: exit status of every user error
-USER_ERROR = 2
-
-
-def quiet_library_warnings() -> None:
-    """Silence warnings that third-party imports print on every command and that no user can act on.
-
-    - torch_geometric (imported by compressai's registry for its point-cloud transforms, which gvc never uses)
-      calls ``torch.jit.script`` at import time, and torch >= 2.10 warns that it is deprecated.
-    """
-    warnings.filterwarnings(
-        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning, module=r"torch\.jit"
-    )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message as one line (multi-line library messages joined with '; ')."""
-    text = str(exc).strip() or type(exc).__name__
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _os_error_message(e: OSError) -> str:
-    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
-    what = e.strerror or one_line(e)
-    return f"{where}: {what}" if where else what
-
-
-def run_main(fn: Callable[[], int | None]) -> int:
-    """Run ``fn`` and turn every user error into one `error:` line on stderr and exit code 2."""
-    quiet_library_warnings()
-    try:
-        return int(fn() or 0)
-    except GVCError as e:
-        msg = one_line(e)
-    except BrokenPipeError:
-        # the reader of our stdout went away (e.g. `gvc info f | head`): stop writing to it, exit cleanly
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        msg = "output closed before everything was written (broken pipe)"
-    except OSError as e:
-        msg = _os_error_message(e)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    try:
-        print(f"error: {msg}", file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-    return USER_ERROR
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with usage errors raised as ConfigError (printed as one `error:` line by run_main)."""
-
-    def error(self, message: str):
-        raise ConfigError(f"{message} (see `{self.prog} --help`)")
-
-
-HYDRA_FLAGS_WITHOUT_VALUE = ("--help", "-h", "--hydra-help", "--version", "--info", "--resolve")
+__all__ = [
+    "USER_ERROR",
+    "ArgumentParser",
+    "compose_checked",
+    "main",
+    "one_line",
+    "quiet_library_warnings",
+    "run_main",
+]
 
 
 def compose_checked(config_dir, config_name: str, argv: Sequence[str]):

@@ -15,7 +15,7 @@ from gvc.cli import main
 from gvc.codec.bitstream import FramePacket, StreamHeader, serialize
 from gvc.codec.coder import decode_video
 from gvc.codec.modelfile import load_model_file, save_model_file
-from gvc.data import write_y4m
+from gvc.data import write_png_dir, write_y4m
 from gvc.errors import BitstreamError
 from gvc.models.iframe import IFrameCodec
 
@@ -190,3 +190,13 @@ def test_a_normal_command_prints_no_warning(tmp_path, source, model_file):
     assert res.returncode == 0, res.stderr
     assert res.stderr == "", res.stderr
     assert "bpp" in res.stdout
+
+
+def test_failed_encode_leaves_no_partial_output(tmp_path, model_file, capsys):
+    frames = tmp_path / "frames"
+    write_png_dir(frames, torch.rand(3, 3, 64, 64))
+    (frames / "000002.png").write_bytes(b"not a png")  # the third frame fails after two are coded
+    out = tmp_path / "out" / "a.gvc"
+    err = _one_error_line(capsys, ["encode", str(frames), "-o", str(out), "--model", str(model_file), "-q"])
+    assert "000002.png" in err and "cannot read" in err
+    assert list((tmp_path / "out").iterdir()) == []

@@ -117,13 +117,16 @@ def test_y4m_keeps_its_chroma_tag_and_range(tmp_path):
     with open_video(src) as r:
         assert (r.chroma_tag, r.full_range, r.colour_source) == ("420mpeg2", False, "default+file")
         out = tmp_path / "copy.y4m"
-        with open_writer(out, fps=r.fps, chroma_tag=r.chroma_tag, **r.colour) as w:
+        with open_writer(out, fps=r.fps, **r.write_options) as w:
             for f in r:
                 w.write(f)
     header = out.read_bytes().split(b"\n", 1)[0]
     assert b" C420mpeg2 " in header and header.endswith(b"XCOLORRANGE=LIMITED")
     with open_video(out) as back:
         assert back.chroma_tag == "420mpeg2" and not back.full_range
+    with open_video(src) as r, open_writer(tmp_path / "copy.mp4", fps=r.fps, **r.write_options) as w:
+        w.write(r.read_yuv(0))  # other formats take the colour tags and ignore the Y4M chroma tag
+    assert probe(tmp_path / "copy.mp4")["color_range"] == "tv"
     write_y4m(tmp_path / "default.y4m", frames)
     assert b" C420jpeg " in (tmp_path / "default.y4m").read_bytes().split(b"\n", 1)[0]
 

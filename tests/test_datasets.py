@@ -176,3 +176,49 @@ def test_datamodule_rejects_bad_kind_and_missing_path():
         ClipDataModule(kind="nope")
     with pytest.raises(ConfigError, match="train_path"):
         ClipDataModule(kind="shards")
+
+
+def test_datamodule_batch_hook_hands_over_to_the_module_hook():
+    """Lightning calls only the datamodule's on_after_batch_transfer when both define it; ours (uint8 -> float
+    for shards) then runs the module's (GVCModule's channels_last conversion would otherwise be skipped)."""
+    import lightning as L
+
+    seen = []
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def on_after_batch_transfer(self, batch, dataloader_idx):
+            seen.append(batch.dtype)
+            return torch.full_like(batch, 7.0)  # a mark the training step can see
+
+        def training_step(self, batch, batch_idx):
+            assert bool((batch == 7.0).all())
+            return (batch.mean() - self.w) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = ClipDataModule(
+        kind="synthetic",
+        clip_length=1,
+        batch_size=2,
+        num_workers=0,
+        pin_memory=False,
+        persistent_workers=False,
+        prefetch_factor=None,
+        synthetic={"num_clips": 2, "size": 16},
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(Probe(), datamodule=dm)
+    assert seen and all(d == torch.float32 for d in seen)

@@ -254,6 +254,7 @@ def test_evaluate_cli_bad_input_is_one_error_line_and_status_2(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err and message in err, err
     assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing written for a bad command
 
 
 def test_evaluate_cli_exit_status_from_the_shell(tmp_path):

@@ -79,13 +79,16 @@ def test_sigkill_then_same_command_resumes(tmp_path):
     assert lam[saved["step"] + 1] == pytest.approx(saved["rate_controller"]["lambda_r"], rel=1e-6)
     assert _ckpt(last)["gvc"]["step"] == total and (out / "model.gvcm").is_file()
     versions = sorted(p.parent.name for p in out.glob("csv/version_*/metrics.csv"))
-    assert len(versions) == 2
-    second = [
+    assert versions == ["version_0"]  # one csv log across the kill and the resume
+    steps = [
         int(float(r["train/step"]))
-        for r in _rows(out / "csv" / versions[-1] / "metrics.csv")
+        for r in _rows(out / "csv" / "version_0" / "metrics.csv")
         if r.get("train/step")
     ]
-    assert min(second) == saved["step"] + 1  # continued, not restarted
+    # the resumed launch appended rows that continue from the checkpoint, not from step 1
+    start = len(steps) - 1 - steps[::-1].index(saved["step"] + 1)
+    assert steps[start:] == list(range(saved["step"] + 1, total + 1))
+    assert 1 not in steps[start:]
 
 
 def _rows(path):

@@ -63,6 +63,9 @@ def test_prepare_writes_manifest_and_clips(shards, shard_src):
     assert sorted(m["skipped"]) == ["broken.mp4", "tiny.y4m"] and "smaller" in m["skipped"]["tiny.y4m"]
     assert "cannot decode" in m["skipped"]["broken.mp4"]
     assert m["num_clips"] == 5 and m["settings"]["frames"] == FRAMES
+    # settings null = each file's own convention, recorded per video (Y4M: XCOLORRANGE=FULL; raw/PNG: default)
+    assert m["settings"]["matrix"] is None and m["settings"]["full_range"] is None
+    assert m["colour"] == {k: {"matrix": "bt709", "full_range": True} for k in m["done"]}
     import litdata
 
     ds = litdata.StreamingDataset(str(shards))

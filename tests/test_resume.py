@@ -83,3 +83,6 @@ def test_iframe_resume_mid_epoch_continues_counters(tmp_path):
     g_state = next(iter(end["optimizer_states"][0]["state"].values()))
     d_state = next(iter(end["optimizer_states"][2]["state"].values()))
     assert float(g_state["step"]) == 5 and float(d_state["step"]) == 4
+    # one csv log across the resume: the same version, holding the rows of both launches
+    assert sorted(p.name for p in (out / "csv").iterdir()) == ["version_0"]
+    assert sorted(per_step(read_metrics(out), "train/g_loss")) == [1, 2, 3, 4, 5]

@@ -7,6 +7,10 @@
 Torch, the models and the video I/O are imported inside the handlers, so `gvc info` and `--help` stay light.
 Outputs: never one of the inputs; an existing one only with -y (ffmpeg's habit); written under a temporary
 name and renamed when complete, so a failed command leaves no partial file.
+
+The error handling of every gvc entry point (one `error:` line, exit status 2: :func:`run_main`,
+:class:`ArgumentParser`, :func:`one_line`) is defined here, with the codec commands, and re-exported by gvc.cli
+for train.py and evaluate.py: the codec must not import gvc.cli, whose Hydra helper it may not depend on.
 """
 
 from __future__ import annotations
@@ -15,9 +19,90 @@ import argparse
 import json
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-from gvc.errors import GVCError
+from gvc.errors import ConfigError, GVCError
+
+#: exit status of every user error
+USER_ERROR = 2
+
+
+def quiet_library_warnings() -> None:
+    """Silence warnings that third-party code prints on every command and that no user can act on (each filter
+    matches one message from one module, nothing else):
+
+    - torch_geometric (imported by compressai's registry for its point-cloud transforms, which gvc never uses)
+      calls ``torch.jit.script`` at import time, and torch >= 2.10 warns that it is deprecated;
+    - the lpips package builds its AlexNet with torchvision's deprecated ``pretrained=`` argument.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning, module=r"torch\.jit"
+    )
+    for message in (
+        r"The parameter 'pretrained' is deprecated",
+        r"Arguments other than a weight enum or `None` for 'weights' are deprecated",
+    ):
+        warnings.filterwarnings(
+            "ignore", message=message, category=UserWarning, module=r"torchvision\.models"
+        )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line: multi-line library messages joined with '; ', a trailing list
+    ("Available options in 'stage':" then one option per line) joined with ', ', Hydra's search-path dump cut."""
+    lines = [line.strip() for line in (str(exc).strip() or type(exc).__name__).splitlines() if line.strip()]
+    cut = next((i for i, line in enumerate(lines) if line.startswith("Config search path")), len(lines))
+    parts: list[str] = []
+    listing = False
+    for line in lines[:cut]:
+        if listing:
+            parts[-1] += ("" if parts[-1].endswith(":") else ",") + " " + line
+        else:
+            parts.append(line.rstrip("."))
+            listing = line.endswith(":")
+    return "; ".join(parts)
+
+
+def _os_error_message(e: OSError) -> str:
+    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    what = e.strerror or one_line(e)
+    return f"{where}: {what}" if where else what
+
+
+def run_main(fn: Callable[[], int | None]) -> int:
+    """Run ``fn`` and turn every user error into one `error:` line on stderr and exit code 2."""
+    quiet_library_warnings()
+    try:
+        return int(fn() or 0)
+    except GVCError as e:
+        msg = one_line(e)
+    except BrokenPipeError:
+        # the reader of our stdout went away (e.g. `gvc info f | head`): stop writing to it, exit cleanly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        msg = "output closed before everything was written (broken pipe)"
+    except OSError as e:
+        msg = _os_error_message(e)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    try:
+        print(f"error: {msg}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return USER_ERROR
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors raised as ConfigError (printed as one `error:` line by run_main)."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
 def check_output(out: Path, inputs: dict[str, Path], overwrite: bool, folder_ok: bool = False) -> None:
@@ -287,8 +372,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gvc.cli import ArgumentParser
-
     parser = ArgumentParser(prog="gvc", description="gvc codec commands")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parsers(sub)
@@ -298,8 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Codec commands only (encode/decode/info); the full `gvc` command is gvc.cli:main. User errors: one
     `error:` line, exit code 2 (gvc.cli.run_main)."""
-    from gvc.cli import run_main
-
     return run_main(lambda: _run(argv))
 
 

@@ -1,7 +1,8 @@
 """YUV 4:2:0 <-> RGB conversion (BT.601 / BT.709, full or limited range).
 
-Conventions (EVALUATION.md, "Colour"): the default is BT.709 full range. Chroma is upsampled to 4:4:4 by
-nearest-neighbour 2x2 replication (``chroma_upsample="nearest"``, DCVC's convention, which 2x2 averaging inverts
+Conventions: the default is BT.709 full range (which convention a file uses is decided in
+:mod:`gvc.data.io.colour`: what the file states, the default only where it states nothing). Chroma is
+upsampled to 4:4:4 by nearest-neighbour 2x2 replication (``chroma_upsample="nearest"``, DCVC's convention, which 2x2 averaging inverts
 exactly) or bilinearly (``"bilinear"``, centre-sited); RGB -> 4:2:0 averages each 2x2 chroma block.
 
 Full range: Y = 255 * Y', Cb/Cr = 128 + 255 * Pb/Pr. Limited range: Y = 16 + 219 * Y', Cb/Cr = 128 + 224 * Pb/Pr.

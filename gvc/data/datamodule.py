@@ -17,7 +17,8 @@ so a resumed run sees exactly the batches an uninterrupted run would have seen.
 DDP: the ResumableSampler splits each epoch over ranks itself (it is a DistributedSampler, so Lightning keeps it);
 validation gets Lightning's DistributedSampler; shards are split across ranks/workers by litdata.
 With ``uint8_transfer`` the datasets return uint8 clips and the conversion to float [0, 1] happens after the
-transfer to the device (``on_after_batch_transfer``): 4x fewer bytes through pinned memory and the host.
+transfer to the device (``on_after_batch_transfer``, which then hands the batch to the LightningModule's own
+hook): 4x fewer bytes through pinned memory and the host.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader
 
 from gvc.data.datasets import SyntheticMotionClips, VideoClipDataset, collate_clips, sample_clips
@@ -247,6 +249,13 @@ class ClipDataModule(L.LightningDataModule):
         return self._loader(self.val_set, train=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """uint8 -> float [0, 1] (``uint8_transfer``), then the LightningModule's own hook: when both define
+        it Lightning calls only this one, so without the hand-over the module's (e.g. channels_last batches)
+        would silently never run."""
         if self.uint8_transfer and isinstance(batch, torch.Tensor) and batch.dtype == torch.uint8:
-            return batch.float().div_(255.0)
+            batch = batch.float().div_(255.0)
+        trainer = getattr(self, "trainer", None)
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        if module is not None and is_overridden("on_after_batch_transfer", module, L.LightningModule):
+            batch = module.on_after_batch_transfer(batch, dataloader_idx)
         return batch

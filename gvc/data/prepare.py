@@ -210,11 +210,13 @@ def prepare_clips(
     keys = {str(v.relative_to(src)) if src.is_dir() else str(v): v for v in videos}
     finished = set(manifest["done"]) | set(manifest["skipped"])
     todo = []
+    colours = {}
     for key, path in keys.items():
         if key in finished:
             continue
         try:
             with open_video(path, width=width, height=height, matrix=matrix, full_range=full_range) as r:
+                colours[key] = r.colour  # what the RGB clips were converted with (settings null: per file)
                 n = len(clip_windows(len(r), frames, settings["stride"], max_clips_per_video))
                 reason = None
                 if r.width < size or r.height < size:
@@ -254,6 +256,7 @@ def prepare_clips(
                 "(a worker failed, see the log above); fix the cause and rerun: finished videos are kept"
             )
         manifest["done"] += [k for k, _, _ in batch]
+        manifest.setdefault("colour", {}).update({k: colours[k] for k, _, _ in batch})
         manifest["num_clips"] += sum(c for _, _, c in batch)
         _save_manifest(out, manifest)
         bar.update(sum(c for _, _, c in batch))

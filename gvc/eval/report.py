@@ -116,7 +116,8 @@ class ReportWriter:
         bd = (rd.bd_rate_table(all_rows, with_numbers, cfg.anchor, cfg.bd_method, cfg.bd_min_points)
               if anchor_ok else {})  # fmt: skip
         plots = {}
-        title = (f"{len({r['video'] for r in vrows})} videos, {cfg.frames or 'all'} frames, "
+        n_videos = len({r["video"] for r in vrows})
+        title = (f"{n_videos} video{'s' if n_videos != 1 else ''}, {cfg.frames or 'all'} frames, "
                  f"GOP {cfg.gop if cfg.gop > 0 else 'first frame only'}")  # fmt: skip
         for metric in with_numbers:
             curves = rd.rd_curves(all_rows, metric)
@@ -210,7 +211,8 @@ class ReportWriter:
             f"metric **{n}** unavailable: {r}" for n, r in results.get("unavailable_metrics", {}).items()
         ]
         notes += [f"codec **{n}** unavailable: {r}" for n, r in results.get("unavailable_codecs", {}).items()]
-        notes += [f"FID/KID {n}: {r}" for n, r in results.get("fid_kid_unavailable", {}).items()]
+        notes += [f"FID/KID {n}: {r}" for n, r in results.get("fid_kid_unavailable", {}).items()
+                  if n not in results.get("unavailable_metrics", {})]  # fmt: skip
         notes += list(results.get("notes", []))
         if notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

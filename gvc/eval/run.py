@@ -195,6 +195,7 @@ class Evaluator:
 
     def __init__(self, cfg: Mapping[str, Any] | EvalConfig):
         self.cfg = EvalConfig.from_mapping(cfg)
+        self.video_paths = self.videos()  # missing videos are reported before any work
         # model files and codec specs are checked before any work, so a typo costs nothing
         self.gvc = GVCCodec(self.cfg.models, self.cfg.gop, self.cfg.device) if self.cfg.models else None
         self.baselines: dict[str, TunableCodec] = {
@@ -359,7 +360,7 @@ class Evaluator:
 
     # ----------------------------------------------------------------------------------------- main
     def run(self) -> dict[str, Any]:
-        videos = self.videos()
+        videos = self.video_paths
         self.out.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.out / "evaluate.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))

@@ -28,4 +28,4 @@ def ffmpeg_has(kind: str, name: str, exe: str | None = None) -> bool:
 def ffmpeg_version(exe: str | None = None) -> str:
     """First line of ``ffmpeg -version`` (recorded in results.json)."""
     proc = subprocess.run([exe or ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True)
-    return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
+    return proc.stdout.splitlines()[0].split(" Copyright")[0] if proc.stdout else "unknown"

@@ -9,10 +9,12 @@
   last.ckpt). Also keeps the RNG states (torch, numpy, random, CUDA) so a single-process resume continues the
   same random stream; with several ranks each rank is reseeded from (seed, rank, step) instead.
 - `ModelFileExport`: writes the codec model file (.gvcm) when fit ends with the stage's step budget reached.
+- `ResumableCSVLogger`: a CSVLogger that appends to its metrics.csv on resume instead of deleting it.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import random
@@ -23,6 +25,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 log = logging.getLogger(__name__)
@@ -267,3 +272,28 @@ class RankConsistencyCheck(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._check(trainer, pl_module)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, except that an existing ``metrics.csv`` of the same version is appended to rather
+    than deleted: a resumed run (same output dir, same version, see gvc.training.run.build_loggers) keeps one
+    csv log with the rows of every launch. Rows a killed launch logged after its last checkpoint stay in the
+    file; the resumed launch logs those steps again below them (readers keep the last row of a step)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is not None:
+            return self._experiment
+        self._fs.makedirs(self.root_dir, exist_ok=True)
+        self._experiment = _AppendingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class _AppendingExperimentWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        """Keep an existing metrics.csv and continue its columns (Lightning's writer deletes it)."""
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            self.metrics_keys = sorted(header)

@@ -7,7 +7,10 @@ callable (hydra.utils.instantiate) for the `_target_` nodes. Resume: an explicit
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,14 +24,64 @@ from gvc.training.callbacks import LAST, AtomicCheckpoint, AtomicCheckpointIO, M
 log = logging.getLogger(__name__)
 
 Instantiate = Callable[..., object]
+_ABSENT = object()
+#: in the output dir: the wandb run id and csv log version of the run, reused by every resume
+LOGGER_IDS = "logger_ids.json"
 
 
 def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
 
 
+def _int_key(cfg: DictConfig, key: str, minimum: int, allow_none: bool = False, even: bool = False) -> None:
+    """ConfigError naming ``key`` unless its value is an integer >= ``minimum`` (or null where allowed)."""
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    if value is _ABSENT or (value is None and allow_none):
+        return
+    if value is None:
+        raise ConfigError(f"{key}=null: give an integer >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value!r} is not an integer (want an integer >= {minimum})")
+    if value < minimum:
+        raise ConfigError(f"{key}={value} must be >= {minimum}")
+    if even and value % 2:
+        raise ConfigError(f"{key}={value} must be even (4:2:0 chroma is subsampled by 2)")
+
+
+def check_output_dir(path) -> None:
+    """``paths.output_dir`` can be created: no file on the way, writable."""
+    out = Path(path).absolute()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"paths.output_dir={path}: is a file, not a folder")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"paths.output_dir={path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise ConfigError(f"paths.output_dir={path}: the folder {parent} is not writable")
+            return
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Start-up checks that would otherwise fail late; raises ConfigError naming the key."""
+    """Start-up checks that would otherwise fail late (or deep inside Lightning/torch); raises ConfigError
+    naming the key."""
+    _int_key(cfg, "stage.max_steps", 1)
+    trainer_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
+    if trainer_steps not in (None, -1):
+        raise ConfigError(
+            f"trainer.max_steps={trainer_steps} counts Lightning optimizer steps (two per gvc step: generator "
+            f"and discriminator) and would stop training half way without a model file; set the number of "
+            f"training steps with stage.max_steps={trainer_steps} and leave trainer.max_steps=-1"
+        )
+    for key, minimum in (("data.batch_size", 1), ("data.clip_length", 1), ("data.samples_per_video", 1)):
+        _int_key(cfg, key, minimum)
+    _int_key(cfg, "data.num_workers", 0)
+    for key in ("data.crop_size", "data.val_crop_size"):
+        _int_key(cfg, key, 2, allow_none=True, even=True)
+    _int_key(cfg, "data.val_batch_size", 1, allow_none=True)
+    _int_key(cfg, "seed", 0)
+    if cfg.get("paths") is not None:
+        check_output_dir(cfg.paths.output_dir)
     stage = cfg.stage
     if stage.name not in ("iframe", "pframe"):
         raise ConfigError(f"stage.name={stage.name!r}: use stage=iframe or stage=pframe")
@@ -47,8 +100,6 @@ def check_config(cfg: DictConfig) -> None:
         mcl = cfg.data.get("max_clip_length")
         if mcl is not None and int(mcl) < max_t:
             raise ConfigError(f"data.max_clip_length={mcl} is shorter than the longest unroll T={max_t}")
-    if int(stage.max_steps) <= 0:
-        raise ConfigError(f"stage.max_steps={stage.max_steps} must be > 0")
     if cfg.get("compile", False):
         from gvc.training.speed import check_compile_support
 
@@ -119,12 +170,51 @@ def find_resume_checkpoint(cfg: DictConfig) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def _next_csv_version(root: Path) -> int:
+    found = [int(p.name[8:]) for p in root.glob("version_*") if p.is_dir() and p.name[8:].isdigit()]
+    return max(found) + 1 if found else 0
+
+
+def build_loggers(cfg: DictConfig, instantiate: Instantiate) -> list:
+    """The configured loggers, each continuing the same run across resumes of the same output dir: a wandb
+    logger without ``id`` gets one generated once, a csv logger without ``version`` the next free version once;
+    both are kept in ``<output_dir>/logger_ids.json`` (written by rank 0) and reused by every later launch."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    nodes = {k: c for k, c in (cfg.get("logger") or {}).items() if c is not None}
+    if not nodes:
+        return []
+    out_dir = Path(cfg.paths.output_dir)
+    ids_path = out_dir / LOGGER_IDS
+    try:
+        saved = json.loads(ids_path.read_text()) if ids_path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{ids_path} is unreadable ({e}); delete it to start new logs") from e
+    ids = dict(saved)
+    loggers = []
+    for name, node in nodes.items():
+        target = str(node.get("_target_", ""))
+        extra = {}
+        if target.endswith("WandbLogger") and node.get("id") is None and node.get("version") is None:
+            extra["id"] = ids.setdefault(f"{name}.id", uuid.uuid4().hex[:12])
+        elif target.endswith("CSVLogger") and node.get("version") is None:
+            root = Path(node.get("save_dir", out_dir)) / str(node.get("name", "lightning_logs"))
+            extra["version"] = ids.setdefault(f"{name}.version", _next_csv_version(root))
+        loggers.append(instantiate(node, _convert_="all", **extra))
+    if ids != saved and rank_zero_only.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = ids_path.with_name(f".{LOGGER_IDS}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(ids, indent=1))
+        os.replace(tmp, ids_path)
+    return loggers
+
+
 def build_trainer(cfg: DictConfig, instantiate: Instantiate, extra_callbacks=()) -> L.Trainer:
     callbacks = [
         instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c is not None
     ]
     callbacks += list(extra_callbacks)
-    loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c is not None]
+    loggers = build_loggers(cfg, instantiate)
     return instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
@@ -138,7 +228,10 @@ def train(cfg: DictConfig, instantiate: Instantiate) -> dict:
     cfg.paths.output_dir = str(out_dir)
     OmegaConf.set_struct(cfg, True)
     check_config(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"paths.output_dir={out_dir}: cannot create it ({e.strerror or e})") from e
     if cfg.get("torch_num_threads"):
         torch.set_num_threads(int(cfg.torch_num_threads))
     if torch.cuda.is_available() and cfg.get("float32_matmul_precision"):

@@ -127,6 +127,16 @@ class VideoReader:
         """dict(matrix, full_range): pass to a writer to write in the source's convention."""
         return {"matrix": self.matrix, "full_range": self.full_range}
 
+    @property
+    def write_options(self) -> dict:
+        """Keyword arguments for :func:`gvc.data.io.open_writer` that write a copy tagged as this source
+        (colour convention; a Y4M source adds its chroma tag): ``open_writer(out, fps=r.fps, **r.write_options)``."""
+        opts = dict(self.colour)
+        tag = getattr(self, "chroma_tag", None)
+        if tag is not None:
+            opts["chroma_tag"] = tag
+        return opts
+
     def _index(self, index: int) -> int:
         n = self.num_frames
         i = index + n if index < 0 else index

@@ -137,7 +137,9 @@ class AVReader(VideoReader):
             raise VideoFormatError(f"{self.path}: the video stream has zero frames")
         self._index_of = {p: i for i, p in enumerate(self._pts)} if self._pts is not None else None
         self._container = None
+        self._stream = None
         self._frames = None  # iterator of decoded frames
+        self._pending = None  # a decoded frame not returned yet (the one a seek stopped at)
         self._next = 0  # index of the frame the decoder yields next
 
     # --- decoding --------------------------------------------------------------------------------------------------
@@ -175,45 +177,33 @@ class AVReader(VideoReader):
 
     def _seek(self, index: int) -> None:
         """Position the decoder so that the next frame pulled is ``index``."""
-        if self._index_of is None or not self._keys:
-            self._restart()
-            while self._next < index:
-                if self._decoded() is None:
-                    break
-                self._next += 1
+        if self._index_of is not None and self._keys and self._seek_by_timestamp(index):
             return
+        self._index_of = None  # timestamps cannot be trusted for this file: count frames from the start
+        self._restart()
+        while self._next < index and self._decoded() is not None:
+            self._next += 1
+
+    def _seek_by_timestamp(self, index: int) -> bool:
+        """Seek to the keyframe at or before frame ``index`` and decode up to it; False if the decoded
+        timestamps do not identify the frames (the caller then decodes from the start)."""
         target = self._pts[index]
         k = bisect.bisect_right(self._keys, target) - 1
-        if self._container is None:
-            self._restart()
-        if k < 0:
-            self._restart()
-            key = None
-        else:
-            key = self._keys[k]
+        self._restart()
+        if k >= 0 and self._keys[k] > self._pts[0]:
             try:
-                self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
+                self._container.seek(self._keys[k], stream=self._stream, backward=True, any_frame=False)
             except av.FFmpegError:
-                self._restart()
-                key = None
+                return False
             self._frames = self._container.decode(self._stream)
-        while True:
-            frame = self._decoded()
-            if frame is None:
-                break
+        while (frame := self._decoded()) is not None:
             i = self._index_of.get(frame.pts)
-            if i is None:  # timestamps differ from the packets': decode from the start instead
-                self._index_of = None
-                self._seek(index)
-                return
-            if i >= index:
-                if i > index:  # overshot: decode from the start instead
-                    self._index_of = None
-                    self._seek(index)
-                    return
-                self._pending = frame
-                self._next = index
-                return
+            if i is None or i > index:  # unknown timestamp, or the seek went past the frame
+                return False
+            if i == index:
+                self._pending, self._next = frame, index
+                return True
+        return False
 
     def _read_yuv(self, index: int) -> YUVFrame:
         if self._frames is None or index < self._next or index - self._next > self.max_skip:
@@ -221,7 +211,7 @@ class AVReader(VideoReader):
             self._seek(index)
         while self._next < index:
             self._pull()
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is not None:
             self._next += 1
             return _planes(pending, self.path)

@@ -1,0 +1,132 @@
+"""train.py for a new user: bad overrides and values are ONE `error:` line with exit status 2 (never Hydra's
+report or a traceback), `trainer.max_steps` is refused in favour of `stage.max_steps`, a normal run prints no
+warning, and the loggers keep one wandb run id / one csv version across resumes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from _training_helpers import ROOT, compose_cfg, fast_overrides
+from hydra.utils import instantiate
+
+from gvc.training.run import LOGGER_IDS, build_loggers
+
+
+def _train_script():
+    spec = importlib.util.spec_from_file_location("gvc_train_script", ROOT / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _one_line(err: str) -> str:
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("stage.max_steps=abc", ["stage.max_steps='abc'", "not an integer"]),
+        ("stage.max_steps=0", ["stage.max_steps=0", ">= 1"]),
+        ("data.crop_size=-4", ["data.crop_size=-4", ">= 2"]),
+        ("data.crop_size=65", ["data.crop_size=65", "even"]),
+        ("data.batch_size=two", ["data.batch_size='two'"]),
+        ("trainer.max_steps=8", ["two per gvc step", "stage.max_steps=8"]),
+        ("no_such_key=1", ["Could not override 'no_such_key'", "+no_such_key=1"]),
+        ("stage=nope", ["Could not find 'stage/nope'", "iframe, pframe"]),
+        ("+experiment=nope", ["Could not find 'experiment/nope'", "smoke_iframe"]),
+        ("seed=[1", ["no viable alternative"]),
+    ],
+)
+def test_bad_overrides_are_one_error_line(override, needles, tmp_path, capsys):
+    train = _train_script()
+    argv = ["+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}", override]
+    assert train.main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_output_dir_under_a_file_is_one_error_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    train = _train_script()
+    assert train.main(["+experiment=smoke_iframe", f"paths.output_dir={blocker / 'run'}"]) == 2
+    assert f"{blocker} is a file, not a folder" in _one_line(capsys.readouterr().err)
+
+
+def test_train_py_process_exit_status_and_stderr(tmp_path):
+    """The real command line (what Hydra used to answer with its own report and exit status 1)."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "+experiment=smoke_iframe",
+            f"paths.output_dir={tmp_path}",
+            "stage.max_steps=abc",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 2
+    assert "stage.max_steps='abc'" in _one_line(res.stderr)
+
+
+def test_error_raised_during_the_run_is_one_error_line(tmp_path):
+    """A missing data folder is found only when the run starts (inside Hydra's job): still one line, status 2."""
+    res = subprocess.run(
+        [sys.executable, "train.py", "+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}"]
+        + ["data=folder", f"data.train_path={tmp_path / 'none'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 2, res.stderr
+    err_lines = [line for line in res.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert err_lines == [f"error: {tmp_path / 'none'}: no such folder or list file"], res.stderr
+    assert "warn" not in res.stderr.lower(), res.stderr
+
+
+def test_wandb_run_id_is_kept_across_launches(tmp_path):
+    overrides = [*fast_overrides(tmp_path, 2), "logger=wandb", "logger.wandb.mode=offline"]
+    cfg = compose_cfg("smoke_iframe", overrides)
+    (first,) = build_loggers(cfg, instantiate)
+    saved = json.loads((tmp_path / LOGGER_IDS).read_text())
+    assert first.version and saved["wandb.id"] == first.version
+    (again,) = build_loggers(compose_cfg("smoke_iframe", overrides), instantiate)
+    assert again.version == first.version  # the resume continues the same wandb run
+    (other,) = build_loggers(
+        compose_cfg("smoke_iframe", [*overrides[1:], f"paths.output_dir={tmp_path / 'b'}"]), instantiate
+    )
+    assert other.version != first.version  # another output dir is another run
+    (explicit,) = build_loggers(
+        compose_cfg("smoke_iframe", [*overrides, "logger.wandb.id=myrun"]), instantiate
+    )
+    assert explicit.version == "myrun"
+
+
+def test_a_normal_training_run_prints_no_python_warning(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "train.py", "+experiment=smoke_iframe", *fast_overrides(tmp_path / "run", 2)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "finished at step 2" in res.stdout
+    # a Python warning is printed as "<file>.py:<line>: <message>" (Lightning's format drops the category)
+    flagged = [
+        line for line in res.stderr.splitlines() if re.search(r"\.py:\d+: ", line) or "Warning" in line
+    ]
+    assert flagged == [], res.stderr
