@@ -50,7 +50,7 @@ POINTS = (0.064, 0.13, 0.22)
 EVAL_FRAMES = 32
 TRAIN_SPLIT = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 EVAL_SPLIT = {"carphone_pristine": (0, EVAL_FRAMES), "bikes": (200, 200 + EVAL_FRAMES)}
-STEPS = {"full": {"i": 600, "p": 360}, "quick": {"i": 300, "p": 160}}
+STEPS = {"full": {"i": 500, "p": 300}, "quick": {"i": 300, "p": 160}}
 ANCHOR_LAMBDAS = (0.004, 0.016)  # compressai's lambda (x 255^2 MSE) [ours]: two points around gvc's MSE I model
 
 
