@@ -51,7 +51,10 @@ EVAL_FRAMES = 32
 TRAIN_SPLIT = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 EVAL_SPLIT = {"carphone_pristine": (0, EVAL_FRAMES), "bikes": (200, 200 + EVAL_FRAMES)}
 STEPS = {"full": {"i": 500, "p": 300}, "quick": {"i": 300, "p": 160}}
-ANCHOR_LAMBDAS = (0.004, 0.016)  # compressai's lambda (x 255^2 MSE) [ours]: two points around gvc's MSE I model
+ANCHOR_LAMBDAS = (
+    0.004,
+    0.016,
+)  # compressai's lambda (x 255^2 MSE) [ours]: two points around gvc's MSE I model
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -178,12 +181,21 @@ def train_commands(work: Path, train_dir: Path, steps: dict, full: bool) -> dict
         i_cmd = [py, "train.py", "+experiment=bench_iframe", f"paths.output_dir={i_dir}",
                  f"rate.target_bpp={2 * point}", f"stage.max_steps={steps['i']}", *loss, *common]  # fmt: skip
         q = steps["p"]
-        unroll = f"[[{q // 4},2],[{q // 2},3],[{3 * q // 4},4],[{q},6]]"  # T=2,3,4,6 over quarters of the stage
+        unroll = (
+            f"[[{q // 4},2],[{q // 2},3],[{3 * q // 4},4],[{q},6]]"  # T=2,3,4,6 over quarters of the stage
+        )
         p_cmd = [py, "train.py", "+experiment=bench_pframe", f"paths.output_dir={p_dir}",
                  f"stage.iframe_ckpt={i_dir / 'model.gvcm'}", f"rate.target_bpp={point}",
                  f"stage.max_steps={q}", f"stage.unroll={unroll}", f"stage.flow_warmup_steps={q // 9}",
                  f"stage.warmup_steps={q // 3}", *loss, *common]  # fmt: skip
-        runs[name] = {"point": point, "kind": kind, "i_dir": i_dir, "p_dir": p_dir, "i_cmd": i_cmd, "p_cmd": p_cmd}
+        runs[name] = {
+            "point": point,
+            "kind": kind,
+            "i_dir": i_dir,
+            "p_dir": p_dir,
+            "i_cmd": i_cmd,
+            "p_cmd": p_cmd,
+        }
     if full:
         base = runs["gan_0.13"]
         p_dir = work / "runs" / "gan_0.13_nograd" / "pframe"
@@ -251,7 +263,9 @@ def code(model: Path, clip: Path, out_dir: Path, commands: list[str]) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     stream, decoded = out_dir / f"{clip.stem}.gvc", out_dir / f"{clip.stem}_decoded.y4m"
     commands.append(shlex.join(["gvc", "encode", str(clip), "-o", str(stream), "--model", str(model), "-y"]))
-    commands.append(shlex.join(["gvc", "decode", str(stream), "-o", str(decoded), "--model", str(model), "-y"]))
+    commands.append(
+        shlex.join(["gvc", "decode", str(stream), "-o", str(decoded), "--model", str(model), "-y"])
+    )
     net = load_model(model)
     t0 = time.perf_counter()
     with open_video(clip) as reader:
@@ -376,7 +390,12 @@ def anchor_point(net, clips: dict[str, Path]) -> dict:
             pixels += h * w
             x_hat = net.decompress(enc["strings"], enc["shape"])["x_hat"][..., :h, :w].clamp(0, 1)
             y = rgb_to_yuv420(x_hat[0], colour["matrix"], colour["full_range"])[0].numpy()
-            ps.append(10 * math.log10(255.0**2 / max(float(np.mean((y.astype(float) - f.y.astype(float)) ** 2)), 1e-10)))
+            ps.append(
+                10
+                * math.log10(
+                    255.0**2 / max(float(np.mean((y.astype(float) - f.y.astype(float)) ** 2)), 1e-10)
+                )
+            )
     return {"bpp": bits / pixels, "psnr_y": float(np.mean(ps))}
 
 
@@ -402,7 +421,9 @@ def evaluate_runs(runs: dict, clips: dict[str, Path], work: Path, commands: list
     for name, r in runs.items():
         if r["i_cmd"] and name not in res["intra"]:
             log(f"all-intra: {name}")
-            res["intra"][name] = intra_point(r["i_dir"] / "model.gvcm", clips, work / "code" / name / "intra", commands)
+            res["intra"][name] = intra_point(
+                r["i_dir"] / "model.gvcm", clips, work / "code" / name / "intra", commands
+            )
             save()
     for name, r in runs.items():
         if name in res["video"]:
@@ -460,7 +481,9 @@ def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
         mse_i = res["intra"].get("mse_0.13")
         a_pts = anchor["points"]
         if mse_i:
-            a_psnr, a_inside = interp_log(mse_i["file_bpp"], [p["bpp"] for p in a_pts], [p["psnr_y"] for p in a_pts])
+            a_psnr, a_inside = interp_log(
+                mse_i["file_bpp"], [p["bpp"] for p in a_pts], [p["psnr_y"] for p in a_pts]
+            )
             anchor = {**anchor, "gvc_mse_i_bpp": mse_i["file_bpp"], "gvc_mse_i_psnr_y": mse_i["psnr_y"],
                       "anchor_psnr_y_at_gvc_bpp": a_psnr, "interpolated": a_inside,
                       "gap_db": mse_i["psnr_y"] - a_psnr}  # fmt: skip
@@ -520,13 +543,19 @@ def goals(summary: dict) -> list[str]:
         if p["intra_psnr_y_same_bpp"] is not None:
             gain = p["psnr_y"] - p["intra_psnr_y_same_bpp"]
             out.append(f"{p['name']} inter gain {'met' if gain >= 1 else 'MISSED'} ({gain:+.2f} dB)")
-        out.append(f"{p['name']} P<I bits {'met' if p['p_over_i_bits'] < 1 else 'MISSED'} ({p['p_over_i_bits']:.2f})")
-        out.append(f"{p['name']} drift {'met' if abs(p['drift_db']) <= 1.5 else 'MISSED'} ({p['drift_db']:+.2f} dB)")
+        out.append(
+            f"{p['name']} P<I bits {'met' if p['p_over_i_bits'] < 1 else 'MISSED'} ({p['p_over_i_bits']:.2f})"
+        )
+        out.append(
+            f"{p['name']} drift {'met' if abs(p['drift_db']) <= 1.5 else 'MISSED'} ({p['drift_db']:+.2f} dB)"
+        )
     g, m = by.get("gan_0.13"), by.get("mse_0.13")
     if g and m:
         out.append(f"MSE wins PSNR {'met' if m['psnr_y'] > g['psnr_y'] else 'MISSED'}")
         out.append(f"GAN wins ST-LPIPS-VGG {'met' if g['st_lpips_vgg'] < m['st_lpips_vgg'] else 'MISSED'}")
-        out.append(f"GAN HF ratio closer to 1 {'met' if abs(g['hf_ratio'] - 1) < abs(m['hf_ratio'] - 1) else 'MISSED'}")
+        out.append(
+            f"GAN HF ratio closer to 1 {'met' if abs(g['hf_ratio'] - 1) < abs(m['hf_ratio'] - 1) else 'MISSED'}"
+        )
     a = summary.get("anchor") or {}
     if "gap_db" in a:
         out.append(f"anchor gap {'met' if a['gap_db'] >= -0.5 else 'MISSED'} ({a['gap_db']:+.2f} dB)")

@@ -342,3 +342,21 @@ def test_free_latent_gradient_switch(flag):
     pframe.synthesize_residual(y_hat, y_free, (0, 0)).sum().backward()
     reached = pred.grad is not None and pred.grad.abs().sum() > 0
     assert reached == flag
+
+
+def test_perceptual_crop_sees_the_same_window_of_both_frames():
+    """loss.perceptual_crop: one random s x s window per call, identical for x_hat and x."""
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, a, b):
+            seen.append((a.shape, torch.equal(a, b + 1)))
+            return a.sum() * 0
+
+    obj = IFrameObjective(LossWeights(perceptual_crop=16), Record())
+    x = torch.rand(1, 3, 40, 48)
+    lik = {"y": torch.full((1, 1, 1, 1), 0.5)}
+    out = {"x_hat": x + 1, "likelihoods": lik, "likelihoods_q": lik, "y_hat": torch.zeros(1, 1, 1, 1)}
+    for _ in range(3):
+        obj(x, out, 1.0)
+    assert all(shape[-2:] == (16, 16) and same for shape, same in seen)

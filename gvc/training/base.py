@@ -1,7 +1,7 @@
 """Shared machinery of the stage-1 and stage-2 Lightning modules (manual optimization of G, aux and D).
 
 - OUR step counter `gvc_step` (one per G+D training step that was applied), saved in the checkpoint; every
-  schedule (warm-up, lr decay, quantization annealing, unroll T) reads it (ARCHITECTURE decision 3).
+  schedule (warm-up, lr decay, quantization annealing, unroll T) reads it.
 - The rate controller is fed the batch bpp of the ROUNDED latents (`bpp_q`, what the file carries; no
   gradient) averaged over all ranks, so every rank holds the same lambda_R; its state is in the checkpoint. The
   noisy-latent rate is the loss term only (SPEC 1).
