@@ -33,12 +33,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # Train small models at 0.064 / 0.13 / 0.22 bpp (+ MSE twin, + compressai anchor) and measure them on held-out
-# clips through real files (~45 min on 2 cores); results: outputs/bench_rd/full/results.json and stdout (markdown).
+# clips through real files (~45 min on 2 cores); results: benchmarks/results/bench_rd_full.json and stdout (markdown).
 bench-rd: $(STAMP)
-	$(BIN)/python benchmarks/bench_operating_points.py --markdown
+	$(BIN)/python benchmarks/bench_operating_points.py --markdown --out-json benchmarks/results/bench_rd_full.json
 
 bench-rd-quick: $(STAMP)
-	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown
+	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -44,7 +44,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, fmt, machine_line, seed_all, table  # noqa: E402
+from _common import base_parser, machine_line, seed_all, table  # noqa: E402
 
 POINTS = (0.064, 0.13, 0.22)
 EVAL_FRAMES = 32
@@ -510,11 +510,11 @@ def markdown(result: dict) -> str:
     for p in pts:
         intra = p["intra_psnr_y_same_bpp"]
         gain = None if intra is None else p["psnr_y"] - intra
-        rows.append([p["name"], fmt(p["target_bpp"]), fmt(p["file_bpp"], 4), f"{100 * p['rel_error']:+.0f}%",
-                     fmt(p["psnr_y"], 2), ("" if intra is None else fmt(intra, 2) + ("" if p["intra_interpolated"] else " (extrap.)")),
-                     "" if gain is None else f"{gain:+.2f}", f"{p['drift_db']:+.2f}", fmt(p["p_over_i_bits"], 3),
-                     fmt(p["flow_epe"], 2), fmt(p["st_lpips_vgg"], 4), fmt(p["hf_ratio"], 3),
-                     fmt(p["x265_bpp"], 4), fmt(p["x265_psnr_y"], 2), fmt(p["x265_st_lpips_vgg"], 4)])  # fmt: skip
+        rows.append([p["name"], f"{p['target_bpp']:.3f}", f"{p['file_bpp']:.4f}", f"{100 * p['rel_error']:+.0f}%",
+                     f"{p['psnr_y']:.2f}", ("" if intra is None else f"{intra:.2f}" + ("" if p["intra_interpolated"] else " (extrap.)")),
+                     "" if gain is None else f"{gain:+.2f}", f"{p['drift_db']:+.2f}", f"{p['p_over_i_bits']:.3f}",
+                     f"{p['flow_epe']:.2f}", f"{p['st_lpips_vgg']:.4f}", f"{p['hf_ratio']:.3f}",
+                     f"{p['x265_bpp']:.4f}", f"{p['x265_psnr_y']:.2f}", f"{p['x265_st_lpips_vgg']:.4f}"])  # fmt: skip
     lines += [table(head, rows), ""]
     lines += ["All-intra (I-frame models alone, same clips): " + ", ".join(
         f"{k} {v['file_bpp']:.4f} bpp / {v['psnr_y']:.2f} dB" for k, v in result["intra"].items()), ""]  # fmt: skip
@@ -568,9 +568,15 @@ def main() -> int:
     p.add_argument("--out-json", type=Path, default=None, help="JSON results (default: <work>/results.json)")
     p.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one thread each)")
     p.add_argument("--no-anchor", action="store_true", help="skip the compressai anchor")
+    p.add_argument(
+        "--from-json", type=Path, default=None, help="only re-render the markdown of a results file"
+    )
     p.add_argument("--steps", type=int, nargs=2, default=None, metavar=("I", "P"),
                    help="override the stage-1 / stage-2 step counts (a smoke check of the script)")  # fmt: skip
     args = p.parse_args()
+    if args.from_json is not None:
+        print(markdown(json.loads(args.from_json.read_text())))
+        return 0
     torch.set_num_threads(args.threads or 1)
     mode = "quick" if args.quick else "full"
     steps = dict(STEPS[mode]) if args.steps is None else {"i": args.steps[0], "p": args.steps[1]}

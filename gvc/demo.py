@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if rate is not None:
             print(
                 f"[demo] {stage} training: estimated bpp {rate[0]:.4f} (controller EMA, last 100 steps, "
-                f"64x64 training crops) vs target {rate[1]:.4f} ({100 * (rate[0] / rate[1] - 1):+.1f}%)"
+                f"training crops) vs target {rate[1]:.4f} ({100 * (rate[0] / rate[1] - 1):+.1f}%)"
             )
     print(f"[demo] done in {time.perf_counter() - t_start:.0f} s; outputs in {args.out}")
     return 0
