@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench gpu-suite clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# on a CUDA machine: training step (TFLOP/s, MFU), checkpointed T=12 memory, 1080p decode fps, GPU->CPU decoding
+gpu-suite: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_suite.sh
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

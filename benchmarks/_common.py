@@ -432,14 +432,27 @@ def read_frames(name: str, n: int, start: int = 0) -> torch.Tensor:
         return r.read_clip(start, min(n, len(r) - start))
 
 
-def memory_reader(name: str, n: int):
+def memory_reader(name: str, n: int, size: tuple[int, int] | None = None):
     """A gvc.data.io.VideoReader over the first `n` frames of sample clip `name`, decoded into memory first, so
-    that timing encode_video does not time ffmpeg's mp4 decode."""
+    that timing encode_video does not time ffmpeg's mp4 decode. size=(width, height) (even) resizes every plane
+    (bicubic; e.g. the 1280x720 clip to 1920x1080)."""
     from gvc.data.io import VideoReader, open_video
 
     with open_video(clip_paths()[name]) as src:
         frames = list(src.iter_yuv(0, min(n, len(src))))
         w, h, fps, path = src.width, src.height, src.fps, src.path
+    if size is not None and tuple(size) != (w, h):
+        import cv2
+
+        w, h = int(size[0]), int(size[1])
+        frames = [
+            type(f)(
+                cv2.resize(f.y, (w, h), interpolation=cv2.INTER_CUBIC),
+                cv2.resize(f.u, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC),
+                cv2.resize(f.v, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC),
+            )
+            for f in frames
+        ]
 
     class MemoryReader(VideoReader):
         def __init__(self):

@@ -344,7 +344,7 @@ class PFrameCodec(nn.Module):
         x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input when encoding).
         -> FrameOut(frame_type "P", x_hat (not clamped), likelihoods / likelihoods_q {"flow_y", "flow_z",
         "res_y", "res_z"}, strings [flow_y, flow_z, res_y, res_z] and shapes [flow, res] when coding a file,
-        prediction, flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
+        prediction, y_flow_hat, flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
         (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied), flow_ref).
         residual=False (flow warm-up): no residual branch; x_hat = prediction, only the flow latent,
         y_res_hat / y_free / d_latent None.
@@ -363,7 +363,9 @@ class PFrameCodec(nn.Module):
         )
         flow_hat, sigma = self.decode_flow(flow.y_hat)
         prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
-        out.update(x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma)
+        out.update(
+            x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma, y_flow_hat=flow.y_hat
+        )
         if not residual:
             return out
         res = out.add_latent(
