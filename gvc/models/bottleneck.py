@@ -13,11 +13,18 @@ import math
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.models.utils import update_registered_buffers
 from torch import nn
 
 from gvc.models.quantization import MODES, quantize, ste_round
 
 _ENTROPY_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+#: the CDF buffers (data-dependent sizes) of each entropy model, as compressai's CompressionModel names them
+_RESIZED_BUFFERS = (
+    ("entropy_bottleneck", _ENTROPY_BUFFERS),
+    ("gaussian_conditional", (*_ENTROPY_BUFFERS, "scale_table")),
+)
 
 
 @contextlib.contextmanager
@@ -80,8 +87,14 @@ def scale_table(scale_min: float, scale_max: float, levels: int) -> torch.Tensor
     return torch.exp(torch.linspace(math.log(scale_min), math.log(scale_max), levels))
 
 
-class HyperpriorBottleneck(nn.Module):
+class HyperpriorBottleneck(CompressionModel):
     """Hyperprior entropy model for a latent y with `latent_channels` channels; y's H, W must be multiples of 4.
+
+    A compressai `CompressionModel` (its `aux_loss`; `update` with this model's own scale table); the CDF
+    buffers are resized with compressai's `update_registered_buffers` on every load, also when the bottleneck
+    is nested in a larger module (a Lightning checkpoint), where CompressionModel.load_state_dict is not called.
+    Likelihoods of externally quantized values (STE, soft-round modes) use the entropy models' `_likelihood`:
+    their public forward() quantizes by itself (noise, or rounding without gradient).
 
     h_a: conv3x3 C_z ReLU, conv5x5 s2 C_z ReLU, conv5x5 s2 C_z.
     h_s: two towers (mean, scale), each deconv5x5 s2 C_z ReLU x2, conv3x3 C_y.
@@ -271,34 +284,27 @@ class HyperpriorBottleneck(nn.Module):
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
         return {"y_hat": y_hat, "z_hat": z_hat}
 
-    def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
-        """Build the CDF tables of both entropy models (call after training, before compress/decompress).
+    def update(self, scale_table=None, force: bool = True, update_quantiles: bool = False) -> bool:
+        """Build the CDF tables of both entropy models (call after training, before compress/decompress);
+        compressai's CompressionModel.update with this bottleneck's scale table unless one is given.
 
         `update_quantiles=True` first recomputes the z quantiles by bisection (exact, instead of relying on
         aux_loss training); this changes the z medians and hence the rounding of z.
         """
-        updated = self.entropy_bottleneck.update(force=force, update_quantiles=update_quantiles)
-        updated |= self.gaussian_conditional.update_scale_table(
-            self.gaussian_conditional.scale_table, force=force
-        )
-        return updated
+        if scale_table is None:
+            scale_table = self.gaussian_conditional.scale_table
+        return super().update(scale_table=scale_table, force=force, update_quantiles=update_quantiles)
 
-    def aux_loss(self) -> torch.Tensor:
-        """Quantile loss of the factorized z prior (optimize the `quantiles` parameter with it)."""
-        return self.entropy_bottleneck.loss()
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module's load: the buffers are resized in `_load_from_state_dict`, which also runs for nested
+        loads and partial state dicts (CompressionModel.load_state_dict needs every CDF key)."""
+        return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # CDF buffers have data-dependent sizes: resize ours to the incoming ones before the copy.
-        for name, module in (
-            ("entropy_bottleneck", self.entropy_bottleneck),
-            ("gaussian_conditional", self.gaussian_conditional),
-        ):
-            names = _ENTROPY_BUFFERS + (("scale_table",) if name == "gaussian_conditional" else ())
-            for buf in names:
-                key = f"{prefix}{name}.{buf}"
-                if key in state_dict:
-                    old = getattr(module, buf)
-                    module._buffers[buf] = torch.empty(
-                        state_dict[key].shape, dtype=state_dict[key].dtype, device=old.device
-                    )
+        for name, buffers in _RESIZED_BUFFERS:
+            present = [b for b in buffers if f"{prefix}{name}.{b}" in state_dict]
+            update_registered_buffers(
+                getattr(self, name), f"{prefix}{name}", present, state_dict, policy="resize"
+            )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
