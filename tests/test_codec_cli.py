@@ -26,12 +26,12 @@ FRAMES = 3
 
 
 def _smoke_kwargs() -> dict:
-    """conf/model/smoke.yaml resolved: {"iframe": kwargs, "pframe": kwargs, "flow": spec} without _target_."""
+    """conf/model/smoke.yaml resolved: {"iframe": kwargs, "pframe": kwargs (without _target_), "flow": spec}."""
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
     out = {k: dict(cfg[k]) for k in ("iframe", "pframe", "flow")}
     assert out["iframe"].pop("_target_") == "gvc.models.iframe.IFrameCodec"
     assert out["pframe"].pop("_target_") == "gvc.models.pframe.PFrameCodec"
-    out["flow"]["class"] = out["flow"].pop("_target_")
+    assert out["flow"]["_target_"] == "gvc.models.flow.DISFlow"
     return out
 
 

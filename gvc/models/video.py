@@ -60,8 +60,8 @@ class GOPState:
 
 
 def _build(spec, cls: type, what: str) -> nn.Module:
-    """A `cls` from a module (returned as is), a kwargs dict (an optional "class"/"_target_" key must name `cls`),
-    or a model file's nested {"class_path", "config"} dict."""
+    """A `cls` from a module (returned as is), a kwargs dict (an optional "_target_" key must name `cls`), or a
+    model file's nested {"class_path", "config"} dict."""
     if isinstance(spec, cls):
         return spec
     if not isinstance(spec, dict):
@@ -70,9 +70,8 @@ def _build(spec, cls: type, what: str) -> nn.Module:
         )
     kwargs = dict(spec)
     if set(kwargs) == {"class_path", "config"}:
-        kwargs = {"class": kwargs["class_path"], **kwargs["config"]}
-    name = kwargs.pop("class", None) or kwargs.pop("_target_", None)
-    kwargs.pop("_target_", None)
+        kwargs = {"_target_": kwargs["class_path"], **kwargs["config"]}
+    name = kwargs.pop("_target_", None)
     full = f"{cls.__module__}.{cls.__qualname__}"
     if name is not None and name not in (full, cls.__qualname__):
         raise ValueError(f"VideoCodec {what} must be {full}, got {name!r}")
@@ -83,7 +82,8 @@ class VideoCodec(nn.Module):
     """I-frame codec + P-frame codec + flow-estimator spec.
 
     iframe: IFrameCodec or its kwargs dict; pframe: PFrameCodec or its kwargs dict; flow: FlowEstimator or a
-    dict {"class": "gvc.models.flow.DISFlow", **kwargs} (default DIS "medium"). freeze_iframe: the I-frame
+    dict {"_target_": "gvc.models.flow.DISFlow", **kwargs} (default DIS "medium"; a spec is kept as given, so a
+    model file written with the older spelling "class" keeps its config and hence its model id). freeze_iframe: the I-frame
     codec gets requires_grad False and stays in eval mode (the P-frame stage). checkpoint_pframes: recompute each
     P-frame step in the backward pass (torch.utils.checkpoint) to save memory in long unrolls.
     `config` (JSON) = {"iframe": ..., "pframe": ..., "flow": ..., "freeze_iframe", "checkpoint_pframes"}.
@@ -105,9 +105,7 @@ class VideoCodec(nn.Module):
             self._flow: tuple[FlowEstimator, ...] = (flow,)
             spec = flow_spec(flow)
         else:
-            spec = dict(flow or {"class": "gvc.models.flow.DISFlow"})
-            if "_target_" in spec:
-                spec["class"] = spec.pop("_target_")
+            spec = dict(flow or {"_target_": "gvc.models.flow.DISFlow"})
             self._flow = ()
         self.freeze_iframe = bool(freeze_iframe)
         self.checkpoint_pframes = bool(checkpoint_pframes)
