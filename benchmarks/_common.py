@@ -329,7 +329,36 @@ def split_params(module: torch.nn.Module):
 # ------------------------------------------------------------------------------------------------ training steps
 
 
-class IFrameStep:
+class _GANStep:
+    """The optimizer side of a training step, as gvc.training.base runs it: G step on the objective's loss,
+    aux (quantile) step, then one D step. Subclasses give the forward and the objective's terms."""
+
+    def __init__(self, g_module, d_module, device, lr: float):
+        self.device = torch.device(device)
+        self.lambda_r = initial_lambda_r()
+        main, aux = split_params(g_module)
+        self.opt_g = torch.optim.Adam(main, lr=lr)
+        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
+        self.opt_d = torch.optim.Adam(d_module.parameters(), lr=lr)
+
+    def _optimize(self, d_module, loss, aux_loss_fn, d_loss_fn) -> torch.Tensor:
+        """Runs the three steps; d_module's grads are off during the G step's backward. -> the D loss."""
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.opt_aux.zero_grad(set_to_none=True)
+        aux_loss_fn().backward()
+        self.opt_aux.step()
+        d_module.requires_grad_(True)
+        with amp(self.device):
+            d_loss = d_loss_fn()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return d_loss
+
+
+class IFrameStep(_GANStep):
     """One stage-1 training step with the trainer's objective (gvc.objectives.IFrameObjective, HiFiC weights
     from conf/loss/gan.yaml, lambda_R at its initial value): G step, aux (quantile) step, then one D step on the
     same reconstruction.
@@ -341,42 +370,31 @@ class IFrameStep:
     def __init__(self, codec, disc, lpips, device, codec_module=None, disc_module=None, lr: float = 1e-4):
         from gvc.objectives import IFrameObjective
 
-        self.codec, self.disc, self.device = codec, disc, torch.device(device)
+        self.codec, self.disc = codec, disc
         self.codec_module = codec_module or codec
         self.disc_module = disc_module or disc
         self.objective = IFrameObjective(loss_weights(), lpips)
-        self.lambda_r = initial_lambda_r()
-        main, aux = split_params(self.codec_module)
-        self.opt_g = torch.optim.Adam(main, lr=lr)
-        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
-        self.opt_d = torch.optim.Adam(self.disc_module.parameters(), lr=lr)
+        super().__init__(self.codec_module, self.disc_module, device, lr)
 
     def __call__(self, x: torch.Tensor) -> dict:
         self.disc_module.requires_grad_(False)
         with amp(self.device):
             out = self.codec(x, mode="noise")
             terms = self.objective(x, out, self.lambda_r, self.disc_module)
-        loss = terms["loss"]
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.opt_aux.zero_grad(set_to_none=True)
-        self.codec_module.aux_loss().backward()
-        self.opt_aux.step()
-        self.disc_module.requires_grad_(True)
-        with amp(self.device):
-            d_loss = self.objective.discriminator_loss(self.disc, x, out)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        d_loss = self._optimize(
+            self.disc_module,
+            terms["loss"],
+            self.codec_module.aux_loss,
+            lambda: self.objective.discriminator_loss(self.disc, x, out),
+        )
         return {
-            "loss": float(loss.detach()),
+            "loss": float(terms["loss"].detach()),
             "bpp": float(terms["bpp"].detach()),
             "d_loss": float(d_loss.detach()),
         }
 
 
-class PFrameStep:
+class PFrameStep(_GANStep):
     """One stage-2 step with the trainer's objective (gvc.objectives.PFrameObjective, HiFiC weights, lambda_R
     initial, w_flow = stage.flow_loss.start of conf/stage/pframe.yaml): G step over the P-frames of a clip
     (VideoCodec.forward_clip), aux step, then one D_P step. clip (B, T, 3, H, W) in [0, 1]."""
@@ -384,32 +402,22 @@ class PFrameStep:
     def __init__(self, video, disc, lpips, device, lr: float = 1e-4):
         from gvc.objectives import PFrameObjective
 
-        self.video, self.disc, self.device = video, disc, torch.device(device)
+        self.video, self.disc = video, disc
         self.objective = PFrameObjective(loss_weights(), lpips)
-        self.lambda_r = initial_lambda_r()
         self.w_flow = float(load_conf("stage", "pframe").flow_loss.start)
-        main, aux = split_params(video.pframe)
-        self.opt_g = torch.optim.Adam(main, lr=lr)
-        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
-        self.opt_d = torch.optim.Adam(disc.parameters(), lr=lr)
+        super().__init__(video.pframe, disc, device, lr)
 
     def __call__(self, clip: torch.Tensor) -> float:
         self.disc.requires_grad_(False)
         with amp(self.device):
             outs = self.video.forward_clip(clip, mode="noise")
             loss = self.objective(clip, outs, self.lambda_r, self.w_flow, self.disc)["loss"]
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.opt_aux.zero_grad(set_to_none=True)
-        self.video.pframe.aux_loss().backward()
-        self.opt_aux.step()
-        self.disc.requires_grad_(True)
-        with amp(self.device):
-            d_loss = self.objective.discriminator_loss(self.disc, clip, outs)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        self._optimize(
+            self.disc,
+            loss,
+            self.video.pframe.aux_loss,
+            lambda: self.objective.discriminator_loss(self.disc, clip, outs),
+        )
         return float(loss.detach())
 
 
@@ -464,6 +472,19 @@ def memory_reader(name: str, n: int, size: tuple[int, int] | None = None):
             return frames[index]
 
     return MemoryReader()
+
+
+def clip_crops(name: str, t: int, batch: int, size: int) -> torch.Tensor:
+    """(batch, t, 3, size, size): `batch` crops at fixed-seed random places of the first t consecutive frames of
+    sample clip `name` (a stage-2 training batch)."""
+    frames = read_frames(name, t)
+    gen = torch.Generator().manual_seed(0)
+    crops = []
+    for _ in range(batch):
+        y0 = int(torch.randint(frames.shape[-2] - size + 1, (1,), generator=gen))
+        x0 = int(torch.randint(frames.shape[-1] - size + 1, (1,), generator=gen))
+        crops.append(frames[:, :, y0 : y0 + size, x0 : x0 + size])
+    return torch.stack(crops)
 
 
 def random_crops(

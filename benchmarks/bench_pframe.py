@@ -29,6 +29,7 @@ from _common import (
     build_discriminator,
     build_iframe,
     build_video,
+    clip_crops,
     clip_paths,
     emit,
     fit_iframe,
@@ -63,14 +64,7 @@ def step_worker(cfg: dict) -> dict:
     video = build_video(cfg["model"], checkpoint_pframes=cfg["ckpt"]).to(device).train()
     disc = build_discriminator(cfg["model"], "discriminator_p").to(device).train()
     step = PFrameStep(video, disc, random_lpips().to(device), device)
-    frames = read_frames("bikes", t)  # (T, 3, 272, 640), consecutive frames
-    gen = torch.Generator().manual_seed(0)
-    crops = []
-    for _ in range(b):
-        y0 = int(torch.randint(frames.shape[-2] - s + 1, (1,), generator=gen))
-        x0 = int(torch.randint(frames.shape[-1] - s + 1, (1,), generator=gen))
-        crops.append(frames[:, :, y0 : y0 + s, x0 : x0 + s])
-    clip = torch.stack(crops).to(device)  # (B, T, 3, s, s)
+    clip = clip_crops("bikes", t, b, s).to(device)  # (B, T, 3, s, s), consecutive frames
     base = reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

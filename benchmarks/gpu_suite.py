@@ -35,11 +35,11 @@ from _common import (
     base_parser,
     build_discriminator,
     build_video,
+    clip_crops,
     fmt,
     memory_reader,
     peak_rss_mib,
     random_lpips,
-    read_frames,
     reset_peak_rss,
     section,
     seed_all,
@@ -93,18 +93,6 @@ def peak_tflops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS if k in name), None)
 
 
-def _clip(t: int, batch: int, crop: int, device) -> torch.Tensor:
-    """(B, T, 3, crop, crop) crops of consecutive bikes frames (fixed seed)."""
-    frames = read_frames("bikes", t)
-    gen = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(batch):
-        y0 = int(torch.randint(frames.shape[-2] - crop + 1, (1,), generator=gen))
-        x0 = int(torch.randint(frames.shape[-1] - crop + 1, (1,), generator=gen))
-        out.append(frames[:, :, y0 : y0 + crop, x0 : x0 + crop])
-    return torch.stack(out).to(device)
-
-
 def train_figures(s: Sizes, device: torch.device, t: int, checkpointing: bool, count_flops: bool) -> dict:
     """One stage-2 configuration: median step time, FLOPs per step, TFLOP/s, MFU, peak memory, DIS share."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -113,7 +101,7 @@ def train_figures(s: Sizes, device: torch.device, t: int, checkpointing: bool, c
     video = build_video(s.model, checkpoint_pframes=checkpointing).to(device).train()
     disc = build_discriminator(s.model, "discriminator_p").to(device).train()
     step = PFrameStep(video, disc, random_lpips().to(device), device)
-    clip = _clip(t, s.batch, s.crop, device)
+    clip = clip_crops("bikes", t, s.batch, s.crop).to(device)
     sw = Stopwatch(device)
     orig = video.estimate_flow
 

@@ -58,7 +58,8 @@ class FrameOut(dict):
     Always: x_hat (B, 3, H, W; not clamped when training, clamped to [0, 1] when coding a file), frame_type
     ("I"/"P"), likelihoods and likelihoods_q (merged over the latents, keys from `likelihood_keys`; empty when
     decoding). When coding a file: strings (flat list, packet order) and shapes (z grids, packet order).
-    P-frames add prediction, flow_hat, sigma, y_res_hat, y_free, d_latent, shift and flow_ref; I-frames y_hat.
+    P-frames add prediction, y_flow_hat, flow_hat, sigma, y_res_hat, y_free, d_latent, shift and flow_ref;
+    I-frames y_hat.
     """
 
     def __init__(self, frame_type: str, **fields):

@@ -422,10 +422,6 @@ class PFrameCodec(nn.Module):
     ) -> FrameOut:
         """Inverse of `compress` given the same reference and shift -> FrameOut with x_hat (B,3,H,W) clamped to
         [0, 1], prediction, flow_hat, sigma."""
-        if len(strings) != 4 or len(shapes) != 2:
-            raise ValueError(
-                f"a P-frame needs 4 string lists and 2 shapes, got {len(strings)} and {len(shapes)}"
-            )
         out = self.code(
             None, x_ref_hat, DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement), None, shift
         )

@@ -3,6 +3,9 @@
 Frame 0 of a clip (or of a GOP) is coded by the I-frame codec; every later frame is a P-frame predicted from the
 previous reconstruction (clamped to [0, 1], as the decoder has it). The frozen flow estimator runs on the encoder
 side only; it is not part of the weights (a decoder never builds it), so `config["flow"]` is only a spec.
+
+The GOP loop is `step(x, state, latents)`, written once: training (`forward_clip`, TrainLatents), encoding and
+decoding (gvc.codec.coder, EncodeLatents / DecodeLatents) all advance a `GOPState` frame by frame through it.
 """
 
 from __future__ import annotations
