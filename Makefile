@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-quick clean
+.PHONY: install demo test lint bench bench-rd bench-rd-quick gpu-suite clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench-rd: $(STAMP)
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json
+
+# on a CUDA machine: training step (TFLOP/s, MFU), checkpointed T=12 memory, 1080p decode fps, GPU->CPU decoding
+gpu-suite: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_suite.sh
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

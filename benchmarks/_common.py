@@ -292,18 +292,18 @@ def build_video(model: str = "smoke", checkpoint_pframes: bool = False, iframe=N
     return VideoCodec(iframe, pframe, flow, freeze_iframe=True, checkpoint_pframes=checkpoint_pframes)
 
 
-def loss_weights() -> dict:
-    """HiFiC loss weights (conf/loss/gan.yaml) and the initial lambda_R (conf/rate/proportional.yaml)."""
-    loss = load_conf("loss", "gan")
-    rate = load_conf("rate", "proportional")
-    return {
-        "C": float(loss.C),
-        "C_D": float(loss.C_D),
-        "C_P": float(loss.C_P),
-        "w_lpips": float(loss.w_lpips),
-        "mse_scale": float(loss.mse_scale),
-        "lambda_r": float(rate.lambda_init),
-    }
+def loss_weights():
+    """gvc.objectives.LossWeights from conf/loss/gan.yaml (the HiFiC weights the trainer uses)."""
+    from omegaconf import OmegaConf
+
+    from gvc.objectives import LossWeights
+
+    return LossWeights.from_config(OmegaConf.to_container(load_conf("loss", "gan"), resolve=True))
+
+
+def initial_lambda_r() -> float:
+    """The rate controller's initial lambda_R (conf/rate/proportional.yaml)."""
+    return float(load_conf("rate", "proportional").lambda_init)
 
 
 def random_lpips():
@@ -329,53 +329,96 @@ def split_params(module: torch.nn.Module):
 # ------------------------------------------------------------------------------------------------ training steps
 
 
-class IFrameStep:
-    """One stage-1 training step as gvc.training.iframe does it: G step (rate + 255^2 MSE + LPIPS + GAN, HiFiC
-    weights from conf/loss/gan.yaml), aux (quantile) step, then one D step on the same reconstruction.
+class _GANStep:
+    """The optimizer side of a training step, as gvc.training.base runs it: G step on the objective's loss,
+    aux (quantile) step, then one D step. Subclasses give the forward and the objective's terms."""
+
+    def __init__(self, g_module, d_module, device, lr: float):
+        self.device = torch.device(device)
+        self.lambda_r = initial_lambda_r()
+        main, aux = split_params(g_module)
+        self.opt_g = torch.optim.Adam(main, lr=lr)
+        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
+        self.opt_d = torch.optim.Adam(d_module.parameters(), lr=lr)
+
+    def _optimize(self, d_module, loss, aux_loss_fn, d_loss_fn) -> torch.Tensor:
+        """Runs the three steps; d_module's grads are off during the G step's backward. -> the D loss."""
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.opt_aux.zero_grad(set_to_none=True)
+        aux_loss_fn().backward()
+        self.opt_aux.step()
+        d_module.requires_grad_(True)
+        with amp(self.device):
+            d_loss = d_loss_fn()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return d_loss
+
+
+class IFrameStep(_GANStep):
+    """One stage-1 training step with the trainer's objective (gvc.objectives.IFrameObjective, HiFiC weights
+    from conf/loss/gan.yaml, lambda_R at its initial value): G step, aux (quantile) step, then one D step on the
+    same reconstruction.
 
     x: (B, 3, H, W) in [0, 1]. `codec`/`disc` may be DistributedDataParallel wrappers (then `codec_module` /
     `disc_module` are the plain modules; the G step calls D's plain module with D's grads off).
     """
 
     def __init__(self, codec, disc, lpips, device, codec_module=None, disc_module=None, lr: float = 1e-4):
-        self.codec, self.disc, self.lpips, self.device = codec, disc, lpips, torch.device(device)
+        from gvc.objectives import IFrameObjective
+
+        self.codec, self.disc = codec, disc
         self.codec_module = codec_module or codec
         self.disc_module = disc_module or disc
-        self.w = loss_weights()
-        main, aux = split_params(self.codec_module)
-        self.opt_g = torch.optim.Adam(main, lr=lr)
-        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
-        self.opt_d = torch.optim.Adam(self.disc_module.parameters(), lr=lr)
+        self.objective = IFrameObjective(loss_weights(), lpips)
+        super().__init__(self.codec_module, self.disc_module, device, lr)
 
     def __call__(self, x: torch.Tensor) -> dict:
-        from gvc import losses
-
-        w = self.w
-        npix = x.shape[-2] * x.shape[-1]
         self.disc_module.requires_grad_(False)
         with amp(self.device):
             out = self.codec(x, mode="noise")
-            x_hat, y_hat = out["x_hat"], out["y_hat"]
-            rate = losses.rate_bits({k: v.float() for k, v in out["likelihoods"].items()}).mean() / npix
-            dist = w["mse_scale"] * losses.mse(x_hat.float(), x) + w["w_lpips"] * self.lpips(x_hat, x)
-            p = losses.gan_g_loss(self.disc_module(x_hat, y_hat.detach()))
-            loss = w["C"] * (w["lambda_r"] * rate + w["C_D"] * dist) + w["C_P"] * p
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.opt_aux.zero_grad(set_to_none=True)
-        self.codec_module.aux_loss().backward()
-        self.opt_aux.step()
-        self.disc_module.requires_grad_(True)
-        with amp(self.device):  # real and fake in one D call (one forward per step, as DDP prefers)
-            cond = y_hat.detach()
-            logits = self.disc(torch.cat([x, x_hat.detach().to(x.dtype)]), torch.cat([cond, cond]))
-            real, fake = logits.chunk(2)
-            d_loss = losses.gan_d_loss(real, fake)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        return {"loss": float(loss.detach()), "bpp": float(rate.detach()), "d_loss": float(d_loss.detach())}
+            terms = self.objective(x, out, self.lambda_r, self.disc_module)
+        d_loss = self._optimize(
+            self.disc_module,
+            terms["loss"],
+            self.codec_module.aux_loss,
+            lambda: self.objective.discriminator_loss(self.disc, x, out),
+        )
+        return {
+            "loss": float(terms["loss"].detach()),
+            "bpp": float(terms["bpp"].detach()),
+            "d_loss": float(d_loss.detach()),
+        }
+
+
+class PFrameStep(_GANStep):
+    """One stage-2 step with the trainer's objective (gvc.objectives.PFrameObjective, HiFiC weights, lambda_R
+    initial, w_flow = stage.flow_loss.start of conf/stage/pframe.yaml): G step over the P-frames of a clip
+    (VideoCodec.forward_clip), aux step, then one D_P step. clip (B, T, 3, H, W) in [0, 1]."""
+
+    def __init__(self, video, disc, lpips, device, lr: float = 1e-4):
+        from gvc.objectives import PFrameObjective
+
+        self.video, self.disc = video, disc
+        self.objective = PFrameObjective(loss_weights(), lpips)
+        self.w_flow = float(load_conf("stage", "pframe").flow_loss.start)
+        super().__init__(video.pframe, disc, device, lr)
+
+    def __call__(self, clip: torch.Tensor) -> float:
+        self.disc.requires_grad_(False)
+        with amp(self.device):
+            outs = self.video.forward_clip(clip, mode="noise")
+            loss = self.objective(clip, outs, self.lambda_r, self.w_flow, self.disc)["loss"]
+        self._optimize(
+            self.disc,
+            loss,
+            self.video.pframe.aux_loss,
+            lambda: self.objective.discriminator_loss(self.disc, clip, outs),
+        )
+        return float(loss.detach())
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -397,14 +440,27 @@ def read_frames(name: str, n: int, start: int = 0) -> torch.Tensor:
         return r.read_clip(start, min(n, len(r) - start))
 
 
-def memory_reader(name: str, n: int):
+def memory_reader(name: str, n: int, size: tuple[int, int] | None = None):
     """A gvc.data.io.VideoReader over the first `n` frames of sample clip `name`, decoded into memory first, so
-    that timing encode_video does not time ffmpeg's mp4 decode."""
+    that timing encode_video does not time ffmpeg's mp4 decode. size=(width, height) (even) resizes every plane
+    (bicubic; e.g. the 1280x720 clip to 1920x1080)."""
     from gvc.data.io import VideoReader, open_video
 
     with open_video(clip_paths()[name]) as src:
         frames = list(src.iter_yuv(0, min(n, len(src))))
         w, h, fps, path = src.width, src.height, src.fps, src.path
+    if size is not None and tuple(size) != (w, h):
+        import cv2
+
+        w, h = int(size[0]), int(size[1])
+        frames = [
+            type(f)(
+                cv2.resize(f.y, (w, h), interpolation=cv2.INTER_CUBIC),
+                cv2.resize(f.u, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC),
+                cv2.resize(f.v, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC),
+            )
+            for f in frames
+        ]
 
     class MemoryReader(VideoReader):
         def __init__(self):
@@ -416,6 +472,19 @@ def memory_reader(name: str, n: int):
             return frames[index]
 
     return MemoryReader()
+
+
+def clip_crops(name: str, t: int, batch: int, size: int) -> torch.Tensor:
+    """(batch, t, 3, size, size): `batch` crops at fixed-seed random places of the first t consecutive frames of
+    sample clip `name` (a stage-2 training batch)."""
+    frames = read_frames(name, t)
+    gen = torch.Generator().manual_seed(0)
+    crops = []
+    for _ in range(batch):
+        y0 = int(torch.randint(frames.shape[-2] - size + 1, (1,), generator=gen))
+        x0 = int(torch.randint(frames.shape[-1] - size + 1, (1,), generator=gen))
+        crops.append(frames[:, :, y0 : y0 + size, x0 : x0 + size])
+    return torch.stack(crops)
 
 
 def random_crops(

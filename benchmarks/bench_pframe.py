@@ -4,8 +4,9 @@ activation checkpointing; encode / decode frames/s of the smoke VideoCodec on th
     python benchmarks/bench_pframe.py [--markdown | --json] [--device cpu|cuda] [--quick] [--paper]
 
 1. Stage-2 training step as gvc.training.pframe does it: VideoCodec.forward_clip (frozen I-frame codec, DIS flow
-   on the CPU, noise quantization) on a (B, T, 3, H, W) crop of consecutive bikes frames, G loss over the
-   P-frames (rate + 255^2 MSE + LPIPS (random AlexNet) + Charbonnier flow + GAN of D_P on [y_res_hat, y_free]),
+   on the CPU, noise quantization) on a (B, T, 3, H, W) crop of consecutive bikes frames, the trainer's loss
+   over the P-frames (gvc.objectives.PFrameObjective via _common.PFrameStep: rate + 255^2 MSE + LPIPS (random
+   AlexNet) + Charbonnier flow + GAN of D_P on [y_res_hat, y_free]),
    backward + Adam, then one D_P step. T = 2, 3, 4, 6, 9, checkpoint_pframes off / on. Each configuration runs
    in a fresh Python process: on CPU the peak RSS over the steps (VmHWM, reset just before the first step) and
    that minus the RSS before the first step (models, data, imports); on CUDA torch.cuda.max_memory_allocated.
@@ -22,18 +23,17 @@ import os
 
 import torch
 from _common import (
+    PFrameStep,
     Stopwatch,
-    amp,
     base_parser,
     build_discriminator,
     build_iframe,
     build_video,
+    clip_crops,
     clip_paths,
     emit,
     fit_iframe,
     fmt,
-    load_conf,
-    loss_weights,
     memory_reader,
     peak_rss_mib,
     random_lpips,
@@ -43,7 +43,6 @@ from _common import (
     section,
     seed_all,
     setup,
-    split_params,
     table,
     time_call,
     time_entropy_coding,
@@ -53,57 +52,6 @@ UNROLLS = (2, 3, 4, 6, 9)
 
 
 # ------------------------------------------------------------------------------------------------ training step
-
-
-class PFrameStep:
-    """One stage-2 step (G step over the P-frames of a clip, then one D_P step). clip (B, T, 3, H, W) in [0, 1]."""
-
-    def __init__(self, video, disc, lpips, device, lr: float = 1e-4):
-        self.video, self.disc, self.lpips, self.device = video, disc, lpips, torch.device(device)
-        self.w = loss_weights()
-        self.w_flow = float(load_conf("stage", "pframe").flow_loss.start)
-        main, aux = split_params(video.pframe)
-        self.opt_g = torch.optim.Adam(main, lr=lr)
-        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
-        self.opt_d = torch.optim.Adam(disc.parameters(), lr=lr)
-
-    def __call__(self, clip: torch.Tensor) -> float:
-        from gvc import losses
-
-        w = self.w
-        npix = clip.shape[-2] * clip.shape[-1]
-        self.disc.requires_grad_(False)
-        with amp(self.device):
-            outs = self.video.forward_clip(clip, mode="noise")
-            n_p = len(outs) - 1
-            loss = 0.0
-            fakes = []
-            for t in range(1, len(outs)):
-                o, x = outs[t], clip[:, t]
-                x_hat = o["x_hat"]
-                rate = losses.rate_bits({k: v.float() for k, v in o["likelihoods"].items()}).mean() / npix
-                dist = w["mse_scale"] * losses.mse(x_hat.float(), x) + w["w_lpips"] * self.lpips(x_hat, x)
-                flow = losses.flow_loss(o["flow_hat"].float(), o["flow_ref"])
-                cond = o["d_latent"].detach()
-                p = losses.gan_g_loss(self.disc(x_hat, cond))
-                loss = loss + (
-                    w["C"] * (w["lambda_r"] * rate + w["C_D"] * dist + self.w_flow * flow) + w["C_P"] * p
-                )
-                fakes.append((x, x_hat.detach(), cond))
-            loss = loss / n_p
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.opt_aux.zero_grad(set_to_none=True)
-        self.video.pframe.aux_loss().backward()
-        self.opt_aux.step()
-        self.disc.requires_grad_(True)
-        with amp(self.device):
-            d_loss = sum(losses.gan_d_loss(self.disc(x, c), self.disc(xh, c)) for x, xh, c in fakes) / n_p
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        return float(loss.detach())
 
 
 def step_worker(cfg: dict) -> dict:
@@ -116,14 +64,7 @@ def step_worker(cfg: dict) -> dict:
     video = build_video(cfg["model"], checkpoint_pframes=cfg["ckpt"]).to(device).train()
     disc = build_discriminator(cfg["model"], "discriminator_p").to(device).train()
     step = PFrameStep(video, disc, random_lpips().to(device), device)
-    frames = read_frames("bikes", t)  # (T, 3, 272, 640), consecutive frames
-    gen = torch.Generator().manual_seed(0)
-    crops = []
-    for _ in range(b):
-        y0 = int(torch.randint(frames.shape[-2] - s + 1, (1,), generator=gen))
-        x0 = int(torch.randint(frames.shape[-1] - s + 1, (1,), generator=gen))
-        crops.append(frames[:, :, y0 : y0 + s, x0 : x0 + s])
-    clip = torch.stack(crops).to(device)  # (B, T, 3, s, s)
+    clip = clip_crops("bikes", t, b, s).to(device)  # (B, T, 3, s, s), consecutive frames
     base = reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

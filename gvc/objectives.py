@@ -19,33 +19,41 @@ these same objects.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from gvc import losses
+from gvc.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """conf/loss: C, C_D, C_P, w_lpips, mse_scale [HiFiC], gan (false: no GAN term, no D), flow_eps [ours],
-    perceptual_crop [ours] (None: the perceptual term sees the whole frame; an int s: one random s x s window per
-    frame, the same window for x_hat and x: a cheaper estimate for CPU runs)."""
+    """conf/loss/*.yaml: C, C_D, C_P, w_lpips, mse_scale [HiFiC], gan (false: no GAN term, no D), flow_eps [ours],
+    perceptual_crop [ours] (null: the perceptual term sees the whole frame; s: one random s x s window per frame,
+    the same window for x_hat and x: a cheaper estimate for CPU runs).
 
-    C: float = 0.003125
-    C_D: float = 0.75
-    C_P: float = 0.15
-    w_lpips: float = 1.0
-    mse_scale: float = 65025.0
-    gan: bool = True
-    flow_eps: float = 1e-3
-    perceptual_crop: int | None = None
+    No defaults here: the yaml is the one source of these values (`from_config`)."""
+
+    C: float
+    C_D: float
+    C_P: float
+    w_lpips: float
+    mse_scale: float
+    gan: bool
+    flow_eps: float
+    perceptual_crop: int | None
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> LossWeights:
-        keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: cfg[k] for k in keys if k in cfg})
+        """From a conf/loss mapping; every field is required (ConfigError naming the missing `loss.KEY`)."""
+        values = {}
+        for f in fields(cls):
+            if f.name not in cfg:
+                raise ConfigError(f"loss.{f.name} is missing: conf/loss/*.yaml sets every loss weight")
+            values[f.name] = bool(cfg[f.name]) if f.type in (bool, "bool") else float(cfg[f.name])
+        return cls(**values)
 
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

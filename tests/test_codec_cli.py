@@ -1,6 +1,7 @@
 """encode -> .gvc -> decode through the `gvc` command (main(argv), in-process) with a tiny IFrameCodec
 (conf/model/smoke.yaml) on the real carphone clip."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from omegaconf import OmegaConf
 
 from gvc.cli import main
 from gvc.codec.bitstream import HEADER_BYTES, read_bitstream
-from gvc.codec.coder import PortableEntropyParameters, decode_video, encode_video, pad_frame, shift_for_frame
+from gvc.codec.coder import decode_video, encode_video, entropy_placement, pad_frame, shift_for_frame
 from gvc.codec.modelfile import load_model_file, save_model_file
 from gvc.data import open_video, rgb_to_yuv420, sample_clips, write_yuv
 from gvc.models.bottleneck import HyperpriorBottleneck
@@ -25,12 +26,12 @@ FRAMES = 3
 
 
 def _smoke_kwargs() -> dict:
-    """conf/model/smoke.yaml resolved: {"iframe": kwargs, "pframe": kwargs, "flow": spec} without _target_."""
+    """conf/model/smoke.yaml resolved: {"iframe": kwargs, "pframe": kwargs (without _target_), "flow": spec}."""
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
     out = {k: dict(cfg[k]) for k in ("iframe", "pframe", "flow")}
     assert out["iframe"].pop("_target_") == "gvc.models.iframe.IFrameCodec"
     assert out["pframe"].pop("_target_") == "gvc.models.pframe.PFrameCodec"
-    out["flow"]["class"] = out["flow"].pop("_target_")
+    assert out["flow"]["_target_"] == "gvc.models.flow.DISFlow"
     return out
 
 
@@ -289,31 +290,66 @@ def test_video_codec_low_delay_gop_roundtrip(tmp_path, clip, capsys):
     assert "(2 I, 2 P)" in capsys.readouterr().out
 
 
-def test_portable_entropy_parameters_ignore_the_thread_count():
-    """What this proves: under PortableEntropyParameters the hyperprior's means and scales (which select each
-    symbol's CDF) are bit-identical whatever the caller's thread count, equal to the unpatched single-thread
-    computation, and the patch is removed afterwards (the model is left as it was)."""
+def test_entropy_placement_ignores_the_thread_count():
+    """What this proves: at the portable placement (the explicit argument the coder passes; CPU, float32, one
+    thread) the hyperprior's means and scales (which select each symbol's CDF) are bit-identical whatever the
+    caller's thread count, equal to the plain single-thread computation, and the model is left as it was."""
     torch.manual_seed(0)
     # a size where, on this project's CPUs, plain h_s gives different float32 results with 1, 2 and 3 threads
     bn = HyperpriorBottleneck(96, 96)
     z = torch.round(torch.randn(1, 96, 8, 12) * 4)
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
     with torch.no_grad():
         ref_means, ref_scales = bn.entropy_parameters(z)  # one thread: the module fixture's setting
-        portable = PortableEntropyParameters(bn)
+        placement = entropy_placement(True)
         results = []
         n = torch.get_num_threads()
         try:
             for threads in (1, 2, 3):
                 torch.set_num_threads(threads)
-                with portable.patched():
-                    assert "entropy_parameters" in vars(bn)
-                    results.append(bn.entropy_parameters(z))
+                results.append(bn.entropy_parameters(z, placement))
         finally:
             torch.set_num_threads(n)
-    assert "entropy_parameters" not in vars(bn)
+    assert entropy_placement(False) is None
+    assert "entropy_parameters" not in vars(bn)  # an argument, not a patch
+    assert all(torch.equal(v, bn.state_dict()[k]) for k, v in before.items())
     for means, scales in results:
         assert torch.equal(means, ref_means) and torch.equal(scales, ref_scales)
     assert torch.get_num_threads() == n
+
+
+def test_encode_under_one_setting_decode_under_another():
+    """What this proves: with the same explicit placement for the hyper-synthesis, strings written by a float32
+    model running 2 threads decode, in a float64 copy of it running 1 thread (another device's arithmetic), to
+    exactly the encoder's latents, for the bare bottleneck and through the I-frame pipeline (EncodeLatents /
+    DecodeLatents); the reconstructions then differ only at float rounding level."""
+    from gvc.models.latents import DecodeLatents, EncodeLatents
+
+    torch.manual_seed(1)
+    codec = IFrameCodec(channels=(8, 16), latent_channels=16, num_residual_blocks=1, hyper_channels=16)
+    codec.update(force=True)
+    wide = copy.deepcopy(codec).double()
+    x = torch.rand(1, 3, 64, 64)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            enc = codec.code(x, EncodeLatents(entropy_placement(True)))
+            bn_enc = codec.bottleneck.compress(codec.g_a(x) * 3.0, placement=entropy_placement(True))
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            dec = wide.code(
+                None, DecodeLatents.from_packet([""], enc["strings"], enc["shapes"], entropy_placement(True))
+            )
+            bn_dec = wide.bottleneck.decompress(
+                bn_enc["strings"], bn_enc["shape"], placement=entropy_placement(True)
+            )
+    finally:
+        torch.set_num_threads(n)
+    assert dec["y_hat"].dtype == torch.float64
+    assert torch.equal(dec["y_hat"].float(), enc["y_hat"])
+    assert torch.equal(bn_dec["y_hat"].float(), bn_enc["y_hat"])
+    assert (dec["x_hat"].float() - enc["x_hat"]).abs().max() < 1e-4
 
 
 def test_top_level_cli_is_lazy(tmp_path):

@@ -6,9 +6,11 @@
 """
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from test_pframe import frames, make_codecs
 
 from gvc import losses
@@ -17,6 +19,15 @@ from gvc.models.warp import backward_warp, scale_space_blur
 from gvc.objectives import IFrameObjective, LossWeights, PFrameObjective
 from gvc.rate_control import ProportionalRateController, TwoLevelRateController
 from gvc.training import schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hifi_weights(**override) -> LossWeights:
+    """LossWeights from conf/loss/gan.yaml (the one source of the HiFiC values), optionally overridden."""
+    cfg = {**OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "gan.yaml")), **override}
+    return LossWeights.from_config(cfg)
+
 
 # ------------------------------------------------------------------------------------------------ 1. bpp_q
 
@@ -175,7 +186,7 @@ def test_iframe_loss_composition_by_hand():
         def forward(self, x, cond):
             return torch.full((x.shape[0], 1, 2, 2), 0.5)
 
-    w = LossWeights()
+    w = hifi_weights()
     obj = IFrameObjective(w, ConstPerceptual())
     x = torch.zeros(1, 3, 4, 4)
     x_hat = torch.full((1, 3, 4, 4), 0.1)
@@ -191,7 +202,7 @@ def test_iframe_loss_composition_by_hand():
 
 
 def test_pframe_loss_averages_p_frames_and_adds_flow_inside_c():
-    w = LossWeights(w_lpips=0.0)
+    w = hifi_weights(w_lpips=0.0)
     obj = PFrameObjective(w, None)
     clip = torch.zeros(1, 3, 3, 4, 4)
     lik = {"flow_y": torch.full((1, 1, 1, 1), 0.5)}  # 1 bit
@@ -353,7 +364,7 @@ def test_perceptual_crop_sees_the_same_window_of_both_frames():
             seen.append((a.shape, torch.equal(a, b + 1)))
             return a.sum() * 0
 
-    obj = IFrameObjective(LossWeights(perceptual_crop=16), Record())
+    obj = IFrameObjective(hifi_weights(perceptual_crop=16), Record())
     x = torch.rand(1, 3, 40, 48)
     lik = {"y": torch.full((1, 1, 1, 1), 0.5)}
     out = {"x_hat": x + 1, "likelihoods": lik, "likelihoods_q": lik, "y_hat": torch.zeros(1, 1, 1, 1)}

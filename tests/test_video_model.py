@@ -116,7 +116,7 @@ def test_frame_coding_reproduces_forward_and_decodes_from_model_file(tmp_path):
     model = smoke_model()
     model.eval()
     save_model_file(tmp_path / "m.gvcm", model)  # calls update(force=True)
-    assert json.loads(json.dumps(model.config))["flow"]["class"] == "gvc.models.flow.DISFlow"
+    assert json.loads(json.dumps(model.config))["flow"]["_target_"] == "gvc.models.flow.DISFlow"
     x = clip(3, seed=1)
     packets, enc = [], []
     ref = None

@@ -7,12 +7,14 @@ the source size, the padded size, the frame rate and the colour convention, so t
 file and the model file, and writes its output in the source's convention.
 
 Models:
-- intra-only (an `IFrameCodec`, or anything with `compress(x)`/`decompress(strings, shape)`): every frame is an
-  I-frame;
-- video models (with `compress_frame`/`decompress_frame`, see `gvc.models.video.VideoCodec`): low delay, an
-  I-frame every `gop` frames (gop <= 0 or None: only the first), P-frames predicted from the previous *decoded*
-  frame (the encoder runs the decoder's reconstruction, so both stay in lock step). The residual branch's random
-  shift is derived from the frame index (:func:`shift_for_frame`) and also stored in the packet (2 bytes).
+- intra-only (an `IFrameCodec`): every frame is an I-frame, `IFrameCodec.code` with EncodeLatents /
+  DecodeLatents (gvc.models.latents);
+- video models (a `gvc.models.video.VideoCodec`): low delay, an I-frame every `gop` frames (gop <= 0 or None:
+  only the first), P-frames predicted from the previous *decoded* frame. The GOP loop is `VideoCodec.step` with
+  one `GOPState` carried over the frames, the same step training unrolls: the encoder's step returns the
+  strings, the decoder's reconstruction (so both stay in lock step) and the bit estimate in one pass, and the
+  decoder's step runs no encoder network and no flow estimator. The residual branch's random shift is derived
+  from the frame index (:func:`shift_for_frame`) and also stored in the packet (2 bytes).
 
 Determinism (ARCHITECTURE decision 5):
 - Same bytes: the same input, model file, torch build and device kind give the same .gvc bytes on every run.
@@ -21,8 +23,8 @@ Determinism (ARCHITECTURE decision 5):
   deterministic too.
 - Same symbols everywhere: the CDF tables come from the model file (never recomputed), and by default
   (`portable_entropy=True`, flagged in the header) every hyperprior's entropy parameters (h_s -> means, scales,
-  which select each symbol's CDF) are computed on the CPU in float32 with one thread
-  (:class:`PortableEntropyParameters`). So a file decodes to the same latents on any device and core count
+  which select each symbol's CDF) are computed on the CPU in float32 with one thread: the explicit
+  `EntropyPlacement` (:func:`entropy_placement`) that the encode and decode strategies hand to every bottleneck. So a file decodes to the same latents on any device and core count
   (GPU encode -> CPU decode included) given the same torch build and CPU instruction set. Across different CPU
   instruction sets or torch builds float32 convolutions may round differently; a scale that lands within an
   ulp of a scale-table boundary would then pick another CDF and corrupt the rest of that frame: not guaranteed.
@@ -37,7 +39,6 @@ Determinism (ARCHITECTURE decision 5):
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -58,8 +59,12 @@ from gvc.codec.bitstream import (
 )
 from gvc.codec.modelfile import model_id as compute_model_id
 from gvc.errors import BitstreamError, GVCError, ModelFileError
-from gvc.models.bottleneck import HyperpriorBottleneck
-from gvc.models.shift import DEFAULT_SHIFT_PERIOD, shift_for_frame
+from gvc.models.bottleneck import EntropyPlacement
+from gvc.models.iframe import IFrameCodec
+from gvc.models.latents import DecodeLatents, EncodeLatents
+from gvc.models.pframe import PFrameCodec
+from gvc.models.shift import shift_for_frame
+from gvc.models.video import GOPState, VideoCodec
 
 #: padding multiple when a model does not state its own `size_multiple`
 DEFAULT_SIZE_MULTIPLE = 64
@@ -92,8 +97,8 @@ def pad_frame(x: torch.Tensor, padded_w: int, padded_h: int) -> torch.Tensor:
 
 
 def is_video_model(model: nn.Module) -> bool:
-    """True for models with P-frames (compress_frame/decompress_frame), False for intra-only codecs."""
-    return hasattr(model, "compress_frame") and hasattr(model, "decompress_frame")
+    """True for models with P-frames (a VideoCodec), False for intra-only codecs."""
+    return isinstance(model, VideoCodec)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -106,15 +111,6 @@ def _model_id_bytes(model: nn.Module) -> bytes:
         return bytes.fromhex(compute_model_id(model))
     except ValueError as e:
         raise ModelFileError(f"model id {compute_model_id(model)!r} is not hex") from e
-
-
-def _bits(likelihoods) -> float:
-    """Estimated bits = sum of -log2 likelihood over every tensor of a (nested) likelihood dict."""
-    if isinstance(likelihoods, torch.Tensor):
-        return float(-torch.log2(likelihoods.detach().double()).sum())
-    if isinstance(likelihoods, dict):
-        return sum(_bits(v) for v in likelihoods.values())
-    return sum(_bits(v) for v in likelihoods)
 
 
 def _flatten_strings(strings) -> list[bytes]:
@@ -157,71 +153,11 @@ def deterministic():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev[4], prev[5]
 
 
-@contextlib.contextmanager
-def _num_threads(n: int):
-    prev = torch.get_num_threads()
-    if prev != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if prev != n:
-            torch.set_num_threads(prev)
-
-
-class PortableEntropyParameters:
-    """Computes every hyperprior's entropy parameters (h_s: means and scales) on the CPU, in float32, with
-    `threads` intra-op threads, whatever device and thread count the rest of the model uses.
-
-    The scales pick the coder's CDF per symbol, so encoder and decoder must get bit-identical scales: with h_s
-    fixed to one CPU thread they do on any device and core count (GPU encode, CPU decode included), given the
-    same torch build and CPU instruction set. The CPU float32 copies of h_s are taken once, at construction
-    (for a model already on the CPU in float32 the towers themselves are used); `patched()` installs them on the
-    bottlenecks' `entropy_parameters` for the duration of a block.
-    """
-
-    def __init__(self, model: nn.Module, threads: int = ENTROPY_THREADS):
-        self.threads = int(threads)
-        self._items = []
-        for bn in model.modules():
-            if isinstance(bn, HyperpriorBottleneck):
-                towers = []
-                for t in (bn.h_s_mean, bn.h_s_scale):
-                    on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in t.parameters())
-                    towers.append(t if on_cpu else copy.deepcopy(t).to("cpu", torch.float32))
-                self._items.append((bn, tuple(towers)))
-
-    def _fn(self, towers):
-        def entropy_parameters(z_hat: torch.Tensor):
-            with _num_threads(self.threads):
-                z = z_hat.detach().to("cpu", torch.float32)
-                means, scales = towers[0](z), towers[1](z)
-            return means.to(z_hat.device), scales.to(z_hat.device)
-
-        return entropy_parameters
-
-    @contextlib.contextmanager
-    def patched(self):
-        done = []
-        try:
-            for bn, towers in self._items:
-                if "entropy_parameters" in vars(bn):
-                    raise GVCError("entropy parameters are already patched (nested coding of one model?)")
-                bn.entropy_parameters = self._fn(towers)
-                done.append(bn)
-            yield
-        finally:
-            for bn in done:
-                del bn.entropy_parameters
-
-
-@contextlib.contextmanager
-def _entropy_mode(portable: PortableEntropyParameters | None):
-    if portable is None:
-        yield
-    else:
-        with portable.patched():
-            yield
+def entropy_placement(portable: bool) -> EntropyPlacement | None:
+    """Where the hyper-synthesis that picks each symbol's CDF runs for a stream: portable (the header's
+    `portable_entropy`): CPU, float32, ENTROPY_THREADS threads, whatever the model's device; else None (the
+    model's own device and thread count). A fresh placement per encode / decode (it caches copies of h_s)."""
+    return EntropyPlacement("cpu", torch.float32, ENTROPY_THREADS) if portable else None
 
 
 @contextlib.contextmanager
@@ -244,19 +180,20 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
 
 class _IntraCoder:
-    """Every frame an I-frame: strings [y, z], one shape (h_z, w_z)."""
+    """Every frame an I-frame (an IFrameCodec): strings [y, z], one shape (h_z, w_z)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, placement: EntropyPlacement | None):
         self.model = model
+        self.placement = placement
 
     def encode(self, x: torch.Tensor, index: int, estimate: bool):
-        out = self.model.compress(x)
-        est = _bits(self.model(x, mode="round")["likelihoods"]) if estimate else None
+        """-> (packet, estimated bits or None); the estimate comes from the same pass as the strings."""
+        out = self.model.code(x, EncodeLatents(self.placement, estimate), synthesize=False)
         packet = FramePacket(
-            "I", index, tuple(_flatten_strings(out["strings"])), (_shape_tuple(out["shape"]),)
+            "I", index, tuple(_flatten_strings(out["strings"])), (_shape_tuple(out["shapes"][0]),)
         )
         _check_shapes(packet, [_z_shape(self.model, x.shape[-1], x.shape[-2])], "encoder")
-        return packet, None, est
+        return packet, out.estimated_bits()
 
     def decode(self, packet: FramePacket, padded_w: int, padded_h: int) -> torch.Tensor:
         if packet.frame_type != "I" or len(packet.shapes) != 1 or len(packet.strings) != 2:
@@ -266,8 +203,10 @@ class _IntraCoder:
                 "was it encoded with this kind of model?"
             )
         _check_shapes(packet, [_z_shape(self.model, padded_w, padded_h)], "decoder")
-        strings = [[s] for s in packet.strings]
-        return self.model.decompress(strings, packet.shapes[0])["x_hat"]
+        latents = DecodeLatents.from_packet(
+            [""], [[s] for s in packet.strings], packet.shapes, self.placement
+        )
+        return self.model.code(None, latents)["x_hat"].clamp(0.0, 1.0)
 
 
 def _check_shapes(packet: FramePacket, expected: list[tuple[int, int]], where: str) -> None:
@@ -286,52 +225,40 @@ def _z_shape(model: nn.Module, padded_w: int, padded_h: int) -> tuple[int, int]:
     return padded_h // m, padded_w // m
 
 
-def _frame_coder(model: nn.Module):
-    if is_video_model(model):
-        return _VideoCoder(model)
-    if hasattr(model, "compress") and hasattr(model, "decompress"):
-        return _IntraCoder(model)
-    raise ModelFileError(f"{type(model).__name__} cannot code frames (no compress/decompress)")
+def _frame_coder(model: nn.Module, placement: EntropyPlacement | None, gop: int = 0):
+    if isinstance(model, VideoCodec):
+        return _VideoCoder(model, placement, gop)
+    if isinstance(model, IFrameCodec):
+        return _IntraCoder(model, placement)
+    raise ModelFileError(f"{type(model).__name__} cannot code frames (not an IFrameCodec or VideoCodec)")
 
 
 class _VideoCoder:
-    """Low-delay I/P coding with a `gvc.models.video.VideoCodec`: I-frames [y, z] with one shape (h_z, w_z);
-    P-frames [flow_y, flow_z, res_y, res_z] with shapes [flow (h_z, w_z), res (h_z, w_z)] and the shift applied."""
+    """Low-delay I/P coding with a VideoCodec: one GOPState carried from frame to frame and one
+    `VideoCodec.step` per frame (EncodeLatents to write, DecodeLatents to read). I-frames [y, z] with one
+    shape (h_z, w_z); P-frames [flow_y, flow_z, res_y, res_z] with shapes [flow, res] and the shift applied."""
 
     I_STRINGS, P_STRINGS = 2, 4
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: VideoCodec, placement: EntropyPlacement | None, gop: int = 0):
         self.model = model
-        self.period = int(getattr(model, "shift_period", DEFAULT_SHIFT_PERIOD))
+        self.placement = placement
+        self.period = int(model.shift_period)
+        self.state = GOPState(period=gop)
 
-    def _shift(self, index: int) -> tuple[int, int]:
-        if hasattr(self.model, "shift_for_frame"):
-            return tuple(int(s) for s in self.model.shift_for_frame(index))
-        return shift_for_frame(index, self.period)
-
-    def encode(self, x: torch.Tensor, index: int, ref: torch.Tensor | None, intra: bool, estimate: bool):
-        """-> (packet, x_hat (the decoder's reconstruction, padded, in [0, 1]), estimated bits or None)."""
-        if intra:
-            out = self.model.compress_frame(x, None)
-            shapes = (_shape_tuple(out["shape"]),)
-            shift = (0, 0)
-        else:
-            out = self.model.compress_frame(x, ref, shift=self._shift(index))
-            shapes = tuple(_shape_tuple(s) for s in out["shape"])
-            shift = tuple(int(s) for s in out.get("shift", self._shift(index)))
+    def encode(self, x: torch.Tensor, estimate: bool):
+        """-> (packet, estimated bits or None) for frame `state.index`; the state moves on to the next."""
+        index = self.state.index
+        out = self.model.step(x, self.state, EncodeLatents(self.placement, estimate))
         packet = FramePacket(
-            "I" if intra else "P", index, tuple(_flatten_strings(out["strings"])), shapes, shift
+            out["frame_type"],
+            index,
+            tuple(_flatten_strings(out["strings"])),
+            tuple(_shape_tuple(s) for s in out["shapes"]),
+            tuple(int(s) for s in out["shift"]),
         )
         _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
-        est = None
-        if estimate:
-            if intra:
-                lik = self.model.iframe(x, mode="round")["likelihoods"]
-            else:
-                flow_ref = self.model.estimate_flow(ref, x)
-                lik = self.model.pframe(x, ref, flow_ref, shift=shift, mode="round")["likelihoods"]
-            est = _bits(lik)
-        return packet, out["x_hat"], est
+        return packet, out.estimated_bits()
 
     def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
         """z shapes of a frame: I (iframe grid); P: flow and residual (pframe grid)."""
@@ -339,34 +266,37 @@ class _VideoCoder:
             return [_z_shape(self.model.iframe, padded_w, padded_h)]
         return [_z_shape(self.model.pframe, padded_w, padded_h)] * 2
 
-    def decode(
-        self, packet: FramePacket, ref: torch.Tensor | None, padded_w: int, padded_h: int
-    ) -> torch.Tensor:
-        """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; ref = the previous decoded frame (padded)."""
+    def decode(self, packet: FramePacket, padded_w: int, padded_h: int) -> torch.Tensor:
+        """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; the state's reference is the previous decoded frame."""
         i = packet.index
-        strings = [[s] for s in packet.strings]
         if packet.frame_type == "I":
             if len(packet.strings) != self.I_STRINGS or len(packet.shapes) != 1:
                 raise BitstreamError(
                     f"frame {i}: I-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
                     f"(expected {self.I_STRINGS} and 1): corrupted file or another model"
                 )
-            _check_shapes(packet, self._expected("I", padded_w, padded_h), "decoder")
-            return self.model.decompress_frame(strings, packet.shapes[0], None)["x_hat"]
-        if ref is None:
-            raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
-        if len(packet.strings) != self.P_STRINGS or len(packet.shapes) != 2:
-            raise BitstreamError(
-                f"frame {i}: P-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
-                f"(expected {self.P_STRINGS} and 2): corrupted file or another model"
-            )
-        if not all(0 <= s < self.period for s in packet.shift):
-            raise BitstreamError(
-                f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
-            )
-        _check_shapes(packet, self._expected("P", padded_w, padded_h), "decoder")
-        out = self.model.decompress_frame(strings, list(packet.shapes), ref, shift=tuple(packet.shift))
-        return out["x_hat"]
+            names: tuple[str, ...] = ("",)
+        else:
+            if self.state.ref is None:
+                raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
+            if len(packet.strings) != self.P_STRINGS or len(packet.shapes) != 2:
+                raise BitstreamError(
+                    f"frame {i}: P-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
+                    f"(expected {self.P_STRINGS} and 2): corrupted file or another model"
+                )
+            if not all(0 <= s < self.period for s in packet.shift):
+                raise BitstreamError(
+                    f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
+                )
+            names = PFrameCodec.LATENTS
+        _check_shapes(packet, self._expected(packet.frame_type, padded_w, padded_h), "decoder")
+        latents = DecodeLatents.from_packet(
+            names, [[s] for s in packet.strings], packet.shapes, self.placement
+        )
+        self.state.index = i
+        self.state.frame_type = packet.frame_type
+        self.state.shift = tuple(packet.shift) if packet.frame_type == "P" else None
+        return self.model.step(None, self.state, latents)["x_hat"]
 
 
 # ------------------------------------------------------------------------------------------------ encode
@@ -468,8 +398,8 @@ def encode_video(
     own device. out: a path or a writable binary file object (written packet by packet; a non-seekable one gets a
     stream with the frame count left unknown). gop: I-frame period for video models (None/<= 0: only the first
     frame); intra-only models code every frame as I. frames: code only the first N frames. estimate: also
-    compute the likelihood estimate of each frame's bits (a second forward pass). portable_entropy: compute the
-    entropy parameters on the CPU with one thread (PortableEntropyParameters; recorded in the header, the decoder
+    keep the likelihood estimate of each frame's bits (from the encoding pass itself). portable_entropy: compute
+    the entropy parameters on the CPU with one thread (`entropy_placement`; recorded in the header, the decoder
     follows it); False runs them on the model's device (faster on a GPU; decode on the same kind of device with
     the same thread count). Returns EncodeStats.
     """
@@ -492,9 +422,9 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
     n = len(reader) if frames is None else min(int(frames), len(reader))
     if n <= 0:
         raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
-    coder = _frame_coder(model)
-    video = isinstance(coder, _VideoCoder)
+    video = is_video_model(model)
     gop_h = (0 if gop is None or gop <= 0 else int(gop)) if video else 1
+    coder = _frame_coder(model, entropy_placement(portable_entropy), gop_h)
     mult = size_multiple(model)
     pw, ph = padded_size(reader.width, reader.height, mult)
     mid = _model_id_bytes(model)
@@ -535,21 +465,10 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
     ok = False
     try:
         writer = BitstreamWriter(f, header)
-        ref = None
-        portable = PortableEntropyParameters(model) if portable_entropy else None
-        with (
-            deterministic(),
-            _eval_mode(model),
-            _entropy_mode(portable),
-            _progress(n, "encode", progress) as bar,
-        ):
+        with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
             for i, rgb in enumerate(reader.iter_rgb(0, n)):
                 x = pad_frame(rgb.to(device=device, dtype=torch.float32)[None], pw, ph)
-                if video:
-                    intra = i == 0 or (gop_h > 0 and i % gop_h == 0)
-                    packet, ref, est = coder.encode(x, i, ref, intra, estimate)
-                else:
-                    packet, _, est = coder.encode(x, i, estimate)
+                packet, est = coder.encode(x, estimate) if video else coder.encode(x, i, estimate)
                 nbytes = writer.write_packet(packet)
                 stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est))
                 bar.update(1)
@@ -613,8 +532,6 @@ class DecodedVideo:
                 f"{self.name}: padded size {h.padded_width}x{h.padded_height} for {h.width}x{h.height} does not fit "
                 f"the model's multiple {mult}: corrupted file"
             )
-        self.coder = _frame_coder(model)
-        self._portable = PortableEntropyParameters(model) if h.portable_entropy else None
         self._iterated = False
 
     width = property(lambda self: self.header.width)
@@ -642,16 +559,11 @@ class DecodedVideo:
 
     def _decode(self, reader: BitstreamReader) -> Iterator[torch.Tensor]:
         h = self.header
-        video = isinstance(self.coder, _VideoCoder)
-        ref = None
+        coder = _frame_coder(self.model, entropy_placement(h.portable_entropy), h.gop)
         with _progress(h.frame_count, "decode", self.progress) as bar:
             for packet in reader:
-                with deterministic(), _eval_mode(self.model), _entropy_mode(self._portable):
-                    if video:
-                        x_hat = self.coder.decode(packet, ref, h.padded_width, h.padded_height)
-                        ref = x_hat
-                    else:
-                        x_hat = self.coder.decode(packet, h.padded_width, h.padded_height)
+                with deterministic(), _eval_mode(self.model):
+                    x_hat = coder.decode(packet, h.padded_width, h.padded_height)
                 if x_hat.shape[-2:] != (h.padded_height, h.padded_width):
                     raise BitstreamError(
                         f"{self.name}: frame {packet.index} decoded to {tuple(x_hat.shape[-2:])}, the header says "
@@ -690,6 +602,7 @@ __all__ = [
     "padded_size",
     "size_multiple",
     "is_video_model",
+    "entropy_placement",
     "deterministic",
     "stream_bpp",
 ]

@@ -7,15 +7,79 @@ towers of h_s(z_hat). Rates are likelihoods (probabilities of the quantization b
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from compressai.models.utils import update_registered_buffers
 from torch import nn
 
 from gvc.models.quantization import MODES, quantize, ste_round
 
 _ENTROPY_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
+#: the CDF buffers (data-dependent sizes) of each entropy model, as compressai's CompressionModel names them
+_RESIZED_BUFFERS = (
+    ("entropy_bottleneck", _ENTROPY_BUFFERS),
+    ("gaussian_conditional", (*_ENTROPY_BUFFERS, "scale_table")),
+)
+
+
+@contextlib.contextmanager
+def _num_threads(n: int | None):
+    prev = torch.get_num_threads()
+    change = n is not None and prev != n
+    if change:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(prev)
+
+
+class EntropyPlacement:
+    """Where (device, dtype, intra-op threads) the hyper-synthesis h_s runs when a bitstream is coded.
+
+    h_s(z_hat) gives the means and scales; the scales pick each symbol's CDF, so encoder and decoder must get
+    bit-identical scales. Passing the same placement to `compress` and `decompress` (the default of gvc.codec:
+    CPU, float32, one thread) makes them independent of the device, dtype and thread count the rest of the model
+    runs with (GPU encode -> CPU decode included), given the same torch build and CPU instruction set. The
+    towers are copied to the placement once per bottleneck (for a bottleneck already there the towers
+    themselves are used); a placement object is meant to live for one encode or decode, so the copies never go
+    stale. Results come back on z_hat's device in z_hat's dtype.
+    """
+
+    def __init__(
+        self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, threads: int | None = 1
+    ):
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.threads = None if threads is None else int(threads)
+        self._towers: dict[int, tuple[nn.Module, nn.Module, nn.Module]] = {}
+
+    def __repr__(self) -> str:
+        return f"EntropyPlacement(device={str(self.device)!r}, dtype={self.dtype}, threads={self.threads})"
+
+    def _placed(self, bn: HyperpriorBottleneck) -> tuple[nn.Module, nn.Module]:
+        item = self._towers.get(id(bn))
+        if item is None or item[0] is not bn:
+            towers = []
+            for t in (bn.h_s_mean, bn.h_s_scale):
+                here = all(p.device == self.device and p.dtype == self.dtype for p in t.parameters())
+                towers.append(t if here else copy.deepcopy(t).to(self.device, self.dtype))
+            item = (bn, *towers)
+            self._towers[id(bn)] = item
+        return item[1], item[2]
+
+    def entropy_parameters(self, bn: HyperpriorBottleneck, z_hat: torch.Tensor):
+        mean_tower, scale_tower = self._placed(bn)
+        with _num_threads(self.threads), torch.no_grad():
+            z = z_hat.detach().to(self.device, self.dtype)
+            means, scales = mean_tower(z), scale_tower(z)
+        return means.to(z_hat.device, z_hat.dtype), scales.to(z_hat.device, z_hat.dtype)
 
 
 def scale_table(scale_min: float, scale_max: float, levels: int) -> torch.Tensor:
@@ -23,8 +87,14 @@ def scale_table(scale_min: float, scale_max: float, levels: int) -> torch.Tensor
     return torch.exp(torch.linspace(math.log(scale_min), math.log(scale_max), levels))
 
 
-class HyperpriorBottleneck(nn.Module):
+class HyperpriorBottleneck(CompressionModel):
     """Hyperprior entropy model for a latent y with `latent_channels` channels; y's H, W must be multiples of 4.
+
+    A compressai `CompressionModel` (its `aux_loss`; `update` with this model's own scale table); the CDF
+    buffers are resized with compressai's `update_registered_buffers` on every load, also when the bottleneck
+    is nested in a larger module (a Lightning checkpoint), where CompressionModel.load_state_dict is not called.
+    Likelihoods of externally quantized values (STE, soft-round modes) use the entropy models' `_likelihood`:
+    their public forward() quantizes by itself (noise, or rounding without gradient).
 
     h_a: conv3x3 C_z ReLU, conv5x5 s2 C_z ReLU, conv5x5 s2 C_z.
     h_s: two towers (mean, scale), each deconv5x5 s2 C_z ReLU x2, conv3x3 C_y.
@@ -90,8 +160,12 @@ class HyperpriorBottleneck(nn.Module):
                 lik = gc.likelihood_lower_bound(lik)
         return lik
 
-    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h_s(z_hat) -> (means, scales), each (B, C_y, 4h, 4w)."""
+    def entropy_parameters(
+        self, z_hat: torch.Tensor, placement: EntropyPlacement | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """h_s(z_hat) -> (means, scales), each (B, C_y, 4h, 4w); on the model's device, or at `placement`."""
+        if placement is not None:
+            return placement.entropy_parameters(self, z_hat)
         return self.h_s_mean(z_hat), self.h_s_scale(z_hat)
 
     def coder_scales(self, scales: torch.Tensor) -> torch.Tensor:
@@ -170,58 +244,67 @@ class HyperpriorBottleneck(nn.Module):
 
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()
-    def compress(self, y: torch.Tensor) -> dict:
+    def compress(
+        self, y: torch.Tensor, placement: EntropyPlacement | None = None, likelihoods: bool = False
+    ) -> dict:
         """Entropy-code y. Returns dict(strings=[y_strings, z_strings] (lists of bytes, one per batch item),
-        shape=(h_z, w_z), y_hat) where y_hat equals `decompress(...)["y_hat"]` and forward(mode="round")."""
+        shape=(h_z, w_z), y_hat, z_hat) where y_hat equals `decompress(...)["y_hat"]` (same placement) and
+        forward(mode="round"). likelihoods=True adds likelihoods={"y", "z"} of the rounded latents under the
+        coder's scales (forward(mode="round")'s: -log2 is the code length up to the coder's flush)."""
         self._check(y)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        means, scales = self.entropy_parameters(z_hat)
+        means, scales = self.entropy_parameters(z_hat, placement)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = torch.round(y - means) + means
-        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:]), "y_hat": y_hat}
+        out = {
+            "strings": [y_strings, z_strings],
+            "shape": tuple(z.shape[-2:]),
+            "y_hat": y_hat,
+            "z_hat": z_hat,
+        }
+        if likelihoods:
+            out["likelihoods"] = {
+                "y": self._y_likelihood(y_hat, self.coder_scales(scales), means),
+                "z": self._z_likelihood(z_hat),
+            }
+        return out
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape) -> dict:
-        """Inverse of `compress`: strings=[y_strings, z_strings], shape=(h_z, w_z) -> dict(y_hat, z_hat)."""
+    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None) -> dict:
+        """Inverse of `compress` (with the same placement): strings=[y_strings, z_strings], shape=(h_z, w_z)
+        -> dict(y_hat, z_hat)."""
         if len(strings) != 2:
             raise ValueError(f"expected strings=[y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], tuple(shape))
-        means, scales = self.entropy_parameters(z_hat)
+        means, scales = self.entropy_parameters(z_hat, placement)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
         return {"y_hat": y_hat, "z_hat": z_hat}
 
-    def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
-        """Build the CDF tables of both entropy models (call after training, before compress/decompress).
+    def update(self, scale_table=None, force: bool = True, update_quantiles: bool = False) -> bool:
+        """Build the CDF tables of both entropy models (call after training, before compress/decompress);
+        compressai's CompressionModel.update with this bottleneck's scale table unless one is given.
 
         `update_quantiles=True` first recomputes the z quantiles by bisection (exact, instead of relying on
         aux_loss training); this changes the z medians and hence the rounding of z.
         """
-        updated = self.entropy_bottleneck.update(force=force, update_quantiles=update_quantiles)
-        updated |= self.gaussian_conditional.update_scale_table(
-            self.gaussian_conditional.scale_table, force=force
-        )
-        return updated
+        if scale_table is None:
+            scale_table = self.gaussian_conditional.scale_table
+        return super().update(scale_table=scale_table, force=force, update_quantiles=update_quantiles)
 
-    def aux_loss(self) -> torch.Tensor:
-        """Quantile loss of the factorized z prior (optimize the `quantiles` parameter with it)."""
-        return self.entropy_bottleneck.loss()
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module's load: the buffers are resized in `_load_from_state_dict`, which also runs for nested
+        loads and partial state dicts (CompressionModel.load_state_dict needs every CDF key)."""
+        return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # CDF buffers have data-dependent sizes: resize ours to the incoming ones before the copy.
-        for name, module in (
-            ("entropy_bottleneck", self.entropy_bottleneck),
-            ("gaussian_conditional", self.gaussian_conditional),
-        ):
-            names = _ENTROPY_BUFFERS + (("scale_table",) if name == "gaussian_conditional" else ())
-            for buf in names:
-                key = f"{prefix}{name}.{buf}"
-                if key in state_dict:
-                    old = getattr(module, buf)
-                    module._buffers[buf] = torch.empty(
-                        state_dict[key].shape, dtype=state_dict[key].dtype, device=old.device
-                    )
+        for name, buffers in _RESIZED_BUFFERS:
+            present = [b for b in buffers if f"{prefix}{name}.{b}" in state_dict]
+            update_registered_buffers(
+                getattr(self, name), f"{prefix}{name}", present, state_dict, policy="resize"
+            )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -198,15 +198,16 @@ ESTIMATORS = {"DISFlow": DISFlow, "RAFTFlow": RAFTFlow}
 
 
 def build_flow_estimator(spec: dict | FlowEstimator) -> FlowEstimator:
-    """A FlowEstimator from a module (returned as is) or a dict {"class": name, **kwargs}; name is "DISFlow",
-    "RAFTFlow" or their full path "gvc.models.flow.DISFlow" ("_target_" is accepted for "class")."""
+    """A FlowEstimator from a module (returned as is) or a dict {"_target_": name, **kwargs}; name is "DISFlow",
+    "RAFTFlow" or their full path "gvc.models.flow.DISFlow". "class" is read in place of "_target_" (the spelling
+    of model files written before `_target_` became the only one)."""
     if isinstance(spec, FlowEstimator):
         return spec
     if not isinstance(spec, dict):
         raise ConfigError(f"flow estimator spec must be a dict or a FlowEstimator, got {type(spec).__name__}")
     kwargs = dict(spec)
-    name = kwargs.pop("class", None) or kwargs.pop("_target_", None) or "DISFlow"
-    kwargs.pop("_target_", None)
+    name = kwargs.pop("_target_", None) or kwargs.pop("class", None) or "DISFlow"
+    kwargs.pop("class", None)
     short = str(name).removeprefix("gvc.models.flow.")
     if short not in ESTIMATORS:
         raise ConfigError(
@@ -217,7 +218,7 @@ def build_flow_estimator(spec: dict | FlowEstimator) -> FlowEstimator:
 
 def flow_spec(estimator: FlowEstimator) -> dict:
     """The JSON-serialisable dict `build_flow_estimator` rebuilds `estimator` from."""
-    return {"class": f"gvc.models.flow.{type(estimator).__name__}", **estimator.config}
+    return {"_target_": f"gvc.models.flow.{type(estimator).__name__}", **estimator.config}
 
 
 __all__ = ["FlowEstimator", "DISFlow", "RAFTFlow", "build_flow_estimator", "flow_spec", "ESTIMATORS"]

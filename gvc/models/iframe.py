@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gvc.models.bottleneck import HyperpriorBottleneck
+from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
 from gvc.models.layers import ChannelNorm, ConvNormAct, DeconvNormAct, ResidualBlock, conv
 
 
@@ -128,31 +129,44 @@ class IFrameCodec(nn.Module):
                 f"got {tuple(x.shape)}; pad the frame first (the codec layer does)"
             )
 
-    def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> dict:
-        """x (B,3,H,W) in [0,1] -> dict(x_hat (unclamped), likelihoods={"y","z"}, likelihoods_q (rounded
-        latents, no gradient: what the file carries), y_hat). See
+    def code(self, x: torch.Tensor | None, latents: LatentCoding, synthesize: bool = True) -> FrameOut:
+        """The I-frame pipeline, once for training, encoding and decoding: y = g_a(x) -> latent "" coded by
+        `latents` (gvc.models.latents) -> x_hat = g_s(y_hat). x may be None when decoding (g_a never runs).
+
+        -> FrameOut(frame_type "I", x_hat (not clamped; None with synthesize=False), y_hat, likelihoods {"y",
+        "z"} and likelihoods_q (the rounded latents'), strings [y, z] and shapes [(h_z, w_z)] when coding a file).
+        """
+        if latents.encodes:
+            self.check_input(x)
+        out = FrameOut("I")
+        lat = out.add_latent("", latents.code("", self.bottleneck, lambda: self.g_a(x)))
+        out["y_hat"] = lat.y_hat
+        out["x_hat"] = self.g_s(lat.y_hat) if synthesize else None
+        return out
+
+    def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> FrameOut:
+        """x (B,3,H,W) in [0,1] -> FrameOut(x_hat (unclamped), likelihoods={"y","z"}, likelihoods_q (rounded
+        latents, no gradient: what the file carries), y_hat) by `code` with TrainLatents(mode). See
         HyperpriorBottleneck.forward for the modes; mode="round" gives exactly what compress/decompress give."""
-        self.check_input(x)
-        y = self.g_a(x)
-        out = self.bottleneck(y, mode=mode, **qparams)
+        return self.code(x, TrainLatents(mode, **qparams))
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, placement: EntropyPlacement | None = None) -> dict:
+        """x (B,3,H,W) in [0,1] -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat, likelihoods
+        (the rounded latents': the bit estimate)); no synthesis."""
+        out = self.code(x, EncodeLatents(placement), synthesize=False)
         return {
-            "x_hat": self.g_s(out["y_hat"]),
-            "likelihoods": out["likelihoods"],
-            "likelihoods_q": out["likelihoods_q"],
+            "strings": out["strings"],
+            "shape": out["shapes"][0],
             "y_hat": out["y_hat"],
+            "likelihoods": out["likelihoods_q"],
         }
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
-        """x (B,3,H,W) in [0,1] -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat)."""
-        self.check_input(x)
-        return self.bottleneck.compress(self.g_a(x))
-
-    @torch.no_grad()
-    def decompress(self, strings: list, shape) -> dict:
+    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None) -> dict:
         """Inverse of compress -> dict(x_hat (B,3,H,W) clamped to [0,1], y_hat)."""
-        y_hat = self.bottleneck.decompress(strings, shape)["y_hat"]
-        return {"x_hat": self.g_s(y_hat).clamp(0.0, 1.0), "y_hat": y_hat}
+        out = self.code(None, DecodeLatents.from_packet([""], strings, [shape], placement))
+        return {"x_hat": out["x_hat"].clamp(0.0, 1.0), "y_hat": out["y_hat"]}
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build entropy-coder CDFs; see HyperpriorBottleneck.update."""

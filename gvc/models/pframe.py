@@ -27,8 +27,10 @@ G_I's head conv, before the head's second CN. So at initialization G_res(y_res_h
 exactly, for any y_free. (Concatenating y_free before G_I's first ChannelNorm could not reproduce G_I: that norm
 mixes statistics over all input channels.)
 
-One code path: `forward(mode=...)` with the quantization modes of `gvc.models.quantization`, and
-compress/decompress that call the same helpers; forward(mode="round") gives the decoder's x_hat (before clamp).
+One code path: `code(x, x_ref_hat, latents, ...)` is the pipeline; `forward(mode=...)` runs it with
+TrainLatents (the quantization modes of `gvc.models.quantization`), `compress` with EncodeLatents and
+`decompress` with DecodeLatents (gvc.models.latents); forward(mode="round") gives the decoder's x_hat (before
+clamp).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvc.models.bottleneck import HyperpriorBottleneck
+from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
 from gvc.models.layers import ChannelNorm, conv
 from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
 from gvc.models.shift import shift_for_frame as _shift_for_frame
@@ -101,6 +104,9 @@ class PFrameCodec(nn.Module):
     the flow branch; false: y_free = E_I(sg(prediction))).
     shift_period: the range [0, period) of shifts (E_res's stride).
     """
+
+    #: the latents a P-frame codes, in coding (and packet) order
+    LATENTS = ("flow", "res")
 
     def __init__(
         self,
@@ -318,7 +324,63 @@ class PFrameCodec(nn.Module):
     def _reference(self, x_ref_hat: torch.Tensor) -> torch.Tensor:
         return x_ref_hat.detach() if self.config["detach_reference"] else x_ref_hat
 
-    # ------------------------------------------------------------------ training / evaluation
+    # ------------------------------------------------------------------ the pipeline
+    def code(
+        self,
+        x: torch.Tensor | None,
+        x_ref_hat: torch.Tensor,
+        latents: LatentCoding,
+        flow_ref: torch.Tensor | None = None,
+        shift=(0, 0),
+        residual: bool = True,
+    ) -> FrameOut:
+        """The P-frame pipeline, once for training, encoding and decoding (`latents`: gvc.models.latents).
+
+        Flow first: the flow latent is coded (analysis E_flow(x, sg(x_ref_hat), flow_ref)); the prediction comes
+        from the DECODED flow, G_flow(y_flow_hat); then the residual x - prediction is coded (analysis
+        E_res(roll(x - prediction))) and x_hat = prediction + unroll(2 G_res(y_res_hat, y_free) - 1). When
+        decoding (DecodeLatents) x is None and neither analysis runs.
+
+        x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input when encoding).
+        -> FrameOut(frame_type "P", x_hat (not clamped), likelihoods / likelihoods_q {"flow_y", "flow_z",
+        "res_y", "res_z"}, strings [flow_y, flow_z, res_y, res_z] and shapes [flow, res] when coding a file,
+        prediction, y_flow_hat, flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
+        (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied), flow_ref).
+        residual=False (flow warm-up): no residual branch; x_hat = prediction, only the flow latent,
+        y_res_hat / y_free / d_latent None.
+        """
+        if latents.encodes:
+            self.check_input(x, x_ref_hat)
+        shift = self.effective_shift(shift)
+        out = FrameOut("P", shift=shift, flow_ref=flow_ref, y_res_hat=None, y_free=None, d_latent=None)
+        flow = out.add_latent(
+            "flow",
+            latents.code(
+                "flow",
+                self.flow_bottleneck,
+                lambda: self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)),
+            ),
+        )
+        flow_hat, sigma = self.decode_flow(flow.y_hat)
+        prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
+        out.update(
+            x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma, y_flow_hat=flow.y_hat
+        )
+        if not residual:
+            return out
+        res = out.add_latent(
+            "res",
+            latents.code(
+                "res", self.res_bottleneck, lambda: self.res_encoder(apply_shift(x - prediction, shift))
+            ),
+        )
+        y_free = self.free_latent(apply_shift(prediction, shift))
+        out["x_hat"] = prediction + self.synthesize_residual(res.y_hat, y_free, shift)
+        out["y_res_hat"] = res.y_hat
+        out["y_free"] = y_free
+        out["d_latent"] = res.y_hat if y_free is None else torch.cat([res.y_hat, y_free], dim=1)
+        return out
+
     def forward(
         self,
         x: torch.Tensor,
@@ -328,90 +390,43 @@ class PFrameCodec(nn.Module):
         mode: str = "noise",
         residual: bool = True,
         **qparams,
-    ) -> dict:
-        """x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input).
-
-        Returns dict(x_hat (unclamped), likelihoods={"flow_y", "flow_z", "res_y", "res_z"}, likelihoods_q (the
-        same keys for the rounded latents, no gradient: the rate the file carries), prediction, flow_hat
-        (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent (y_res_hat and
-        y_free concatenated: D_P's condition), shift (the roll applied)).
-        residual=False (flow warm-up): no residual branch; x_hat = prediction, only the flow keys in the
-        likelihoods, y_res_hat / y_free / d_latent None.
-        """
-        self.check_input(x, x_ref_hat)
-        shift = self.effective_shift(shift)
-        fb = self.flow_bottleneck(
-            self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)), mode, **qparams
-        )
-        flow_hat, sigma = self.decode_flow(fb["y_hat"])
-        prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
-        out = {
-            "x_hat": prediction,
-            "likelihoods": {"flow_y": fb["likelihoods"]["y"], "flow_z": fb["likelihoods"]["z"]},
-            "likelihoods_q": {"flow_y": fb["likelihoods_q"]["y"], "flow_z": fb["likelihoods_q"]["z"]},
-            "prediction": prediction,
-            "flow_hat": flow_hat,
-            "sigma": sigma,
-            "y_res_hat": None,
-            "y_free": None,
-            "d_latent": None,
-            "shift": shift,
-        }
-        if not residual:
-            return out
-        rb = self.res_bottleneck(self.res_encoder(apply_shift(x - prediction, shift)), mode, **qparams)
-        y_free = self.free_latent(apply_shift(prediction, shift))
-        out["x_hat"] = prediction + self.synthesize_residual(rb["y_hat"], y_free, shift)
-        out["likelihoods"].update(res_y=rb["likelihoods"]["y"], res_z=rb["likelihoods"]["z"])
-        out["likelihoods_q"].update(res_y=rb["likelihoods_q"]["y"], res_z=rb["likelihoods_q"]["z"])
-        out["y_res_hat"] = rb["y_hat"]
-        out["y_free"] = y_free
-        out["d_latent"] = rb["y_hat"] if y_free is None else torch.cat([rb["y_hat"], y_free], dim=1)
-        return out
+    ) -> FrameOut:
+        """`code` with TrainLatents(mode, **qparams) (training / evaluation); see `code` for the output."""
+        return self.code(x, x_ref_hat, TrainLatents(mode, **qparams), flow_ref, shift, residual)
 
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()
     def compress(
-        self, x: torch.Tensor, x_ref_hat: torch.Tensor, flow_ref: torch.Tensor | None = None, shift=(0, 0)
-    ):
-        """-> dict(strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per batch item), shapes=[flow_z_hw,
-        res_z_hw], x_hat (clamped to [0, 1], equal to decompress's), prediction)."""
-        self.check_input(x, x_ref_hat)
-        shift = self.effective_shift(shift)
-        fc = self.flow_bottleneck.compress(self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)))
-        flow_hat, sigma = self.decode_flow(fc["y_hat"])
-        prediction = self.predict(x_ref_hat, flow_hat, sigma)
-        rc = self.res_bottleneck.compress(self.res_encoder(apply_shift(x - prediction, shift)))
-        y_free = self.free_latent(apply_shift(prediction, shift))
-        x_hat = prediction + self.synthesize_residual(rc["y_hat"], y_free, shift)
-        return {
-            "strings": [*fc["strings"], *rc["strings"]],
-            "shapes": [tuple(fc["shape"]), tuple(rc["shape"])],
-            "x_hat": x_hat.clamp(0.0, 1.0),
-            "prediction": prediction,
-        }
+        self,
+        x: torch.Tensor,
+        x_ref_hat: torch.Tensor,
+        flow_ref: torch.Tensor | None = None,
+        shift=(0, 0),
+        placement: EntropyPlacement | None = None,
+    ) -> FrameOut:
+        """`code` with EncodeLatents: FrameOut with strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per
+        batch item), shapes=[flow_z_hw, res_z_hw], x_hat (clamped to [0, 1], equal to decompress's),
+        prediction, likelihoods (the rounded latents': the bit estimate)."""
+        out = self.code(x, x_ref_hat, EncodeLatents(placement), flow_ref, shift)
+        out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
+        return out
 
     @torch.no_grad()
-    def decompress(self, strings: list, shapes, x_ref_hat: torch.Tensor, shift=(0, 0)) -> dict:
-        """Inverse of `compress` given the same reference and shift -> dict(x_hat (B,3,H,W) clamped to [0, 1],
-        prediction, flow_hat, sigma)."""
-        if len(strings) != 4 or len(shapes) != 2:
-            raise ValueError(
-                f"a P-frame needs 4 string lists and 2 shapes, got {len(strings)} and {len(shapes)}"
-            )
-        shift = self.effective_shift(shift)
-        y_flow_hat = self.flow_bottleneck.decompress(list(strings[:2]), tuple(shapes[0]))["y_hat"]
-        flow_hat, sigma = self.decode_flow(y_flow_hat)
-        prediction = self.predict(x_ref_hat, flow_hat, sigma)
-        y_res_hat = self.res_bottleneck.decompress(list(strings[2:]), tuple(shapes[1]))["y_hat"]
-        y_free = self.free_latent(apply_shift(prediction, shift))
-        x_hat = prediction + self.synthesize_residual(y_res_hat, y_free, shift)
-        return {
-            "x_hat": x_hat.clamp(0.0, 1.0),
-            "prediction": prediction,
-            "flow_hat": flow_hat,
-            "sigma": sigma,
-        }
+    def decompress(
+        self,
+        strings: list,
+        shapes,
+        x_ref_hat: torch.Tensor,
+        shift=(0, 0),
+        placement: EntropyPlacement | None = None,
+    ) -> FrameOut:
+        """Inverse of `compress` given the same reference and shift -> FrameOut with x_hat (B,3,H,W) clamped to
+        [0, 1], prediction, flow_hat, sigma."""
+        out = self.code(
+            None, x_ref_hat, DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement), None, shift
+        )
+        out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
+        return out
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the CDF tables of both bottlenecks."""

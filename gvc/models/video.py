@@ -3,25 +3,68 @@
 Frame 0 of a clip (or of a GOP) is coded by the I-frame codec; every later frame is a P-frame predicted from the
 previous reconstruction (clamped to [0, 1], as the decoder has it). The frozen flow estimator runs on the encoder
 side only; it is not part of the weights (a decoder never builds it), so `config["flow"]` is only a spec.
+
+The GOP loop is `step(x, state, latents)`, written once: training (`forward_clip`, TrainLatents), encoding and
+decoding (gvc.codec.coder, EncodeLatents / DecodeLatents) all advance a `GOPState` frame by frame through it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from gvc.models.bottleneck import EntropyPlacement
 from gvc.models.flow import FlowEstimator, build_flow_estimator, flow_spec
 from gvc.models.iframe import IFrameCodec
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
 from gvc.models.pframe import PFrameCodec
 from gvc.models.shift import random_shift
 
 _SUBMODELS = {"iframe": IFrameCodec, "pframe": PFrameCodec}
 
 
+@dataclass
+class GOPState:
+    """Where a low-delay GOP stands before `VideoCodec.step` codes the next frame.
+
+    ref: the reference frame (the previous reconstruction, float32 clamped to [0, 1]: `VideoCodec.reference`),
+    None before the first frame. index: the next frame's index in the sequence. period: the I-frame period
+    (<= 0: only frame 0 is an I-frame). shift: the next P-frame's residual shift (None: the codec draws it;
+    reset after every step). frame_type: force the next frame's type ("I"/"P"; a decoder follows the packet;
+    reset after every step). detach_reference: None follows the P-frame codec's config, True/False overrides it.
+    """
+
+    ref: torch.Tensor | None = None
+    index: int = 0
+    period: int = 0
+    shift: tuple[int, int] | None = None
+    frame_type: str | None = None
+    detach_reference: bool | None = None
+
+    def intra(self) -> bool:
+        """Whether the next frame is an I-frame: forced, else frame 0, a period boundary or no reference."""
+        if self.frame_type is not None:
+            if self.frame_type not in ("I", "P"):
+                raise ValueError(f"frame type must be 'I' or 'P', got {self.frame_type!r}")
+            if self.frame_type == "P" and self.ref is None:
+                raise ValueError(f"frame {self.index}: a P-frame needs a reference frame")
+            return self.frame_type == "I"
+        return self.ref is None or self.index == 0 or (self.period > 0 and self.index % self.period == 0)
+
+    def advance(self, ref: torch.Tensor) -> None:
+        """After a frame: its reconstruction becomes the reference; next index; shift and type reset."""
+        self.ref = ref
+        self.index += 1
+        self.shift = None
+        self.frame_type = None
+
+
 def _build(spec, cls: type, what: str) -> nn.Module:
-    """A `cls` from a module (returned as is), a kwargs dict (an optional "class"/"_target_" key must name `cls`),
-    or a model file's nested {"class_path", "config"} dict."""
+    """A `cls` from a module (returned as is), a kwargs dict (an optional "_target_" key must name `cls`), or a
+    model file's nested {"class_path", "config"} dict."""
     if isinstance(spec, cls):
         return spec
     if not isinstance(spec, dict):
@@ -30,9 +73,8 @@ def _build(spec, cls: type, what: str) -> nn.Module:
         )
     kwargs = dict(spec)
     if set(kwargs) == {"class_path", "config"}:
-        kwargs = {"class": kwargs["class_path"], **kwargs["config"]}
-    name = kwargs.pop("class", None) or kwargs.pop("_target_", None)
-    kwargs.pop("_target_", None)
+        kwargs = {"_target_": kwargs["class_path"], **kwargs["config"]}
+    name = kwargs.pop("_target_", None)
     full = f"{cls.__module__}.{cls.__qualname__}"
     if name is not None and name not in (full, cls.__qualname__):
         raise ValueError(f"VideoCodec {what} must be {full}, got {name!r}")
@@ -43,7 +85,8 @@ class VideoCodec(nn.Module):
     """I-frame codec + P-frame codec + flow-estimator spec.
 
     iframe: IFrameCodec or its kwargs dict; pframe: PFrameCodec or its kwargs dict; flow: FlowEstimator or a
-    dict {"class": "gvc.models.flow.DISFlow", **kwargs} (default DIS "medium"). freeze_iframe: the I-frame
+    dict {"_target_": "gvc.models.flow.DISFlow", **kwargs} (default DIS "medium"; a spec is kept as given, so a
+    model file written with the older spelling "class" keeps its config and hence its model id). freeze_iframe: the I-frame
     codec gets requires_grad False and stays in eval mode (the P-frame stage). checkpoint_pframes: recompute each
     P-frame step in the backward pass (torch.utils.checkpoint) to save memory in long unrolls.
     `config` (JSON) = {"iframe": ..., "pframe": ..., "flow": ..., "freeze_iframe", "checkpoint_pframes"}.
@@ -65,9 +108,7 @@ class VideoCodec(nn.Module):
             self._flow: tuple[FlowEstimator, ...] = (flow,)
             spec = flow_spec(flow)
         else:
-            spec = dict(flow or {"class": "gvc.models.flow.DISFlow"})
-            if "_target_" in spec:
-                spec["class"] = spec.pop("_target_")
+            spec = dict(flow or {"_target_": "gvc.models.flow.DISFlow"})
             self._flow = ()
         self.freeze_iframe = bool(freeze_iframe)
         self.checkpoint_pframes = bool(checkpoint_pframes)
@@ -118,13 +159,55 @@ class VideoCodec(nn.Module):
             return None
         return self.flow_estimator(ref.detach(), x.detach())
 
-    def _iframe_forward(self, x: torch.Tensor, mode: str, **qparams) -> dict:
-        if self.freeze_iframe:  # frozen: code it as the decoder will (mode "round"), no graph
-            with torch.no_grad():
-                out = self.iframe(x, mode="round")
+    def draw_shift(self, index: int) -> tuple[int, int]:
+        """The residual shift of coded frame `index`: random in training mode (with random_shift on), else
+        `shift_for_frame(index)` (what the coder uses and stores in each packet)."""
+        if self.training:
+            return random_shift(self.shift_period) if self.pframe.config["random_shift"] else (0, 0)
+        return self.shift_for_frame(index)
+
+    # ------------------------------------------------------------------ the GOP loop's step
+    def step(
+        self, x: torch.Tensor | None, state: GOPState, latents: LatentCoding, residual: bool = True
+    ) -> FrameOut:
+        """Code frame `state.index` and advance `state` (its reference becomes this frame's reconstruction).
+
+        The one low-delay step for training (TrainLatents, `forward_clip`), encoding (EncodeLatents) and
+        decoding (DecodeLatents, x None; gvc.codec.coder). An I-frame when `state.intra()`, else a P-frame
+        predicted from `state.ref` with shift `state.shift` (None: `draw_shift(index)`); the frozen flow
+        estimator runs only when the strategy encodes. The frozen I-frame codec is coded with
+        `latents.for_frozen()` and no gradient. With a bitstream strategy x_hat is clamped to [0, 1] (the
+        decoder's frame). residual=False: flow-only P-frames (flow warm-up).
+        -> FrameOut (IFrameCodec.code / PFrameCodec.code) with frame_type and shift set.
+        """
+        if state.intra():
+            if self.freeze_iframe:
+                with torch.no_grad():
+                    out = self.iframe.code(x, latents.for_frozen())
+            else:
+                out = self.iframe.code(x, latents)
+            out["shift"] = (0, 0)
         else:
-            out = self.iframe(x, mode=mode, **qparams)
-        return {**out, "frame_type": "I"}
+            shift = state.shift if state.shift is not None else self.draw_shift(state.index)
+            flow_ref = self.estimate_flow(state.ref, x) if latents.encodes else None
+            detach = (
+                self.pframe.config["detach_reference"]
+                if state.detach_reference is None
+                else bool(state.detach_reference)
+            )
+            ref = state.ref.detach() if detach else state.ref
+
+            def p_step(x_, ref_, flow_):
+                return self.pframe.code(x_, ref_, latents, flow_, shift, residual)
+
+            if self.checkpoint_pframes and torch.is_grad_enabled():
+                out = checkpoint(p_step, x, ref, flow_ref, use_reentrant=False)
+            else:
+                out = p_step(x, ref, flow_ref)
+        if latents.bitstream:
+            out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
+        state.advance(self.reference(out["x_hat"]))
+        return out
 
     # ------------------------------------------------------------------ training / evaluation
     def forward_clip(
@@ -135,12 +218,12 @@ class VideoCodec(nn.Module):
         detach_reference: bool | None = None,
         residual: bool = True,
         **qparams,
-    ) -> list[dict]:
-        """clip (B, T, 3, H, W) in [0, 1] -> list of T per-frame dicts.
+    ) -> list[FrameOut]:
+        """clip (B, T, 3, H, W) in [0, 1] -> list of T FrameOuts: `step` over the clip with TrainLatents(mode).
 
-        Frame 0: the I-frame codec's dict (x_hat, likelihoods {"y", "z"}, y_hat; mode "round" and no gradient
-        when the I-frame codec is frozen) plus frame_type "I". Frames t >= 1: PFrameCodec.forward's dict plus
-        frame_type "P" and flow_ref, predicted from the previous x_hat clamped to [0, 1].
+        Frame 0: the I-frame codec's (x_hat, likelihoods {"y", "z"}, y_hat; mode "round" and no gradient when
+        the I-frame codec is frozen), frame_type "I". Frames t >= 1: PFrameCodec.code's output (frame_type "P",
+        flow_ref), predicted from the previous x_hat clamped to [0, 1] in float32.
         shifts: None -> random per P-frame in training mode (when the P-frame codec's random_shift is on) and
         `shift_for_frame(t)` in eval mode; or a list of T (dy, dx) (entry 0 unused).
         detach_reference: None uses pframe.config["detach_reference"]; True/False overrides it for this call
@@ -152,72 +235,38 @@ class VideoCodec(nn.Module):
         t_len = clip.shape[1]
         if shifts is not None and len(shifts) != t_len:
             raise ValueError(f"shifts must have one (dy, dx) per frame ({t_len}), got {len(shifts)}")
-        detach = (
-            self.pframe.config["detach_reference"] if detach_reference is None else bool(detach_reference)
-        )
-        outs = [self._iframe_forward(clip[:, 0], mode, **qparams)]
-        ref = self.reference(outs[0]["x_hat"])
-        for t in range(1, t_len):
-            x = clip[:, t]
-            if shifts is not None:
-                shift = tuple(shifts[t])
-            elif self.training:
-                shift = random_shift(self.shift_period) if self.pframe.config["random_shift"] else (0, 0)
-            else:
-                shift = self.shift_for_frame(t)
-            flow_ref = self.estimate_flow(ref, x)
-            ref_in = ref.detach() if detach else ref
-
-            def step(x_, ref_, flow_, shift=shift):
-                return self.pframe(x_, ref_, flow_, shift=shift, mode=mode, residual=residual, **qparams)
-
-            if self.checkpoint_pframes and torch.is_grad_enabled():
-                out = checkpoint(step, x, ref_in, flow_ref, use_reentrant=False)
-            else:
-                out = step(x, ref_in, flow_ref)
-            outs.append({**out, "frame_type": "P", "flow_ref": flow_ref})
-            ref = self.reference(out["x_hat"])
+        latents = TrainLatents(mode, **qparams)
+        state = GOPState(detach_reference=detach_reference)
+        outs = []
+        for t in range(t_len):
+            if shifts is not None and t > 0:
+                state.shift = tuple(shifts[t])
+            outs.append(self.step(clip[:, t], state, latents, residual=residual))
         return outs
 
-    def forward(self, clip: torch.Tensor, mode: str = "noise", **kwargs) -> list[dict]:
+    def forward(self, clip: torch.Tensor, mode: str = "noise", **kwargs) -> list[FrameOut]:
         """Alias of `forward_clip`."""
         return self.forward_clip(clip, mode=mode, **kwargs)
 
-    # ------------------------------------------------------------------ frame-wise coding (gvc.codec)
+    # ------------------------------------------------------------------ one frame at a time (tests, tools)
     @torch.no_grad()
     def compress_frame(
-        self, x: torch.Tensor, ref: torch.Tensor | None = None, shift=None, frame_index: int | None = None
-    ) -> dict:
-        """Code one frame x (B, 3, H, W) in [0, 1]: an I-frame when ref is None, else a P-frame from ref (the
-        previous decoded frame, (B, 3, H, W) in [0, 1]). shift None: `shift_for_frame(frame_index)`.
+        self,
+        x: torch.Tensor,
+        ref: torch.Tensor | None = None,
+        shift=None,
+        frame_index: int | None = None,
+        placement: EntropyPlacement | None = None,
+    ) -> FrameOut:
+        """`step` with EncodeLatents on one frame x (B, 3, H, W) in [0, 1]: an I-frame when ref is None, else a
+        P-frame from ref (the previous decoded frame). shift None: `shift_for_frame(frame_index)`.
 
-        Returns dict(strings (list of per-item byte lists: [y, z] for I, [flow_y, flow_z, res_y, res_z] for P),
-        shape ((h_z, w_z) for I, [flow, res] shapes for P), x_hat (the decoder's reconstruction, clamped),
-        frame_type "I"/"P", shift (the roll actually applied)).
-        """
-        if ref is None:
-            out = self.iframe.compress(x)
-            x_hat = self.iframe.g_s(out["y_hat"]).clamp(0.0, 1.0)
-            return {
-                "strings": out["strings"],
-                "shape": tuple(out["shape"]),
-                "x_hat": x_hat,
-                "frame_type": "I",
-                "shift": (0, 0),
-            }
-        if shift is None:
-            if frame_index is None:
-                raise ValueError("a P-frame needs its shift or its frame_index")
-            shift = self.shift_for_frame(frame_index)
-        shift = self.pframe.effective_shift(shift)
-        out = self.pframe.compress(x, ref, self.estimate_flow(ref, x), shift)
-        return {
-            "strings": out["strings"],
-            "shape": out["shapes"],
-            "x_hat": out["x_hat"],
-            "frame_type": "P",
-            "shift": shift,
-        }
+        FrameOut with strings ([y, z] for I, [flow_y, flow_z, res_y, res_z] for P), shapes (one z grid per
+        latent; `shape` the same: a tuple for I, the list for P), x_hat (the decoder's frame, clamped),
+        frame_type, shift (the roll actually applied)."""
+        out = self.step(x, self._frame_state(ref, shift, frame_index), EncodeLatents(placement))
+        out["shape"] = out["shapes"][0] if out["frame_type"] == "I" else out["shapes"]
+        return out
 
     @torch.no_grad()
     def decompress_frame(
@@ -227,16 +276,25 @@ class VideoCodec(nn.Module):
         ref: torch.Tensor | None = None,
         shift=None,
         frame_index: int | None = None,
-    ) -> dict:
-        """Inverse of `compress_frame` given the same ref (None for an I-frame) and shift (or frame_index)
-        -> dict(x_hat (B, 3, H, W) clamped to [0, 1])."""
+        placement: EntropyPlacement | None = None,
+    ) -> FrameOut:
+        """Inverse of `compress_frame` given the same ref (None for an I-frame) and shift (or frame_index):
+        `step` with DecodeLatents -> FrameOut with x_hat (B, 3, H, W) clamped to [0, 1]."""
+        intra = ref is None
+        names = ("",) if intra else PFrameCodec.LATENTS
+        shapes = [shape] if intra else list(shape)
+        latents = DecodeLatents.from_packet(names, strings, shapes, placement)
+        return self.step(None, self._frame_state(ref, shift, frame_index), latents)
+
+    def _frame_state(self, ref, shift, frame_index) -> GOPState:
         if ref is None:
-            return self.iframe.decompress(strings, shape)
+            return GOPState(index=0 if frame_index is None else frame_index, frame_type="I")
         if shift is None:
             if frame_index is None:
                 raise ValueError("a P-frame needs its shift or its frame_index")
             shift = self.shift_for_frame(frame_index)
-        return self.pframe.decompress(strings, shape, ref, shift)
+        index = 1 if frame_index is None else frame_index
+        return GOPState(ref=self.reference(ref), index=index, shift=tuple(shift), frame_type="P")
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the entropy-coder CDFs of both codecs."""
@@ -250,4 +308,4 @@ class VideoCodec(nn.Module):
         return loss if self.freeze_iframe else loss + self.iframe.aux_loss()
 
 
-__all__ = ["VideoCodec"]
+__all__ = ["GOPState", "VideoCodec"]

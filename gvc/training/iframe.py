@@ -61,6 +61,14 @@ class IFrameModule(GVCModule):
             raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
         self.size_multiple = int(getattr(codec, "size_multiple", 64))
 
+    @classmethod
+    def from_config(cls, model_cfg, instantiate, lpips, rate_controller, loss: Mapping, stage: Mapping):
+        """Build the stage-1 models from model.iframe and (with loss.gan) model.discriminator_i."""
+        codec = instantiate(model_cfg.iframe, _convert_="all")
+        gan = bool(loss.get("gan", True))
+        disc = instantiate(model_cfg.discriminator_i, _convert_="all") if gan else None
+        return cls(codec, disc, lpips, rate_controller, loss, stage)
+
     # ------------------------------------------------------------------ parts
     def generator_parameters(self):
         return self.codec.named_parameters()

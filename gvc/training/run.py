@@ -141,19 +141,19 @@ def build_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule
 
 
 def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule:
-    stage, loss = _plain(cfg.stage), _plain(cfg.loss)
+    """The module named by stage.module._target_ (a module class's `from_config`, `_partial_: true`)."""
+    if cfg.stage.get("module") is None:
+        raise ConfigError("stage.module is missing: conf/stage/*.yaml names the Lightning module by _target_")
+    build = instantiate(cfg.stage.module)
+    stage = {k: v for k, v in _plain(cfg.stage).items() if k != "module"}
     rate = instantiate(cfg.rate, _convert_="all")
     lpips = build_perceptual(cfg, instantiate)
-    gan = bool(loss.get("gan", True))
-    if stage["name"] == "iframe":
-        from gvc.training.iframe import IFrameModule
-
-        codec = instantiate(cfg.model.iframe, _convert_="all")
-        disc = instantiate(cfg.model.discriminator_i, _convert_="all") if gan else None
-        return IFrameModule(codec, disc, lpips, rate, loss, stage)
-    from gvc.training.pframe import PFrameModule
-
-    return PFrameModule.from_config(cfg.model, instantiate, lpips, rate, loss, stage)
+    module = build(cfg.model, instantiate, lpips, rate, _plain(cfg.loss), stage)
+    if not isinstance(module, L.LightningModule):
+        raise ConfigError(
+            f"stage.module._target_={cfg.stage.module._target_}: built a {type(module).__name__}"
+        )
+    return module
 
 
 def find_resume_checkpoint(cfg: DictConfig) -> Path | None:

@@ -1,0 +1,202 @@
+"""How a frame's latents are coded: the strategy the I-frame and P-frame pipelines are given.
+
+The pipelines (`IFrameCodec.code`, `PFrameCodec.code`, `VideoCodec.step`) are written once; at each latent they
+call ``latents.code(name, bottleneck, analysis)`` where `analysis` is a closure computing the latent y from the
+frame (the encoder networks). The strategy decides what happens there:
+
+- `TrainLatents(mode, **qparams)`: training / evaluation. y = analysis(); the bottleneck quantizes it with one
+  of the modes of `gvc.models.quantization` ("noise", "ste", "round", "softround_kumaraswamy") and returns
+  `likelihoods` (the loss term) and `likelihoods_q` (the rounded latents' likelihoods, no gradient: what the
+  rate controller reads).
+- `EncodeLatents(placement, estimate)`: writing a file. y = analysis() is rounded and entropy-coded; the result
+  keeps the strings, the z grid shape and (estimate=True) the rounded latents' likelihoods under the coder's
+  scales, so a frame's estimated bits come from the same single pass that makes its strings.
+- `DecodeLatents(latents, placement)`: reading a file. The strings of each named latent are decoded; the
+  analysis closure is never called (no encoder network, no flow estimator runs).
+
+`placement` (`gvc.models.bottleneck.EntropyPlacement`, or None for the model's own device) says where the
+hyper-synthesis that picks each symbol's CDF runs; encoder and decoder must use the same one (the container
+records it).
+
+Latent names: the I-frame codec has one latent named "" (likelihood keys "y", "z"); the P-frame codec codes
+"flow" then "res" (keys "flow_y", "flow_z", "res_y", "res_z"). A frame's strings are the latents' [y, z]
+strings in coding order, its shapes the latents' z grids in that order: exactly a packet's layout.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
+
+
+def likelihood_keys(name: str) -> tuple[str, str]:
+    """(y key, z key) of latent `name` in a frame's likelihood dicts: ("y", "z") or ("NAME_y", "NAME_z")."""
+    return ("y", "z") if not name else (f"{name}_y", f"{name}_z")
+
+
+@dataclass
+class LatentOut:
+    """One coded latent. y_hat: what synthesis sees. likelihoods / likelihoods_q: {"y", "z"} (None when
+    decoding, or encoding without the estimate). strings: [y_strings, z_strings] (lists of bytes per batch item)
+    and shape: the z grid (h_z, w_z), when a bitstream is written or read."""
+
+    y_hat: torch.Tensor
+    likelihoods: dict[str, torch.Tensor] | None = None
+    likelihoods_q: dict[str, torch.Tensor] | None = None
+    strings: list | None = None
+    shape: tuple[int, int] | None = None
+
+
+class FrameOut(dict):
+    """A coded frame: a dict (the objectives and tests index it by key) filled by the pipelines.
+
+    Always: x_hat (B, 3, H, W; not clamped when training, clamped to [0, 1] when coding a file), frame_type
+    ("I"/"P"), likelihoods and likelihoods_q (merged over the latents, keys from `likelihood_keys`; empty when
+    decoding). When coding a file: strings (flat list, packet order) and shapes (z grids, packet order).
+    P-frames add prediction, y_flow_hat, flow_hat, sigma, y_res_hat, y_free, d_latent, shift and flow_ref;
+    I-frames y_hat.
+    """
+
+    def __init__(self, frame_type: str, **fields):
+        super().__init__(
+            frame_type=frame_type, likelihoods={}, likelihoods_q={}, strings=[], shapes=[], **fields
+        )
+
+    def add_latent(self, name: str, lat: LatentOut) -> LatentOut:
+        ky, kz = likelihood_keys(name)
+        if lat.likelihoods is not None:
+            self["likelihoods"].update({ky: lat.likelihoods["y"], kz: lat.likelihoods["z"]})
+        if lat.likelihoods_q is not None:
+            self["likelihoods_q"].update({ky: lat.likelihoods_q["y"], kz: lat.likelihoods_q["z"]})
+        if lat.strings is not None:
+            self["strings"].extend(lat.strings)
+            self["shapes"].append(tuple(int(d) for d in lat.shape))
+        return lat
+
+    @property
+    def x_hat(self) -> torch.Tensor:
+        return self["x_hat"]
+
+    @property
+    def frame_type(self) -> str:
+        return self["frame_type"]
+
+    def estimated_bits(self) -> float | None:
+        """sum of -log2 likelihoods of the rounded latents (bits), or None when they were not computed."""
+        lik = self["likelihoods_q"]
+        if not lik:
+            return None
+        return float(sum(-torch.log2(v.detach().double()).sum() for v in lik.values()))
+
+    def payload_bits(self) -> int:
+        """8 x the bytes of the entropy-coded strings (batch size 1 or all items), 0 when none were written."""
+        return 8 * sum(len(s) for per_item in self["strings"] for s in per_item)
+
+
+Analysis = Callable[[], torch.Tensor]
+
+
+class LatentCoding(ABC):
+    """Strategy: how a pipeline's latents are coded (see the module docstring)."""
+
+    #: whether the frame is available (training, encoding): the pipeline may run encoder-side code
+    encodes: bool = True
+    #: whether a bitstream is written or read (reconstructions are then clamped to [0, 1], as decoded)
+    bitstream: bool = True
+
+    def for_frozen(self) -> LatentCoding:
+        """The strategy for a frozen codec (no gradient): coded as the decoder will; itself by default."""
+        return self
+
+    @abstractmethod
+    def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
+        """Code latent `name` of `bottleneck`; `analysis()` computes y (called at most once)."""
+
+
+class TrainLatents(LatentCoding):
+    """Quantize with `mode` (gvc.models.quantization.MODES; qparams: temperature, kumaraswamy_a)."""
+
+    bitstream = False
+
+    def __init__(self, mode: str = "noise", **qparams):
+        self.mode = mode
+        self.qparams = qparams
+
+    def for_frozen(self) -> TrainLatents:
+        """A frozen codec is coded as the decoder will: mode "round"."""
+        return TrainLatents("round")
+
+    def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
+        out = bottleneck(analysis(), mode=self.mode, **self.qparams)
+        return LatentOut(out["y_hat"], out["likelihoods"], out["likelihoods_q"])
+
+
+class EncodeLatents(LatentCoding):
+    """Round and entropy-code; keep strings, shapes and (estimate) the rounded latents' likelihoods."""
+
+    def __init__(self, placement: EntropyPlacement | None = None, estimate: bool = True):
+        self.placement = placement
+        self.estimate = bool(estimate)
+
+    def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
+        out = bottleneck.compress(analysis(), placement=self.placement, likelihoods=self.estimate)
+        lik = out.get("likelihoods")
+        return LatentOut(out["y_hat"], lik, lik, out["strings"], tuple(out["shape"]))
+
+
+class DecodeLatents(LatentCoding):
+    """Decode each named latent from its strings; the analysis closure is never called.
+
+    latents: {name: ([y_strings, z_strings], (h_z, w_z))}, or a frame's flat strings and shapes in packet order
+    via `from_packet`.
+    """
+
+    encodes = False
+
+    def __init__(
+        self, latents: Mapping[str, tuple[Sequence, Sequence[int]]], placement: EntropyPlacement | None = None
+    ):
+        self.latents = dict(latents)
+        self.placement = placement
+
+    @classmethod
+    def from_packet(
+        cls,
+        names: Sequence[str],
+        strings: Sequence,
+        shapes: Sequence,
+        placement: EntropyPlacement | None = None,
+    ) -> DecodeLatents:
+        """names in coding order; strings: 2 per latent ([y, z] each a list of bytes per batch item); shapes:
+        one z grid per latent."""
+        if len(strings) != 2 * len(names) or len(shapes) != len(names):
+            raise ValueError(
+                f"{len(names)} latents need {2 * len(names)} string lists and {len(names)} shapes, got "
+                f"{len(strings)} and {len(shapes)}"
+            )
+        return cls(
+            {n: (list(strings[2 * i : 2 * i + 2]), tuple(shapes[i])) for i, n in enumerate(names)}, placement
+        )
+
+    def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
+        if name not in self.latents:
+            raise ValueError(f"no strings for latent {name!r} (have {sorted(self.latents)})")
+        strings, shape = self.latents[name]
+        out = bottleneck.decompress(list(strings), tuple(shape), placement=self.placement)
+        return LatentOut(out["y_hat"], strings=list(strings), shape=tuple(shape))
+
+
+__all__ = [
+    "DecodeLatents",
+    "EncodeLatents",
+    "FrameOut",
+    "LatentCoding",
+    "LatentOut",
+    "TrainLatents",
+    "likelihood_keys",
+]
