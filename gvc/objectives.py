@@ -52,7 +52,11 @@ class LossWeights:
         for f in fields(cls):
             if f.name not in cfg:
                 raise ConfigError(f"loss.{f.name} is missing: conf/loss/*.yaml sets every loss weight")
-            values[f.name] = bool(cfg[f.name]) if f.type in (bool, "bool") else float(cfg[f.name])
+            v = cfg[f.name]
+            if f.name == "perceptual_crop":
+                values[f.name] = None if v is None else int(v)
+            else:
+                values[f.name] = bool(v) if f.type in (bool, "bool") else float(v)
         return cls(**values)
 
 
