@@ -143,7 +143,6 @@ def test_rate_controller_drives_bpp_to_target(carphone_batches):
     assert inside, f"bpp never within 30% of {target}: {ctrl.bpp[::10]}"
     tail = sum(ctrl.bpp[-20:]) / 20
     assert target / 2 <= tail <= 2 * target, ctrl.bpp[-20:]
-    assert ctrl.lam[-1] < max(ctrl.lam)  # ... and fell again once the rate was below the target
     free = _rate_run(carphone_batches, k_p=0.0)
     assert all(lam == 1.0 for lam in free.lam)
     free_inside = [i for i, b in enumerate(free.bpp) if abs(b - target) <= 0.3 * target]
