@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from gvc.cli_args import add_colour_arguments
 from gvc.errors import ConfigError, GVCError
 
 #: exit status of every user error
@@ -149,24 +150,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--width", type=int, default=None, help="width of a raw .yuv input")
     p.add_argument("--height", type=int, default=None, help="height of a raw .yuv input")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a raw .yuv or PNG-folder input")
-    p.add_argument(
-        "--matrix",
-        choices=["bt709", "bt601"],
-        default=None,
-        help="YUV<->RGB matrix of the source (default: what the file states, else bt709)",
-    )
-    rng = p.add_mutually_exclusive_group()
-    rng.add_argument(
-        "--limited-range",
-        dest="full_range",
-        action="store_const",
-        const=False,
-        default=None,
-        help="the source is limited range (default: what the file states; raw .yuv: full range)",
-    )
-    rng.add_argument(
-        "--full-range", dest="full_range", action="store_const", const=True, help="the source is full range"
-    )
+    add_colour_arguments(p)
     p.add_argument(
         "--device", default="cpu", help="torch device (default cpu; decode on the same kind of device)"
     )

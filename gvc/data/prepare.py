@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gvc.cli_args import add_colour_arguments
 from gvc.data.color import yuv420_to_rgb
 from gvc.data.io import find_videos, open_video
 from gvc.errors import ConfigError, GVCError, VideoFormatError
@@ -50,28 +51,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, default=1, help="random crops per temporal window (default 1)")
     p.add_argument("--max-clips-per-video", type=int, default=0, help="cap of windows per video, 0 = no cap")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
-    p.add_argument(
-        "--matrix",
-        default=None,
-        choices=["bt709", "bt601"],
-        help="YUV->RGB matrix (default: what each file states, else bt709)",
-    )
-    rng = p.add_mutually_exclusive_group()
-    rng.add_argument(
-        "--limited-range",
-        dest="full_range",
-        action="store_const",
-        const=False,
-        default=None,
-        help="read every source as limited range (default: what each file states, else full range)",
-    )
-    rng.add_argument(
-        "--full-range",
-        dest="full_range",
-        action="store_const",
-        const=True,
-        help="read every source as full range",
-    )
+    add_colour_arguments(p)
     p.add_argument(
         "--width", type=int, default=None, help="width of raw .yuv sources without WxH in the name"
     )
