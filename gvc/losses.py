@@ -106,6 +106,11 @@ class LPIPSLoss(nn.Module):
                 path,
             )
         self.pretrained_backbone = have_weights
+        self.spec = {
+            "_target_": "gvc.losses.LPIPSLoss",
+            "weights_path": None if weights_path is None else str(weights_path),
+            "allow_random_init": bool(allow_random_init),
+        }
         self.net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -144,6 +149,7 @@ class STLPIPSLoss(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.pretrained_backbone = True
+        self.spec = {"_target_": "gvc.losses.STLPIPSLoss", "net": net}
 
     def train(self, mode: bool = True):
         """Stays in eval mode (frozen, no dropout) whatever the parent does."""
@@ -152,3 +158,22 @@ class STLPIPSLoss(nn.Module):
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.net(x_hat, x, normalize=True).mean()
+
+
+#: the perceptual losses a recorded `spec` may name
+PERCEPTUAL_LOSSES = {"gvc.losses.LPIPSLoss": LPIPSLoss, "gvc.losses.STLPIPSLoss": STLPIPSLoss}
+
+
+def perceptual_from_spec(spec: Mapping) -> nn.Module:
+    """Rebuild a perceptual loss from its `spec` ({"_target_": "gvc.losses.LPIPSLoss" | "gvc.losses.STLPIPSLoss",
+    **kwargs}, as the module records it and a model file's training record carries it), without Hydra.
+    ValueError for another target or bad kwargs; MissingWeightsError when its weights are absent."""
+    kwargs = dict(spec)
+    target = kwargs.pop("_target_", None)
+    cls = PERCEPTUAL_LOSSES.get(target)
+    if cls is None:
+        raise ValueError(f"perceptual loss {target!r}: expected one of {sorted(PERCEPTUAL_LOSSES)}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"perceptual loss {target}: bad arguments {kwargs} ({e})") from e

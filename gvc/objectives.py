@@ -120,6 +120,20 @@ class _FrameTerms(nn.Module):
         return total
 
 
+class FrameObjective(_FrameTerms):
+    """One coded frame's rate-distortion objective with the GAN term off, what encode-time latent refinement
+    (gvc.codec.refine) minimises: C * (lambda_R * R + C_D * mse_scale * MSE) + w_lpips * P.
+
+    forward(x, out, lambda_r) -> dict(loss, bpp, bpp_q, mse, perceptual, psnr): x (B, 3, H, W) in [0, 1]; out a
+    FrameOut (I or P) with x_hat cropped to x's size, likelihoods (R: with gradient) and likelihoods_q.
+    """
+
+    def forward(self, x: torch.Tensor, out: Mapping, lambda_r: float) -> dict:
+        t = self.frame_terms(x, out["x_hat"], out["likelihoods"], out["likelihoods_q"])
+        t["loss"] = self.combine(t, lambda_r, None)
+        return t
+
+
 class IFrameObjective(_FrameTerms):
     """Stage-1 generator and discriminator losses.
 
@@ -214,4 +228,4 @@ class PFrameObjective(_FrameTerms):
         return total / (len(outs) - 1)
 
 
-__all__ = ["IFrameObjective", "LossWeights", "PFrameObjective", "flow_epe", "psnr"]
+__all__ = ["FrameObjective", "IFrameObjective", "LossWeights", "PFrameObjective", "flow_epe", "psnr"]

@@ -174,6 +174,33 @@ def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
     assert not (tmp_path / "x.gvcm").exists()
 
 
+def test_quantization_mode_and_objective_are_recorded_in_checkpoint_and_model_file(tmp_path):
+    """The training record (quantization mode and parameters in force, lambda_R, loss weights, perceptual
+    spec) goes into the checkpoint and, through the end-of-fit export and `gvc export`, into the model file."""
+    from _training_helpers import compose_cfg, fast_overrides, run_train
+
+    from gvc.cli import main as gvc_main
+    from gvc.codec.modelfile import read_model_file
+
+    over = ["stage.quantization.mode=softround_kumaraswamy", "stage.quantization.anneal_steps=4"]
+    cfg = compose_cfg("smoke_iframe", [*fast_overrides(tmp_path / "run", 2), *over])
+    res = run_train(cfg)
+    state = torch.load(res["checkpoint"], map_location="cpu", weights_only=True)["gvc"]
+    rec = state["export"]["training"]
+    assert rec["stage"] == "iframe" and rec["step"] == 2
+    q = rec["quantization"]
+    assert q["mode"] == "softround_kumaraswamy" and q["config"]["anneal_steps"] == 4
+    assert q["params"]["temperature"] == pytest.approx(0.3 + (0.1 - 0.3) * 2 / 4)
+    assert q["params"]["kumaraswamy_a"] == pytest.approx(2.0 + (1.0 - 2.0) * 2 / 4)
+    assert rec["objective"]["lambda_R"] == state["rate_controller"]["lambda_r"]
+    assert rec["objective"]["loss"]["C_D"] == 0.75
+    assert rec["objective"]["perceptual"]["_target_"] == cfg.perceptual["_target_"]
+    assert read_model_file(res["model_file"])["training"] == rec
+    out = tmp_path / "exported.gvcm"
+    assert gvc_main(["export", res["checkpoint"], "-o", str(out)]) == 0
+    assert read_model_file(out)["training"] == rec
+
+
 def test_reconstruction_images_reach_wandb_as_uint8():
     class WandbLogger:  # stands in for lightning's WandbLogger (matched by class name)
         def __init__(self):

@@ -73,6 +73,11 @@ def test_annealing_schedules():
     assert p["temperature"] == pytest.approx(0.2) and p["kumaraswamy_a"] == pytest.approx(1.5)
     assert schedule.quantization(120, q)[1] == {"temperature": pytest.approx(0.1), "kumaraswamy_a": 1.0}
     assert schedule.quantization(150, q) == ("ste", {})
+    # C3's order by default: the straight-through phase starts where the annealing ends (SPEC 6)
+    c3 = {**q, "ste_from_step": None}
+    assert schedule.quantization(99, c3)[0] == "softround_kumaraswamy"
+    assert schedule.quantization(100, c3) == ("ste", {})
+    assert schedule.quantization(10**6, {**c3, "mode": "noise"}) == ("noise", {})
     f = {"enabled": True, "start": 10.0, "end": 0.1, "anneal": "exp", "anneal_steps": 100}
     assert schedule.flow_weight(0, f) == pytest.approx(10.0)
     assert schedule.flow_weight(50, f) == pytest.approx(1.0)  # geometric midpoint
@@ -145,3 +150,8 @@ def test_stage2_initialises_from_a_stage1_checkpoint(tmp_path):
     g_a = m.video.iframe.g_a.net.state_dict()
     assert state_equal(g_a, m.video.pframe.res_encoder.net.state_dict()) == []  # E_res <- E_I
     assert m.video.pframe.free_encoder is m.video.iframe.g_a  # y_free from the frozen E_I
+    # the stage-1 training record travels into stage 2's (I-frame refinement targets come from it)
+    stage1_record = torch.load(stage1["checkpoint"], map_location="cpu", weights_only=True)["gvc"]["export"]
+    assert m.iframe_training == stage1_record["training"]
+    assert m.training_record()["iframe"] == stage1_record["training"]
+    assert m.training_record()["stage"] == "pframe"

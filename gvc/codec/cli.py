@@ -1,6 +1,7 @@
 """`gvc encode | decode | info`: the codec commands (registered on the top-level `gvc` parser by gvc.cli).
 
     gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [-y] [--gop N] [--frames N] [--width W --height H --fps F]
+               [--refine-steps N [--refine-lr LR] [--refine-no-perceptual]]
     gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm [-y]
     gvc info IN.gvc
 
@@ -161,6 +162,26 @@ def add_parsers(subparsers) -> None:
         help="compute entropy parameters on --device instead of portably on the CPU (faster on a GPU; the file "
         "then decodes correctly only on the same kind of device and thread count)",
     )
+    p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="encode-time latent refinement: N gradient steps per frame on the latents against the training "
+        "objective's rate + distortion (GAN off; lambda_R and weights from the model file); the decoder and "
+        "the format are unchanged (default 0: off)",
+    )
+    p.add_argument(
+        "--refine-lr",
+        type=float,
+        default=None,
+        help="Adam step size of the refinement, in latent units (default gvc.codec.refine.DEFAULT_LR)",
+    )
+    p.add_argument(
+        "--refine-no-perceptual",
+        action="store_true",
+        help="refine against rate + MSE only (leave out the perceptual term the model was trained with)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the per-frame stats as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_encode)
@@ -214,8 +235,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     if args.frames is not None and args.frames <= 0:
         raise GVCError(f"--frames must be positive, got {args.frames}")
+    if args.refine_steps < 0:
+        raise GVCError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     inputs = {"input video": args.input, "model file": args.model}
     model = _load_model(args.model, args.device)
+    refiner = _refiner(args, model)
     with open_video(
         args.input, args.width, args.height, args.fps, matrix=args.matrix, full_range=args.full_range
     ) as reader:
@@ -231,6 +255,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             estimate=not args.no_estimate,
             progress=not args.quiet,
             portable_entropy=not args.device_entropy,
+            refiner=refiner,
         )
     n_i = sum(f.frame_type == "I" for f in stats.frames)
     print(
@@ -249,11 +274,55 @@ def cmd_encode(args: argparse.Namespace) -> int:
             f"estimate {est:.0f} bits ({stats.estimated_bpp:.5f} bpp) vs file {file_bits} bits: "
             f"{100 * (file_bits - est) / max(est, 1):+.2f}% (container {stats.container_bytes} bytes)"
         )
+    if refiner is not None:
+        _print_refinement(stats, refiner)
     print(f"{stats.seconds:.2f} s, {stats.num_frames / max(stats.seconds, 1e-9):.2f} frames/s")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(stats.to_dict(), indent=1))
     return 0
+
+
+def _refiner(args: argparse.Namespace, model):
+    """The LatentRefiner of --refine-steps (None when 0), targets from the model file's training record."""
+    if args.refine_steps == 0:
+        return None
+    from gvc.codec.coder import is_video_model
+    from gvc.codec.refine import DEFAULT_LR, LatentRefiner, targets_from_record
+
+    record = getattr(model, "gvc_training", None) or {}
+    targets = targets_from_record(record, is_video_model(model), perceptual=not args.refine_no_perceptual)
+    if "I" not in targets:
+        print(
+            "note: the model file has no I-frame training record: I-frames are coded unrefined",
+            file=sys.stderr,
+        )
+    lr = DEFAULT_LR if args.refine_lr is None else args.refine_lr
+    return LatentRefiner(args.refine_steps, targets, lr=lr)
+
+
+def _print_refinement(stats, refiner) -> None:
+    """Per-frame bits and PSNR before -> after refinement, and the totals."""
+    rows = [f for f in stats.frames if f.refine is not None]
+    if not rows:
+        print("refinement: no frame was refined")
+        return
+    pixels = stats.width * stats.height
+    print(f"refinement ({refiner.steps} steps, lr {refiner.lr:g}): frame type bits before -> after, PSNR dB")
+    for f in rows:
+        b, a = f.refine["before"], f.refine["after"]
+        print(
+            f"  {f.index:5d} {f.frame_type} {b['bits']:10.0f} -> {a['bits']:10.0f}  "
+            f"{b['psnr']:6.2f} -> {a['psnr']:6.2f}  (step {f.refine['best_step']})"
+        )
+    bb = sum(f.refine["before"]["bits"] for f in rows)
+    ba = sum(f.refine["after"]["bits"] for f in rows)
+    pb = sum(f.refine["before"]["psnr"] for f in rows) / len(rows)
+    pa = sum(f.refine["after"]["psnr"] for f in rows) / len(rows)
+    print(
+        f"refinement total: {bb / (len(rows) * pixels):.5f} -> {ba / (len(rows) * pixels):.5f} bpp "
+        f"(estimate), mean PSNR {pb:.2f} -> {pa:.2f} dB over {len(rows)} refined frames"
+    )
 
 
 def cmd_decode(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ Determinism (ARCHITECTURE decision 5):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -186,9 +187,14 @@ class _IntraCoder:
         self.model = model
         self.placement = placement
 
-    def encode(self, x: torch.Tensor, index: int, estimate: bool):
-        """-> (packet, estimated bits or None); the estimate comes from the same pass as the strings."""
-        out = self.model.code(x, EncodeLatents(self.placement, estimate), synthesize=False)
+    def pipeline(self, x: torch.Tensor):
+        """run(latents) -> FrameOut: this frame through `IFrameCodec.code` (for the refiner)."""
+        return lambda latents: self.model.code(x, latents)
+
+    def encode(self, x: torch.Tensor, index: int, estimate: bool, given=None):
+        """-> (packet, estimated bits or None); the estimate comes from the same pass as the strings. given:
+        refined latents to code instead of the encoder's."""
+        out = self.model.code(x, EncodeLatents(self.placement, estimate, given), synthesize=False)
         packet = FramePacket(
             "I", index, tuple(_flatten_strings(out["strings"])), (_shape_tuple(out["shapes"][0]),)
         )
@@ -246,10 +252,16 @@ class _VideoCoder:
         self.period = int(model.shift_period)
         self.state = GOPState(period=gop)
 
-    def encode(self, x: torch.Tensor, estimate: bool):
-        """-> (packet, estimated bits or None) for frame `state.index`; the state moves on to the next."""
+    def pipeline(self, x: torch.Tensor):
+        """run(latents) -> FrameOut: frame `state.index` through `VideoCodec.step` on a copy of the state (the
+        coder's own state does not move; for the refiner)."""
+        return lambda latents: self.model.step(x, dataclasses.replace(self.state), latents)
+
+    def encode(self, x: torch.Tensor, estimate: bool, given=None):
+        """-> (packet, estimated bits or None) for frame `state.index`; the state moves on to the next. given:
+        refined latents to code instead of the encoder's."""
         index = self.state.index
-        out = self.model.step(x, self.state, EncodeLatents(self.placement, estimate))
+        out = self.model.step(x, self.state, EncodeLatents(self.placement, estimate, given))
         packet = FramePacket(
             out["frame_type"],
             index,
@@ -312,6 +324,8 @@ class FrameStats:
     bytes: int
     payload_bytes: int
     estimated_bits: float | None = None
+    #: encode-time refinement of this frame (gvc.codec.refine.FrameRefinement as a dict), None when off
+    refine: dict | None = None
 
     @property
     def bits(self) -> int:
@@ -389,6 +403,7 @@ def encode_video(
     estimate: bool = True,
     progress: bool = False,
     portable_entropy: bool = True,
+    refiner=None,
 ) -> EncodeStats:
     """Encode a video into a .gvc file.
 
@@ -401,7 +416,8 @@ def encode_video(
     keep the likelihood estimate of each frame's bits (from the encoding pass itself). portable_entropy: compute
     the entropy parameters on the CPU with one thread (`entropy_placement`; recorded in the header, the decoder
     follows it); False runs them on the model's device (faster on a GPU; decode on the same kind of device with
-    the same thread count). Returns EncodeStats.
+    the same thread count). refiner: a gvc.codec.refine.LatentRefiner (encode-time latent refinement; None:
+    the encoder's latents are coded); each frame's FrameStats.refine then reports it. Returns EncodeStats.
     """
     from gvc.data.io import VideoReader, open_video
 
@@ -412,13 +428,13 @@ def encode_video(
         else source
     )
     try:
-        return _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy)
+        return _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner)
     finally:
         if own_reader:
             reader.close()
 
 
-def _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy) -> EncodeStats:
+def _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner) -> EncodeStats:
     n = len(reader) if frames is None else min(int(frames), len(reader))
     if n <= 0:
         raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
@@ -467,10 +483,16 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
         writer = BitstreamWriter(f, header)
         with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
             for i, rgb in enumerate(reader.iter_rgb(0, n)):
-                x = pad_frame(rgb.to(device=device, dtype=torch.float32)[None], pw, ph)
-                packet, est = coder.encode(x, estimate) if video else coder.encode(x, i, estimate)
+                src = rgb.to(device=device, dtype=torch.float32)[None]
+                x = pad_frame(src, pw, ph)
+                given, report = refiner.refine(coder.pipeline(x), src) if refiner else (None, None)
+                if video:
+                    packet, est = coder.encode(x, estimate, given)
+                else:
+                    packet, est = coder.encode(x, i, estimate, given)
                 nbytes = writer.write_packet(packet)
-                stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est))
+                rep = None if report is None else asdict(report)
+                stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est, rep))
                 bar.update(1)
         if len(stats.frames) != n:
             raise GVCError(f"{reader.path}: read {len(stats.frames)} of {n} frames")

@@ -11,6 +11,11 @@ One file written by `torch.save` holding only weights-only-safe values (str, int
                 before saving, so the decoder uses the very tables the encoder used, never recomputed ones)
     model_id    sha256 hex of class path + config + every state-dict tensor (name, dtype, shape, bytes); checked
                 on load, so a modified or damaged file is refused. Its first 16 bytes mark every bitstream.
+    training    (optional) JSON text of the training record `gvc export` copies from the checkpoint: stage, step,
+                quantization mode (config and the mode/parameters at export), objective (loss weights, the rate
+                controller's lambda_R and target, the perceptual loss spec), and for a stage-2 model the record
+                of its I-frame stage under "iframe". Encode-time refinement reads it; decoding never does, so it
+                is not part of the model id (older files without it load as before, with an empty record).
 """
 
 from __future__ import annotations
@@ -126,11 +131,12 @@ def build_model(class_path: str, config: dict, where: str = "model file") -> nn.
         ) from e
 
 
-def save_model_file(path, model: nn.Module, update: bool = True) -> str:
+def save_model_file(path, model: nn.Module, update: bool = True, training: dict | None = None) -> str:
     """Write `model` to `path` (.gvcm); returns its model id (sha256 hex).
 
-    update=True calls `model.update(force=True)` first so the CDF tables match the weights. The file is written
-    to a temporary name and renamed, so a crash never leaves a half-written model file.
+    update=True calls `model.update(force=True)` first so the CDF tables match the weights. training: the
+    training record (plain JSON; None: the model's own `gvc_training` if it has one, else none). The file is
+    written to a temporary name and renamed, so a crash never leaves a half-written model file.
     """
     path = Path(path)
     class_path = class_path_of(model)
@@ -155,6 +161,10 @@ def save_model_file(path, model: nn.Module, update: bool = True) -> str:
         "model_id": mid,
         "torch_version": str(torch.__version__),
     }
+    if training is None:
+        training = getattr(model, "gvc_training", None)
+    if training:
+        payload["training"] = _training_json(training)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -168,8 +178,16 @@ def save_model_file(path, model: nn.Module, update: bool = True) -> str:
     return mid
 
 
+def _training_json(training) -> str:
+    try:
+        return json.dumps(training, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"the training record is not plain JSON ({e})") from e
+
+
 def read_model_file(path) -> dict:
-    """The checked contents of a model file (format, version, class_path, config (dict), state_dict, model_id),
+    """The checked contents of a model file (format, version, class_path, config (dict), state_dict, model_id,
+    training (dict, {} when absent)),
     without building the model. Raises ModelFileError naming the file and the fix."""
     path = Path(path)
     if not path.is_file():
@@ -201,13 +219,24 @@ def read_model_file(path) -> dict:
             f"{path}: content hash {mid[:12]}… differs from the recorded id {data['model_id'][:12]}…: the file was "
             f"modified or damaged; {_FIX}"
         )
-    return {**data, "config": config}
+    training = data.get("training")
+    if training is None:
+        training = {}
+    else:
+        try:
+            training = json.loads(training) if isinstance(training, str) else None
+        except ValueError:
+            training = None
+        if not isinstance(training, dict):
+            raise ModelFileError(f"{path}: the training record is malformed; {_FIX}")
+    return {**data, "config": config, "training": training}
 
 
 def load_model_file(path, device: str | torch.device = "cpu") -> nn.Module:
     """Build the model a .gvcm file describes, load its weights and CDF tables, put it in eval mode on `device`.
 
-    The returned module carries `gvc_model_id` (sha256 hex) for the bitstream check.
+    The returned module carries `gvc_model_id` (sha256 hex) for the bitstream check and `gvc_training` (the
+    training record, {} when the file has none).
     """
     data = read_model_file(path)
     model = build_model(data["class_path"], data["config"], str(path))
@@ -222,6 +251,7 @@ def load_model_file(path, device: str | torch.device = "cpu") -> nn.Module:
     model.eval().requires_grad_(False)
     model.to(device)
     model.gvc_model_id = data["model_id"]
+    model.gvc_training = data["training"]
     return model
 
 

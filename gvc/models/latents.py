@@ -11,6 +11,9 @@ frame (the encoder networks). The strategy decides what happens there:
 - `EncodeLatents(placement, estimate)`: writing a file. y = analysis() is rounded and entropy-coded; the result
   keeps the strings, the z grid shape and (estimate=True) the rounded latents' likelihoods under the coder's
   scales, so a frame's estimated bits come from the same single pass that makes its strings.
+- `RefineLatents()`: encode-time refinement (gvc.codec.refine). The latents become free tensors, quantized
+  straight-through, that a few gradient steps move against rate + distortion; `EncodeLatents(given=...)` then
+  codes them.
 - `DecodeLatents(latents, placement)`: reading a file. The strings of each named latent are decoded; the
   analysis closure is never called (no encoder network, no flow estimator runs).
 
@@ -108,6 +111,8 @@ class LatentCoding(ABC):
     encodes: bool = True
     #: whether a bitstream is written or read (reconstructions are then clamped to [0, 1], as decoded)
     bitstream: bool = True
+    #: whether a frozen codec (VideoCodec's I-frame codec) is coded without autograd (False: refinement)
+    frozen_no_grad: bool = True
 
     def for_frozen(self) -> LatentCoding:
         """The strategy for a frozen codec (no gradient): coded as the decoder will; itself by default."""
@@ -136,15 +141,56 @@ class TrainLatents(LatentCoding):
         return LatentOut(out["y_hat"], out["likelihoods"], out["likelihoods_q"])
 
 
-class EncodeLatents(LatentCoding):
-    """Round and entropy-code; keep strings, shapes and (estimate) the rounded latents' likelihoods."""
+class RefineLatents(LatentCoding):
+    """Encode-time refinement (gvc.codec.refine): each latent y is a free leaf tensor the refiner optimises.
 
-    def __init__(self, placement: EntropyPlacement | None = None, estimate: bool = True):
-        self.placement = placement
-        self.estimate = bool(estimate)
+    The first pass through a pipeline takes y from the analysis (the encoder's latents) and keeps it in `y`
+    ({name: (B, C, h, w) tensor with requires_grad}); later passes reuse it, so the analysis and the flow
+    estimator run once (`encodes` is False from the second pass on). Quantized as the file will be (mode
+    "ste": rounded forward values, identity gradient), so the distortion seen is the decoder's; likelihoods are
+    the rounded latents' (the rate term, with gradient) and likelihoods_q those under the coder's scales. The
+    frozen I-frame codec of a VideoCodec is coded with gradient (its latents are refined too).
+    """
+
+    bitstream = False
+    frozen_no_grad = False
+
+    def __init__(self):
+        self.y: dict[str, torch.Tensor] = {}
+
+    @property
+    def encodes(self) -> bool:  # type: ignore[override]
+        return not self.y
+
+    def for_frozen(self) -> RefineLatents:
+        return self
 
     def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
-        out = bottleneck.compress(analysis(), placement=self.placement, likelihoods=self.estimate)
+        if name not in self.y:
+            self.y[name] = analysis().detach().float().clone().requires_grad_(True)
+        out = bottleneck(self.y[name], mode="ste")
+        return LatentOut(out["y_hat"], out["likelihoods"], out["likelihoods_q"])
+
+
+class EncodeLatents(LatentCoding):
+    """Round and entropy-code; keep strings, shapes and (estimate) the rounded latents' likelihoods.
+
+    given: {name: y} latents to code instead of the analysis' (the refined latents of RefineLatents): the
+    analysis of those names is not called."""
+
+    def __init__(
+        self,
+        placement: EntropyPlacement | None = None,
+        estimate: bool = True,
+        given: Mapping[str, torch.Tensor] | None = None,
+    ):
+        self.placement = placement
+        self.estimate = bool(estimate)
+        self.given = dict(given or {})
+
+    def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
+        y = self.given[name].detach() if name in self.given else analysis()
+        out = bottleneck.compress(y, placement=self.placement, likelihoods=self.estimate)
         lik = out.get("likelihoods")
         return LatentOut(out["y_hat"], lik, lik, out["strings"], tuple(out["shape"]))
 
@@ -197,6 +243,7 @@ __all__ = [
     "FrameOut",
     "LatentCoding",
     "LatentOut",
+    "RefineLatents",
     "TrainLatents",
     "likelihood_keys",
 ]

@@ -10,6 +10,7 @@ decoding (gvc.codec.coder, EncodeLatents / DecodeLatents) all advance a `GOPStat
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -182,7 +183,7 @@ class VideoCodec(nn.Module):
         """
         if state.intra():
             if self.freeze_iframe:
-                with torch.no_grad():
+                with torch.no_grad() if latents.frozen_no_grad else contextlib.nullcontext():
                     out = self.iframe.code(x, latents.for_frozen())
             else:
                 out = self.iframe.code(x, latents)

@@ -39,6 +39,24 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(flat, (0, pw, 0, ph), mode="replicate").reshape(*shape[:-2], h + ph, w + pw)
 
 
+def json_plain(value):
+    """`value` as plain JSON types (dicts, lists, str, int, float, bool, None): tuples become lists, tensors and
+    numpy scalars numbers; anything else its str()."""
+    if isinstance(value, Mapping):
+        return {str(k): json_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return json_plain(value.tolist())
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if hasattr(value, "item"):
+        return json_plain(value.item())
+    return str(value)
+
+
 class GVCModule(L.LightningModule):
     """Base of IFrameModule / PFrameModule. Subclasses implement `generator_parameters`, `codec_modules`
     (modules with aux_loss), `export_codec()` and the training step through `_optimize`.
@@ -80,6 +98,34 @@ class GVCModule(L.LightningModule):
     def export_spec(self) -> dict:
         """{"class_path", "config", "prefix"}: how `gvc export` rebuilds the codec from a checkpoint's state dict."""
         raise NotImplementedError
+
+    def training_record(self) -> dict:
+        """What a model file keeps of this training (plain JSON; gvc.codec.modelfile `training`): stage, step,
+        the quantization config and the mode / parameters in force at this step, and the objective (loss weights,
+        the controller's lambda_R, target and state, the perceptual loss spec or None). Stage 2 adds the record
+        of its I-frame stage under "iframe" (`iframe_training`)."""
+        mode, qparams = self.quantization()
+        ctrl = self.rate_controller
+        record = {
+            "stage": self.stage_cfg.get("name"),
+            "step": int(self.gvc_step),
+            "quantization": {
+                "mode": mode,
+                "params": {k: float(v) for k, v in qparams.items()},
+                "config": json_plain(self.stage_cfg["quantization"]),
+            },
+            "objective": {
+                "loss": json_plain(self.loss_cfg),
+                "lambda_R": float(ctrl.lambda_r),
+                "target_bpp": float(ctrl.target_bpp) if hasattr(ctrl, "target_bpp") else None,
+                "rate_controller": json_plain(ctrl.state_dict()),
+                "perceptual": json_plain(getattr(self.lpips, "spec", None)),
+            },
+        }
+        iframe = getattr(self, "iframe_training", None)
+        if iframe is not None:
+            record["iframe"] = json_plain(iframe)
+        return record
 
     # ------------------------------------------------------------------ schedules
     @property
@@ -246,7 +292,7 @@ class GVCModule(L.LightningModule):
             "nonfinite_total": int(self.nonfinite_total),
             "nonfinite_in_a_row": int(self.nonfinite_in_a_row),
             "stage": self.stage_cfg.get("name"),
-            "export": self.export_spec(),
+            "export": {**self.export_spec(), "training": self.training_record()},
         }
         sd = checkpoint.get("state_dict", {})
         for k in [k for k in sd if k.startswith(self._frozen_prefixes)]:

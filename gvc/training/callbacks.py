@@ -215,7 +215,7 @@ class ModelFileExport(L.Callback):
             return
         from gvc.codec.modelfile import save_model_file
 
-        mid = save_model_file(self.path, pl_module.export_codec())
+        mid = save_model_file(self.path, pl_module.export_codec(), training=pl_module.training_record())
         self.written = self.path
         log.info("wrote codec model file %s (id %s)", self.path, mid[:16])
 

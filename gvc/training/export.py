@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gvc.codec.modelfile import build_model, load_model_file, save_model_file
+from gvc.codec.modelfile import build_model, load_model_file, read_model_file, save_model_file
 from gvc.errors import CheckpointError, GVCError, ModelFileError
 
 CKPT_KEY = "gvc"
@@ -71,10 +71,24 @@ def load_codec(path) -> nn.Module:
     return codec_from_checkpoint(path)
 
 
+def training_record(path) -> dict:
+    """The training record of a checkpoint (its gvc.export.training entry) or of a model file; {} when it has
+    none (written by an older gvc)."""
+    path = Path(path)
+    if path.suffix == ".gvcm":
+        try:
+            return dict(read_model_file(path)["training"])
+        except ModelFileError as e:
+            raise CheckpointError(str(e)) from e
+    record = read_checkpoint(path)[CKPT_KEY]["export"].get("training")
+    return dict(record) if isinstance(record, dict) else {}
+
+
 def run(ckpt_path, out_path) -> str:
-    """Write the codec of training checkpoint `ckpt_path` to `out_path` (.gvcm); returns the model id."""
+    """Write the codec of training checkpoint `ckpt_path` to `out_path` (.gvcm), with its training record;
+    returns the model id."""
     model = codec_from_checkpoint(ckpt_path)
-    return save_model_file(out_path, model)
+    return save_model_file(out_path, model, training=training_record(ckpt_path) or None)
 
 
 def main(argv: list[str] | None = None) -> int:

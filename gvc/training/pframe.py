@@ -56,6 +56,17 @@ def load_iframe_codec(path) -> nn.Module:
     raise CheckpointError(f"{path}: holds a {type(codec).__name__}, not a stage-1 I-frame codec")
 
 
+def iframe_training_record(path) -> dict | None:
+    """The training record of the I-frame stage behind stage.iframe_ckpt (a stage-1 record, or a stage-2 one's
+    "iframe" entry); None when the file carries none."""
+    from gvc.training.export import training_record
+
+    record = training_record(path)
+    if record.get("stage") == "pframe":
+        record = record.get("iframe") or {}
+    return record or None
+
+
 class PFrameModule(GVCModule):
     """Lightning module of stage 2.
 
@@ -108,6 +119,8 @@ class PFrameModule(GVCModule):
         self.objective = PFrameObjective(self.weights, self.lpips, self.conditional_d)
         self.size_multiple = int(video.size_multiple)
         self._current_t: int | None = None
+        #: the I-frame stage's training record (from stage.iframe_ckpt), kept in this stage's model file
+        self.iframe_training: dict | None = None
 
     @classmethod
     def from_config(cls, model_cfg, instantiate, lpips, rate_controller, loss: Mapping, stage: Mapping):
@@ -116,8 +129,10 @@ class PFrameModule(GVCModule):
         from gvc.models.video import VideoCodec
 
         path = stage.get("iframe_ckpt")
+        iframe_training = None
         if path:
             iframe = load_iframe_codec(path)
+            iframe_training = iframe_training_record(path)
             log.info("stage 2: I-frame codec from %s", path)
         elif stage.get("allow_random_iframe", False):
             iframe = instantiate(model_cfg.iframe, _convert_="all")
@@ -148,7 +163,9 @@ class PFrameModule(GVCModule):
             disc = instantiate(
                 model_cfg.discriminator_p, latent_channels=pframe.d_latent_channels, _convert_="all"
             )
-        return cls(video, disc, lpips, rate_controller, loss, stage)
+        module = cls(video, disc, lpips, rate_controller, loss, stage)
+        module.iframe_training = iframe_training
+        return module
 
     # ------------------------------------------------------------------ parts
     def generator_parameters(self):

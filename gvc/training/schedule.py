@@ -69,19 +69,22 @@ def quantization(step: int, cfg: Mapping) -> tuple[str, dict]:
     """Quantization mode and its parameters at `step` from a stage.quantization config.
 
     cfg keys: mode ("noise" | "ste" | "softround_kumaraswamy"), temperature [start, end], kumaraswamy_a
-    [start, end], anneal_steps, ste_from_step (null: never). Soft-round: T and a annealed linearly over
-    anneal_steps (C3: T 0.3 -> 0.1, a 2 -> 1), then "ste" from ste_from_step (C3's final phase).
-    Returns (mode, kwargs for the bottleneck's forward).
+    [start, end], anneal_steps, ste_from_step. Soft-round (SPEC 6, C3): T and a annealed linearly over
+    anneal_steps (T 0.3 -> 0.1, a 2 -> 1), then the straight-through phase ("ste") from ste_from_step, which
+    defaults (null) to the end of the annealing. With "noise" or "ste", ste_from_step null means never (an
+    integer switches "noise" to "ste" there). Returns (mode, kwargs for the bottleneck's forward).
     """
     mode = str(cfg["mode"])
     if mode not in QUANT_MODES:
         raise ConfigError(f"stage.quantization.mode={mode!r}: use one of {QUANT_MODES}")
+    steps = int(cfg.get("anneal_steps", 0))
     ste_from = cfg.get("ste_from_step")
+    if ste_from is None and mode == "softround_kumaraswamy" and steps > 0:
+        ste_from = steps
     if ste_from is not None and step >= int(ste_from):
         return "ste", {}
     if mode != "softround_kumaraswamy":
         return mode, {}
-    steps = int(cfg.get("anneal_steps", 0))
     t0, t1 = cfg["temperature"]
     a0, a1 = cfg["kumaraswamy_a"]
     return mode, {
