@@ -161,7 +161,7 @@ def test_runner_gvc_model_file_and_side_by_side(tmp_path):
     from gvc.models.iframe import IFrameCodec
 
     kwargs = OmegaConf.to_container(
-        OmegaConf.load(Path(__file__).parents[1] / "conf/model/smoke.yaml").iframe
+        OmegaConf.load(Path(__file__).parents[2] / "conf/model/smoke.yaml").iframe
     )
     kwargs.pop("_target_")
     torch.manual_seed(0)
@@ -231,7 +231,7 @@ def test_missing_model_file_is_a_config_error_before_any_work(tmp_path):
 def _evaluate_main():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).parents[1] / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).parents[2] / "evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
@@ -262,7 +262,7 @@ def test_evaluate_cli_exit_status_from_the_shell(tmp_path):
     import sys
 
     proc = subprocess.run([sys.executable, "evaluate.py", "frames=-3", f"output_dir={tmp_path}"],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True)  # fmt: skip
+                          cwd=Path(__file__).parents[2], capture_output=True, text=True)  # fmt: skip
     assert (
         proc.returncode == 2
         and proc.stderr.startswith("error: frames must be")
