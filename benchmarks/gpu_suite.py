@@ -16,7 +16,7 @@
    the frames agree to float rounding (max |diff|, share of identical 8-bit values).
 
 --tiny runs the same code at toy sizes (smoke model, 64x64 crops, short clips); the default test suite runs it on
-the CPU (tests/test_gpu_suite.py) so the suite cannot rot. --benchmarks FILE replaces (or appends) this script's
+the CPU (tests/benchmarks/test_gpu_suite.py) so the suite cannot rot. --benchmarks FILE replaces (or appends) this script's
 section "## GPU suite (gpu_suite)" in FILE; otherwise the section is printed.
 """
 

@@ -9,4 +9,4 @@ PY="${PYTHON:-.venv/bin/python}"
 export PYTHONPATH="${PYTHONPATH:-$PWD}"
 export TQDM_DISABLE=1
 timeout 420 "$PY" benchmarks/gpu_suite.py --device cuda --benchmarks BENCHMARKS.md
-timeout 60 "$PY" -m pytest -q -p no:warnings -m gpu tests/test_gpu_suite.py
+timeout 60 "$PY" -m pytest -q -p no:warnings -m gpu tests/benchmarks/test_gpu_suite.py

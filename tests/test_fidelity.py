@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from test_pframe import frames, make_codecs
 
 from gvc import losses
 from gvc.models.bottleneck import HyperpriorBottleneck
@@ -19,6 +18,7 @@ from gvc.models.warp import backward_warp, scale_space_blur
 from gvc.objectives import IFrameObjective, LossWeights, PFrameObjective
 from gvc.rate_control import ProportionalRateController, TwoLevelRateController
 from gvc.training import schedule
+from tests.models.test_pframe import frames, make_codecs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,7 @@ def test_constant_latent_costs_bits_when_noisy_but_not_when_rounded():
 def test_iframe_training_feeds_the_controller_the_rounded_rate():
     """With learning rates 0 the weights stay put, so the value the controller received must equal the
     round-mode (file) bpp of the same batch, not the noisy one."""
-    from _training_helpers import tiny_module
-    from test_training_iframe import fit_on_batches
+    from tests._training_helpers import fit_on_batches, tiny_module
 
     m = tiny_module("smoke_iframe", ["stage.warmup_steps=10", "stage.lr=0", "stage.aux_lr=0"])
     fed = []
@@ -148,7 +147,8 @@ def test_two_level_controller_hifics_values_and_early_schedule():
     """conf/rate/two_level.yaml: 640 above / 5 below the target, and for the first 50k steps a target x 0.20/0.14
     and a rate weight x 1/2; the state (including the step count) round-trips."""
     from omegaconf import OmegaConf
-    from test_pframe import CONF
+
+    from tests.models.test_pframe import CONF
 
     cfg = OmegaConf.load(CONF.parents[1] / "rate" / "two_level.yaml")
     ctrl = TwoLevelRateController(
@@ -318,7 +318,7 @@ def test_flow_weight_holds_through_warmup_then_anneals_over_a_share_of_the_stage
 
 
 def test_pframe_training_logs_flow_epe_and_holds_the_controller_in_warmup(tmp_path):
-    from _training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train
+    from tests._training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train
 
     cfg = compose_cfg(
         "smoke_pframe",

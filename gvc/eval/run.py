@@ -1,7 +1,8 @@
 """Evaluation runner: for each video and each codec setting, encode -> decode -> metrics; then the report.
 
 Called by ``evaluate.py`` (Hydra) with a plain mapping, or directly: ``evaluate({"videos": [...], ...})``.
-Keys (defaults in :class:`EvalConfig`, values in conf/evaluate.yaml) are documented there.
+Every key, its default and its documentation are in conf/evaluate.yaml, the one source of the defaults:
+:class:`EvalConfig` reads them from there (:func:`default_config`) and checks the keys a caller gives.
 
 The runner is thin: codecs implement :class:`gvc.eval.codecs.Codec` (gvc through its public coder API, ffmpeg
 encoders, external commands), :class:`gvc.eval.ratematch.BitrateMatcher` matches tunable codecs to the target
@@ -17,17 +18,22 @@ chosen real file), ``sources/`` (raw I420 copies the encoders read), ``per_frame
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import math
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from gvc.data.io import YUVFrame
@@ -41,16 +47,59 @@ from gvc.eval.source import SourceVideo, resolve_dataset, stable_hash
 from gvc.eval.store import ResultStore
 from gvc.eval.tools import ffmpeg_exe, ffmpeg_version
 
-__all__ = ["EvalConfig", "Evaluator", "evaluate", "model_settings", "resolve_dataset"]
+__all__ = ["EvalConfig", "Evaluator", "default_config", "evaluate", "model_settings", "resolve_dataset"]
 
 log = logging.getLogger("gvc.eval")
 
-DEFAULT_BASELINES = ("x265", "x265_veryslow", "vvc", "svtav1", "aom_av1")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+"""conf/ of the source checkout: ``evaluate.yaml`` there holds the default of every evaluation key."""
+
+# keys whose null is a value (all frames, imageio-ffmpeg's binary, no dataset); a null elsewhere: the default
+_NULLABLE = ("frames", "ffmpeg", "dataset")
+
+
+def _now(pattern: str) -> str:
+    return datetime.now().strftime(pattern)
+
+
+@functools.cache
+def _evaluate_yaml() -> dict[str, Any]:
+    """conf/evaluate.yaml, unresolved, with its defaults list applied: the ``eval_data`` group (null or a
+    conf/eval_data/*.yaml) becomes the ``dataset`` key, as evaluate.py passes it. Read once per process."""
+    path = CONF_DIR / "evaluate.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: the evaluation defaults are read from conf/ of the source tree")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    dataset: dict[str, Any] | None = None
+    for entry in raw.pop("defaults", []):
+        if entry == "_self_":
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"eval_data"}:
+            raise ConfigError(f"{path}: defaults entry {entry!r} is not understood (only eval_data)")
+        if entry["eval_data"] is not None:
+            group = CONF_DIR / "eval_data" / f"{entry['eval_data']}.yaml"
+            dataset = OmegaConf.to_container(OmegaConf.load(group), resolve=False)
+    if "dataset" in raw:
+        raise ConfigError(f"{path}: set the dataset through the eval_data group, not a `dataset` key")
+    raw["dataset"] = dataset
+    return raw
+
+
+def default_config() -> dict[str, Any]:
+    """The default of every evaluation key: conf/evaluate.yaml composed as evaluate.py does with no overrides
+    (interpolations resolved, ``${now:...}`` to the current time, like Hydra's resolver of that name)."""
+    if not OmegaConf.has_resolver("now"):  # Hydra registers the same one (evaluate.py); without Hydra: ours
+        OmegaConf.register_new_resolver("now", _now, use_cache=True)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(copy.deepcopy(_evaluate_yaml())), resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"conf/evaluate.yaml: {' '.join(str(err).split())}") from None
 
 
 @dataclass
 class EvalConfig:
-    """Evaluation settings (all documented in conf/evaluate.yaml).
+    """Evaluation settings. No defaults here: every value comes from conf/evaluate.yaml, where each key is
+    documented (:func:`default_config`); :meth:`from_mapping` puts the caller's keys on top and checks them.
 
     videos: source files (any gvc.data.io format); empty + no dataset -> the bundled sample clips.
     dataset: optional ``{"root", "sequences", "width", "height", "pattern"}`` (MCL-JCV, conf/eval_data).
@@ -63,75 +112,50 @@ class EvalConfig:
     anchor / bd_method / bd_min_points: BD-rate anchor codec, interpolation ("akima" | "pchip"), points needed.
     """
 
-    videos: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    output_dir: str = "outputs/evaluate"
-    dataset: dict[str, Any] | None = None
-    frames: int | None = 8
-    gop: int = -1
-    target_bpps: list[float] = field(default_factory=lambda: [0.064, 0.13, 0.22])
-    sweep: dict[str, list[float]] = field(default_factory=dict)
-    baselines: dict[str, dict[str, Any]] = field(default_factory=lambda: {n: {} for n in DEFAULT_BASELINES})
-    tolerance: float = 0.05
-    refine_steps: int = 6
-    ffmpeg: str | None = None
-    metrics: list[str] = field(
-        default_factory=lambda: [
-            "psnr",
-            "ms_ssim",
-            "lpips",
-            "st_lpips",
-            "st_lpips_vgg",
-            "vmaf",
-            "pim",
-            "fid",
-            "kid",
-        ]
-    )
-    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fid_kid: dict[str, int] = field(default_factory=lambda: {"kid_subsets": 100, "kid_subset_size": 1000})
-    colour: dict[str, Any] = field(
-        default_factory=lambda: {"matrix": None, "full_range": None, "chroma_upsample": "nearest"}
-    )
-    anchor: str = "x265"
-    bd_method: str = "akima"
-    bd_min_points: int = 3
-    plot_metrics: list[str] = field(
-        default_factory=lambda: [
-            "lpips",
-            "st_lpips",
-            "st_lpips_vgg",
-            "fid",
-            "kid",
-            "psnr_rgb",
-            "psnr_yuv",
-            "ms_ssim",
-            "vmaf",
-            "pim",
-        ]  # fmt: skip
-    )
-    device: str = "cpu"
-    export: dict[str, Any] = field(
-        default_factory=lambda: {
-            "enabled": False,
-            "png": False,
-            "side_by_side": False,
-            "side_by_side_crf": 10,
-        }
-    )
-    progress: bool = True
+    videos: list[str]
+    models: list[str]
+    output_dir: str
+    dataset: dict[str, Any] | None
+    frames: int | None
+    gop: int
+    target_bpps: list[float]
+    sweep: dict[str, list[float]]
+    baselines: dict[str, dict[str, Any]]
+    tolerance: float
+    refine_steps: int
+    ffmpeg: str | None
+    metrics: list[str]
+    metric_options: dict[str, dict[str, Any]]
+    fid_kid: dict[str, int]
+    colour: dict[str, Any]
+    anchor: str
+    bd_method: str
+    bd_min_points: int
+    plot_metrics: list[str]
+    device: str
+    export: dict[str, Any]
+    progress: bool
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
+        """conf/evaluate.yaml's values with the keys of ``cfg`` on top (a key given replaces the default whole;
+        None for a key that cannot be null means the default), checked: ConfigError names the bad key."""
         if isinstance(cfg, EvalConfig):
             return cfg
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(cfg) - names
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = set(cfg) - set(names)
         if unknown:
             raise ConfigError(f"unknown evaluation keys {sorted(unknown)}; known: {sorted(names)}")
-        cfg = dict(cfg)
-        _check_types(cfg)
-        out = cls(**{k: v for k, v in cfg.items() if v is not None or k in ("frames", "ffmpeg", "dataset")})
+        merged = default_config()
+        extra = set(merged) - set(names)
+        if extra:
+            raise ConfigError(f"conf/evaluate.yaml has keys EvalConfig does not know: {sorted(extra)}")
+        merged.update({k: v for k, v in cfg.items() if v is not None or k in _NULLABLE})
+        missing = [n for n in names if n not in merged]
+        if missing:
+            raise ConfigError(f"evaluation keys {missing} are missing: conf/evaluate.yaml sets every key")
+        _check_types(merged)
+        out = cls(**merged)
         out.baselines = {k: dict(v or {}) for k, v in (out.baselines or {}).items()}
         out.sweep = {k: list(v or []) for k, v in (out.sweep or {}).items()}
         if out.frames is not None and int(out.frames) <= 0:

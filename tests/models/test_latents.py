@@ -3,11 +3,11 @@
 from that pass), and training, encoding and decoding give the same frames."""
 
 import torch
-from test_video_model import clip, smoke_model
 
 from gvc.codec.coder import decode_video, encode_video
 from gvc.models.latents import DecodeLatents, EncodeLatents, TrainLatents
 from gvc.models.video import GOPState
+from tests.models.test_video_model import clip, smoke_model
 
 
 class _Forbidden(torch.nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from _training_helpers import clone_state, fit_on_batches, state_equal, tiny_module
 
 from gvc.errors import TrainingError
+from tests._training_helpers import clone_state, fit_on_batches, state_equal, tiny_module
 
 
 def _frames(n: int, seed: int = 0, b: int = 2) -> list[torch.Tensor]:
@@ -150,10 +150,9 @@ def test_rate_controller_drives_bpp_to_target(carphone_batches):
 
 
 def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
-    from _training_helpers import compose_cfg, fast_overrides, run_train
-
     from gvc.cli import main as gvc_main
     from gvc.codec.modelfile import load_model_file, read_model_file
+    from tests._training_helpers import compose_cfg, fast_overrides, run_train
 
     res = run_train(compose_cfg("smoke_iframe", fast_overrides(tmp_path / "run", 2)))
     assert res["model_file"] and res["step"] == 2

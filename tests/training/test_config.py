@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _training_helpers import CONF, compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gvc.training.run import build_module, build_trainer, check_config
+from tests._training_helpers import CONF, compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 REQUIRED = {

@@ -12,7 +12,7 @@ from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.video import VideoCodec
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "smoke.yaml"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "smoke.yaml"
 
 
 def smoke_model(seed: int = 0, **kw) -> VideoCodec:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _training_helpers import (
+
+from gvc.errors import CheckpointError, ConfigError
+from gvc.training import schedule
+from gvc.training.run import check_config
+from tests._training_helpers import (
     clone_state,
     compose_cfg,
     fast_overrides,
@@ -15,10 +19,6 @@ from _training_helpers import (
     state_equal,
     tiny_module,
 )
-
-from gvc.errors import CheckpointError, ConfigError
-from gvc.training import schedule
-from gvc.training.run import check_config
 
 PAPER = [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]]
 

@@ -11,7 +11,8 @@ import time
 import lightning as L
 import pytest
 import torch
-from _training_helpers import ROOT, compose_cfg, fast_overrides, per_step, read_metrics, run_train
+
+from tests._training_helpers import ROOT, compose_cfg, fast_overrides, per_step, read_metrics, run_train
 
 
 def _command(out_dir, max_steps: int) -> list[str]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _entropy_fit import fit_iframe_entropy_model
 from omegaconf import OmegaConf
 
 from gvc.cli import main
@@ -20,8 +19,9 @@ from gvc.models.bottleneck import HyperpriorBottleneck
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from gvc.models.video import VideoCodec
+from tests._entropy_fit import fit_iframe_entropy_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 3
 
 

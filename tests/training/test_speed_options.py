@@ -5,10 +5,10 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from _training_helpers import compose_cfg, fit_on_batches, tiny_module
 
 from gvc.errors import ConfigError
 from gvc.training.speed import COMPILE_TARGETS, plain_copy, to_channels_last
+from tests._training_helpers import compose_cfg, fit_on_batches, tiny_module
 
 
 def _frames(n: int, seed: int = 0, b: int = 2) -> list[torch.Tensor]:

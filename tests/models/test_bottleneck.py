@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from _entropy_fit import fit_iframe_entropy_model
 
 from gvc.models.bottleneck import HyperpriorBottleneck, scale_table
 from gvc.models.iframe import IFrameCodec
+from tests._entropy_fit import fit_iframe_entropy_model
 
 TINY = dict(channels=[8, 16, 16, 24, 32], latent_channels=16, num_residual_blocks=1, hyper_channels=16)
 

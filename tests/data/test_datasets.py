@@ -21,7 +21,7 @@ from gvc.data.datasets import (
 )
 from gvc.errors import ConfigError, VideoFormatError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 def _shift(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train, state_equal
+
+from tests._training_helpers import (
+    compose_cfg,
+    fast_overrides,
+    per_step,
+    read_metrics,
+    run_train,
+    state_equal,
+)
 
 
 def _ckpt(out_dir):

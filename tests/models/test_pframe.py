@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from _entropy_fit import fit_bottleneck
 from omegaconf import OmegaConf
 
 from gvc.data.datasets import make_synthetic_clip
 from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
+from tests._entropy_fit import fit_bottleneck
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "smoke.yaml"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "smoke.yaml"
 
 
 def smoke_kwargs() -> tuple[dict, dict]:

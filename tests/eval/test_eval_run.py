@@ -1,7 +1,9 @@
 """The evaluation runner end to end on small generated MCL-JCV-named files: outputs, caching, export."""
 
 import csv
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from gvc.eval import run as R
 from gvc.eval.codecs import FFmpegCodec
 from gvc.eval.export import export_name, side_by_side
 
+ROOT = Path(__file__).resolve().parents[2]
 W, H, T = 64, 48, 3
 
 
@@ -141,6 +144,44 @@ def test_config_errors():
         R.Evaluator({"baselines": {"x265": {"crf": 3}}, "output_dir": "unused"})
 
 
+def test_evaluate_yaml_is_the_one_source_of_the_defaults(monkeypatch):
+    """EvalConfig has no Python defaults: from_mapping({}) is conf/evaluate.yaml exactly as evaluate.py composes
+    it (eval_data -> dataset), a key given replaces its default, and a key the yaml lacks is an error naming it."""
+    from gvc.cli import compose_checked
+
+    assert not hasattr(R, "DEFAULT_BASELINES")
+    fields = dataclasses.fields(R.EvalConfig)
+    with_default = [
+        f.name
+        for f in fields
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert not with_default, f"EvalConfig fields with a Python default: {with_default}"
+
+    from omegaconf import OmegaConf
+
+    composed = OmegaConf.to_container(compose_checked(ROOT / "conf", "evaluate", []), resolve=True)
+    composed.pop("hydra", None)
+    composed["dataset"] = composed.pop("eval_data", None)
+    got = dataclasses.asdict(R.EvalConfig.from_mapping({}))
+    assert set(got) == set(composed) == {f.name for f in fields}
+    stamp = r"outputs/evaluate/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d"  # ${now:...}, resolved as Hydra does
+    assert re.fullmatch(stamp, got.pop("output_dir")) and re.fullmatch(stamp, composed.pop("output_dir"))
+    assert got == composed
+    assert set(got["baselines"]) == {"x265", "x265_veryslow", "vvc", "svtav1", "aom_av1"}
+    assert got["baselines"]["x265"]["encoder"] == "libx265" and got["metrics"][0] == "psnr"
+
+    given = R.EvalConfig.from_mapping({"baselines": {"x265": {}}, "frames": None, "output_dir": None})
+    assert given.baselines == {"x265": {}} and given.frames is None  # null frames = all frames
+    assert given.output_dir.startswith("outputs/evaluate/")  # None for a key that cannot be null: the default
+
+    without_gop = {k: v for k, v in R._evaluate_yaml().items() if k != "gop"}
+    monkeypatch.setattr(R, "_evaluate_yaml", lambda: without_gop)
+    with pytest.raises(ConfigError, match=r"\['gop'\] are missing"):
+        R.EvalConfig.from_mapping({})
+    assert R.EvalConfig.from_mapping({"gop": 4}).gop == 4
+
+
 @pytest.mark.ffmpeg
 def test_side_by_side_mp4(tmp_path):
     rng = np.random.default_rng(0)
@@ -160,9 +201,7 @@ def test_runner_gvc_model_file_and_side_by_side(tmp_path):
     from gvc.codec.modelfile import save_model_file
     from gvc.models.iframe import IFrameCodec
 
-    kwargs = OmegaConf.to_container(
-        OmegaConf.load(Path(__file__).parents[1] / "conf/model/smoke.yaml").iframe
-    )
+    kwargs = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/smoke.yaml").iframe)
     kwargs.pop("_target_")
     torch.manual_seed(0)
     model_path = tmp_path / "smoke.gvcm"
@@ -231,7 +270,7 @@ def test_missing_model_file_is_a_config_error_before_any_work(tmp_path):
 def _evaluate_main():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).parents[1] / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
@@ -262,7 +301,7 @@ def test_evaluate_cli_exit_status_from_the_shell(tmp_path):
     import sys
 
     proc = subprocess.run([sys.executable, "evaluate.py", "frames=-3", f"output_dir={tmp_path}"],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True)  # fmt: skip
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert (
         proc.returncode == 2
         and proc.stderr.startswith("error: frames must be")

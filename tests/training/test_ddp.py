@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from _training_helpers import ROOT
+
+from tests._training_helpers import ROOT
 
 
 def _ddp_run(tmp_path, experiment: str, extra: list[str]) -> list[dict]:

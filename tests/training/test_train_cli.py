@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from _training_helpers import ROOT, compose_cfg, fast_overrides
 from hydra.utils import instantiate
 
 from gvc.training.run import LOGGER_IDS, build_loggers
+from tests._training_helpers import ROOT, compose_cfg, fast_overrides
 
 
 def _train_script():

@@ -12,12 +12,12 @@ import json
 import lightning as L
 import pytest
 import torch
-from _training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train
 
 from gvc.data.datamodule import ClipDataModule
 from gvc.data.datasets import VideoClipDataset, make_synthetic_clip
 from gvc.data.io import write_y4m
 from gvc.data.sampling import ResumableSampler, SampleKey, epoch_permutation
+from tests._training_helpers import compose_cfg, fast_overrides, per_step, read_metrics, run_train
 
 
 def _digest(t: torch.Tensor) -> str:

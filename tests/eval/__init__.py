@@ -1,0 +1,1 @@
+"""Tests of gvc.eval and evaluate.py."""

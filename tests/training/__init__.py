@@ -1,0 +1,1 @@
+"""Tests of gvc.training and train.py."""
