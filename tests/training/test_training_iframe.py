@@ -176,10 +176,9 @@ def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
 def test_quantization_mode_and_objective_are_recorded_in_checkpoint_and_model_file(tmp_path):
     """The training record (quantization mode and parameters in force, lambda_R, loss weights, perceptual
     spec) goes into the checkpoint and, through the end-of-fit export and `gvc export`, into the model file."""
-    from _training_helpers import compose_cfg, fast_overrides, run_train
-
     from gvc.cli import main as gvc_main
     from gvc.codec.modelfile import read_model_file
+    from tests._training_helpers import compose_cfg, fast_overrides, run_train
 
     over = ["stage.quantization.mode=softround_kumaraswamy", "stage.quantization.anneal_steps=4"]
     cfg = compose_cfg("smoke_iframe", [*fast_overrides(tmp_path / "run", 2), *over])

@@ -19,7 +19,7 @@ from gvc.data import open_video, sample_clips
 from gvc.errors import GVCError
 from gvc.models.video import VideoCodec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 3
 STEPS = 4
 
