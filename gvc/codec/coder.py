@@ -16,6 +16,11 @@ Models:
   decoder's step runs no encoder network and no flow estimator. The residual branch's random shift is derived
   from the frame index (:func:`shift_for_frame`) and also stored in the packet (2 bytes).
 
+Encode-time refinement (`refiner`, gvc.codec.refine): before a frame is coded, its latents may be moved by a
+few gradient steps against the frame's rate + distortion, through the same `step` on a copy of the GOP state
+(so with the decoder's reference frame); the coded latents are then the refined ones and nothing changes for
+the decoder.
+
 Determinism (ARCHITECTURE decision 5):
 - Same bytes: the same input, model file, torch build and device kind give the same .gvc bytes on every run.
   Coding runs in eval mode, float32, under `torch.use_deterministic_algorithms(True)` (warn only) with cuDNN

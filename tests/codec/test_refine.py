@@ -124,6 +124,21 @@ def test_a_larger_lambda_refines_towards_fewer_bits(model, clip, tmp_path):
     assert bits[50.0] < bits[0.05]
 
 
+def test_an_intra_only_model_refines_every_frame(model, clip, tmp_path):
+    """An IFrameCodec with its stage-1 record: every frame refined, decoded by the unchanged decoder."""
+    intra = model.iframe
+    record = _record()["iframe"]
+    refiner = LatentRefiner(STEPS, targets_from_record(record, video=False), lr=0.05)
+    path = tmp_path / "intra.gvc"
+    with open_video(clip) as reader:
+        stats = encode_video(reader, intra, path, frames=2, refiner=refiner)
+        sources = [reader.read_rgb(i)[None] for i in range(2)]
+    assert [f.frame_type for f in stats.frames] == ["I", "I"]
+    for f, x_hat, x in zip(stats.frames, decode_video(path, intra), sources, strict=True):
+        assert f.refine["after"]["loss"] < f.refine["before"]["loss"]
+        assert _psnr(x_hat, x) == pytest.approx(f.refine["after"]["psnr"], abs=0.02)
+
+
 def test_targets_need_a_training_record():
     with pytest.raises(GVCError, match="no training record"):
         targets_from_record({}, video=True)
