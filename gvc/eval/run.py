@@ -18,27 +18,23 @@ chosen real file), ``sources/`` (raw I420 copies the encoders read), ``per_frame
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import logging
 import math
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from gvc.data.io import YUVFrame
 from gvc.errors import ConfigError, VideoFormatError
 from gvc.eval.codecs import GVCCodec, TunableCodec, build_codec, gop_mismatch, model_settings
+from gvc.eval.defaults import default_config
 from gvc.eval.export import export_name, export_reconstruction, side_by_side
 from gvc.eval.metrics import SET_METRICS, MetricSuite, fid_kid, metric_columns
 from gvc.eval.ratematch import BitrateMatcher
@@ -51,49 +47,8 @@ __all__ = ["EvalConfig", "Evaluator", "default_config", "evaluate", "model_setti
 
 log = logging.getLogger("gvc.eval")
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-"""conf/ of the source checkout: ``evaluate.yaml`` there holds the default of every evaluation key."""
-
 # keys whose null is a value (all frames, imageio-ffmpeg's binary, no dataset); a null elsewhere: the default
 _NULLABLE = ("frames", "ffmpeg", "dataset")
-
-
-def _now(pattern: str) -> str:
-    return datetime.now().strftime(pattern)
-
-
-@functools.cache
-def _evaluate_yaml() -> dict[str, Any]:
-    """conf/evaluate.yaml, unresolved, with its defaults list applied: the ``eval_data`` group (null or a
-    conf/eval_data/*.yaml) becomes the ``dataset`` key, as evaluate.py passes it. Read once per process."""
-    path = CONF_DIR / "evaluate.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: the evaluation defaults are read from conf/ of the source tree")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    dataset: dict[str, Any] | None = None
-    for entry in raw.pop("defaults", []):
-        if entry == "_self_":
-            continue
-        if not isinstance(entry, dict) or set(entry) != {"eval_data"}:
-            raise ConfigError(f"{path}: defaults entry {entry!r} is not understood (only eval_data)")
-        if entry["eval_data"] is not None:
-            group = CONF_DIR / "eval_data" / f"{entry['eval_data']}.yaml"
-            dataset = OmegaConf.to_container(OmegaConf.load(group), resolve=False)
-    if "dataset" in raw:
-        raise ConfigError(f"{path}: set the dataset through the eval_data group, not a `dataset` key")
-    raw["dataset"] = dataset
-    return raw
-
-
-def default_config() -> dict[str, Any]:
-    """The default of every evaluation key: conf/evaluate.yaml composed as evaluate.py does with no overrides
-    (interpolations resolved, ``${now:...}`` to the current time, like Hydra's resolver of that name)."""
-    if not OmegaConf.has_resolver("now"):  # Hydra registers the same one (evaluate.py); without Hydra: ours
-        OmegaConf.register_new_resolver("now", _now, use_cache=True)
-    try:
-        return OmegaConf.to_container(OmegaConf.create(copy.deepcopy(_evaluate_yaml())), resolve=True)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"conf/evaluate.yaml: {' '.join(str(err).split())}") from None
 
 
 @dataclass
@@ -106,7 +61,7 @@ class EvalConfig:
     models: gvc model files (.gvcm), one per rate point.
     frames: frames per video (None = all). gop: I-frame period of every codec (<= 0: first frame only).
     target_bpps: rate-matching targets of the baselines. sweep: codec -> extra fixed q values for fuller curves.
-    baselines: name -> spec (see gvc.eval.codecs.ffmpeg.DEFAULT_CODECS; ``command`` for an external encoder);
+    baselines: name -> spec (defaults: conf/evaluate.yaml, `gvc.eval.defaults.default_codecs`; ``command`` for an external encoder);
     an empty spec uses the default of that name. metrics / metric_options: names and constructor kwargs.
     colour: matrix, full_range (None: what the container states; raw .yuv: BT.709 full range), chroma_upsample.
     anchor / bd_method / bd_min_points: BD-rate anchor codec, interpolation ("akima" | "pchip"), points needed.

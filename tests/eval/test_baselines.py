@@ -6,7 +6,6 @@ import pytest
 
 from gvc.errors import ConfigError, VideoFormatError
 from gvc.eval.codecs import (
-    DEFAULT_CODECS,
     Codec,
     ExternalCommandCodec,
     FFmpegCodec,
@@ -15,6 +14,7 @@ from gvc.eval.codecs import (
     gop_mismatch,
     read_bitstream,
 )
+from gvc.eval.defaults import default_codecs
 from gvc.eval.metrics import psnr_planes
 from gvc.eval.ratematch import BitrateMatcher
 from gvc.eval.source import SourceVideo
@@ -62,7 +62,7 @@ def test_x265_writes_no_info_sei_and_one_intra_frame_by_default(carphone, tmp_pa
     enc = codec.encode(carphone, 30, tmp_path / "a.hevc")
     assert b"x265 (build" not in enc.path.read_bytes()  # info=0
     with_sei = build_codec(
-        "x265", {"args": [a.replace("info=0", "info=1") for a in DEFAULT_CODECS["x265"]["args"]]}, -1
+        "x265", {"args": [a.replace("info=0", "info=1") for a in default_codecs()["x265"]["args"]]}, -1
     )
     enc_sei = with_sei.encode(carphone, 30, tmp_path / "b.hevc")
     assert b"x265 (build" in enc_sei.path.read_bytes() and enc_sei.bytes > enc.bytes + 1000

@@ -175,8 +175,10 @@ def test_evaluate_yaml_is_the_one_source_of_the_defaults(monkeypatch):
     assert given.baselines == {"x265": {}} and given.frames is None  # null frames = all frames
     assert given.output_dir.startswith("outputs/evaluate/")  # None for a key that cannot be null: the default
 
-    without_gop = {k: v for k, v in R._evaluate_yaml().items() if k != "gop"}
-    monkeypatch.setattr(R, "_evaluate_yaml", lambda: without_gop)
+    from gvc.eval import defaults
+
+    without_gop = {k: v for k, v in defaults._evaluate_yaml().items() if k != "gop"}
+    monkeypatch.setattr(defaults, "_evaluate_yaml", lambda: without_gop)
     with pytest.raises(ConfigError, match=r"\['gop'\] are missing"):
         R.EvalConfig.from_mapping({})
     assert R.EvalConfig.from_mapping({"gop": 4}).gop == 4

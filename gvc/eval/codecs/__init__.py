@@ -14,7 +14,7 @@ from gvc.eval.codecs.base import (
     gop_mismatch,
 )
 from gvc.eval.codecs.external import ExternalCommandCodec, build_external_codec
-from gvc.eval.codecs.ffmpeg import DEFAULT_CODECS, FFmpegCodec, build_ffmpeg_codec, read_bitstream
+from gvc.eval.codecs.ffmpeg import FFmpegCodec, build_ffmpeg_codec, read_bitstream
 from gvc.eval.codecs.gvc_codec import GVCCodec, model_settings
 
 
@@ -29,7 +29,6 @@ def build_codec(
 
 
 __all__ = [
-    "DEFAULT_CODECS",
     "Codec",
     "EncodedFile",
     "ExternalCommandCodec",

@@ -5,7 +5,8 @@ at a quality value ``q``; PyAV reads the file back: its packets give each frame'
 frames and their picture types. 10-bit output (libvvenc only encodes 10 bit; ffmpeg widens the 8-bit source
 exactly, x << 2) is rounded back to 8 bit with ``(x + 2) >> 2``.
 
-Defaults (``DEFAULT_CODECS``; conf/evaluate.yaml mirrors them, read ``ffmpeg -h encoder=NAME`` for the options):
+Defaults: the ``baselines`` of conf/evaluate.yaml, their one source (``gvc.eval.defaults.default_codecs``; read
+``ffmpeg -h encoder=NAME`` for the options):
 
 - ``x265``: HEVC ``-preset medium -tune zerolatency -x265-params crf=Q:keyint=GOP:scenecut=0:
   bframes=0:info=0`` (``info=0``: no version/settings SEI, ~2 kB per stream; ``scenecut=0``: intra frames only where
@@ -36,81 +37,8 @@ import numpy as np
 from gvc.data.io import YUVFrame
 from gvc.errors import ConfigError, VideoFormatError
 from gvc.eval.codecs.base import EncodedFile, FrameRecord, check_q_range
+from gvc.eval.defaults import default_codecs
 from gvc.eval.tools import ffmpeg_exe, ffmpeg_has
-
-_X265_PARAMS = "crf={q}:keyint={gop}:scenecut=0:bframes=0:info=0:log-level=error"
-
-DEFAULT_CODECS: dict[str, dict[str, Any]] = {
-    "x265": {
-        "encoder": "libx265",
-        "args": ["-preset", "{preset}", "-tune", "zerolatency", "-x265-params", _X265_PARAMS],
-        "preset": "medium",
-        "q_range": [0, 51],
-        "q_step": 0.01,
-        "format": "hevc",
-        "ext": "hevc",
-    },
-    "x265_veryslow": {
-        "encoder": "libx265",
-        "args": ["-preset", "{preset}", "-tune", "zerolatency", "-x265-params", _X265_PARAMS],
-        "preset": "veryslow",
-        "q_range": [0, 51],
-        "q_step": 0.01,
-        "format": "hevc",
-        "ext": "hevc",
-    },
-    "vvc": {
-        "encoder": "libvvenc",
-        "args": [
-            "-pix_fmt",
-            "yuv420p10le",
-            "-preset",
-            "{preset}",
-            "-qp",
-            "{q}",
-            "-vvenc-params",
-            "PicReordering=0:DecodingRefreshType=none:GOPSize=8:IntraPeriod={gop}",
-        ],  # fmt: skip
-        "preset": "medium",
-        "q_range": [0, 63],
-        "q_step": 1,
-        "format": "vvc",
-        "ext": "266",
-    },
-    "svtav1": {
-        "encoder": "libsvtav1",
-        "args": ["-preset", "{preset}", "-g", "{gop}", "-svtav1-params", "pred-struct=1:crf={q}"],
-        "preset": "8",
-        "q_range": [1, 70],
-        "q_step": 0.25,
-        "format": "ivf",
-        "ext": "ivf",
-    },
-    "aom_av1": {
-        "encoder": "libaom-av1",
-        "args": [
-            "-usage",
-            "realtime",
-            "-cpu-used",
-            "{preset}",
-            "-crf",
-            "{q}",
-            "-b:v",
-            "0",
-            "-g",
-            "{gop}",
-            "-lag-in-frames",
-            "0",
-            "-row-mt",
-            "1",
-        ],  # fmt: skip
-        "preset": "8",
-        "q_range": [0, 63],
-        "q_step": 1,
-        "format": "ivf",
-        "ext": "ivf",
-    },
-}
 
 _PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 
@@ -307,14 +235,14 @@ class FFmpegCodec(_BitstreamReading):
 def build_ffmpeg_codec(
     name: str, spec: Mapping[str, Any] | None, gop: int, ffmpeg: str | None = None
 ) -> FFmpegCodec:
-    """An FFmpegCodec from a config spec; an empty spec takes ``DEFAULT_CODECS[name]``; keys given in ``spec``
-    override the default of the same name (so ``{preset: slow}`` changes only the preset)."""
-    base = dict(DEFAULT_CODECS.get(name, {}))
+    """An FFmpegCodec from a config spec; an empty spec takes the default of that name (conf/evaluate.yaml
+    ``baselines``, `default_codecs`); keys given in ``spec`` override the default of the same name (so
+    ``{preset: slow}`` changes only the preset)."""
+    defaults = default_codecs()
+    base = dict(defaults.get(name, {}))
     base.update({k: v for k, v in dict(spec or {}).items() if v is not None})
     if not base:
-        raise ConfigError(
-            f"unknown codec {name!r}: give its `encoder` and `args`; known: {list(DEFAULT_CODECS)}"
-        )
+        raise ConfigError(f"unknown codec {name!r}: give its `encoder` and `args`; known: {list(defaults)}")
     unknown = set(base) - {"encoder", "args", "preset", "q_range", "q_step", "format", "ext", "threads"}
     if unknown:
         raise ConfigError(f"codec {name}: unknown keys {sorted(unknown)}")

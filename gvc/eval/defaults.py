@@ -1,0 +1,65 @@
+"""The defaults of the evaluation: conf/evaluate.yaml, the one source of every evaluation key and of the
+baseline codecs' settings (read here, without Hydra; evaluate.py composes the same file through Hydra)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gvc.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+"""conf/ of the source checkout: ``evaluate.yaml`` there holds the default of every evaluation key."""
+
+
+def _now(pattern: str) -> str:
+    return datetime.now().strftime(pattern)
+
+
+@functools.cache
+def _evaluate_yaml() -> dict[str, Any]:
+    """conf/evaluate.yaml, unresolved, with its defaults list applied: the ``eval_data`` group (null or a
+    conf/eval_data/*.yaml) becomes the ``dataset`` key, as evaluate.py passes it. Read once per process."""
+    path = CONF_DIR / "evaluate.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: the evaluation defaults are read from conf/ of the source tree")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    dataset: dict[str, Any] | None = None
+    for entry in raw.pop("defaults", []):
+        if entry == "_self_":
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"eval_data"}:
+            raise ConfigError(f"{path}: defaults entry {entry!r} is not understood (only eval_data)")
+        if entry["eval_data"] is not None:
+            group = CONF_DIR / "eval_data" / f"{entry['eval_data']}.yaml"
+            dataset = OmegaConf.to_container(OmegaConf.load(group), resolve=False)
+    if "dataset" in raw:
+        raise ConfigError(f"{path}: set the dataset through the eval_data group, not a `dataset` key")
+    raw["dataset"] = dataset
+    return raw
+
+
+def default_config() -> dict[str, Any]:
+    """The default of every evaluation key: conf/evaluate.yaml composed as evaluate.py does with no overrides
+    (interpolations resolved, ``${now:...}`` to the current time, like Hydra's resolver of that name)."""
+    if not OmegaConf.has_resolver("now"):  # Hydra registers the same one (evaluate.py); without Hydra: ours
+        OmegaConf.register_new_resolver("now", _now, use_cache=True)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(copy.deepcopy(_evaluate_yaml())), resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"conf/evaluate.yaml: {' '.join(str(err).split())}") from None
+
+
+def default_codecs() -> dict[str, dict[str, Any]]:
+    """The baseline codecs' default specs: the ``baselines`` of conf/evaluate.yaml (name -> encoder, args,
+    preset, q_range, q_step, format, ext); a fresh copy per call."""
+    return copy.deepcopy(_evaluate_yaml()["baselines"])
+
+
+__all__ = ["CONF_DIR", "default_codecs", "default_config"]
