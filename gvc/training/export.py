@@ -103,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gvc export: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.output} (model id {mid[:16]})")
+    record = training_record(args.checkpoint)
+    if record:
+        q, obj = record.get("quantization") or {}, record.get("objective") or {}
+        params = "".join(f" {k}={v:.3g}" for k, v in (q.get("params") or {}).items())
+        print(
+            f"training record: stage {record.get('stage')}, step {record.get('step')}, quantization "
+            f"{q.get('mode')}{params}, lambda_R {obj.get('lambda_R')}"
+        )
+    else:
+        print("no training record in the checkpoint (older gvc): `gvc encode --refine-steps` will refuse it")
     return 0
 
 

@@ -173,7 +173,7 @@ def test_fit_writes_model_file_and_gvc_export_rebuilds_it(tmp_path):
     assert not (tmp_path / "x.gvcm").exists()
 
 
-def test_quantization_mode_and_objective_are_recorded_in_checkpoint_and_model_file(tmp_path):
+def test_quantization_mode_and_objective_are_recorded_in_checkpoint_and_model_file(tmp_path, capsys):
     """The training record (quantization mode and parameters in force, lambda_R, loss weights, perceptual
     spec) goes into the checkpoint and, through the end-of-fit export and `gvc export`, into the model file."""
     from gvc.cli import main as gvc_main
@@ -197,6 +197,8 @@ def test_quantization_mode_and_objective_are_recorded_in_checkpoint_and_model_fi
     out = tmp_path / "exported.gvcm"
     assert gvc_main(["export", res["checkpoint"], "-o", str(out)]) == 0
     assert read_model_file(out)["training"] == rec
+    printed = capsys.readouterr().out
+    assert "quantization softround_kumaraswamy temperature=0.2 kumaraswamy_a=1.5" in printed
 
 
 def test_reconstruction_images_reach_wandb_as_uint8():
