@@ -1,7 +1,7 @@
 """`gvc encode | decode | info`: the codec commands (registered on the top-level `gvc` parser by gvc.cli).
 
     gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [-y] [--gop N] [--frames N] [--width W --height H --fps F]
-               [--refine-steps N [--refine-lr LR] [--refine-no-perceptual]]
+               [--refine-steps N [--refine-rate objective|hold] [--refine-lr LR] [--refine-no-perceptual]]
     gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm [-y]
     gvc info IN.gvc
 
@@ -178,6 +178,13 @@ def add_parsers(subparsers) -> None:
         help="Adam step size of the refinement, in latent units (default gvc.codec.refine.DEFAULT_LR)",
     )
     p.add_argument(
+        "--refine-rate",
+        choices=("objective", "hold"),
+        default="objective",
+        help="objective: the model's lambda_R decides how many bits refinement spends (default); hold: no frame "
+        "costs more bits than without refinement (lambda_R adapted per frame): a quality gain at the same rate",
+    )
+    p.add_argument(
         "--refine-no-perceptual",
         action="store_true",
         help="refine against rate + MSE only (leave out the perceptual term the model was trained with)",
@@ -298,7 +305,7 @@ def _refiner(args: argparse.Namespace, model):
             file=sys.stderr,
         )
     lr = DEFAULT_LR if args.refine_lr is None else args.refine_lr
-    return LatentRefiner(args.refine_steps, targets, lr=lr)
+    return LatentRefiner(args.refine_steps, targets, lr=lr, rate=args.refine_rate)
 
 
 def _print_refinement(stats, refiner) -> None:
@@ -308,7 +315,10 @@ def _print_refinement(stats, refiner) -> None:
         print("refinement: no frame was refined")
         return
     pixels = stats.width * stats.height
-    print(f"refinement ({refiner.steps} steps, lr {refiner.lr:g}): frame type bits before -> after, PSNR dB")
+    print(
+        f"refinement ({refiner.steps} steps, lr {refiner.lr:g}, rate {refiner.rate}): frame type bits "
+        "before -> after, PSNR dB"
+    )
     for f in rows:
         b, a = f.refine["before"], f.refine["after"]
         print(

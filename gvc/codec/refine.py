@@ -9,8 +9,13 @@ pipeline runs with the decoder's reference frame (the previous decoded frame), q
 the file will be, so the decoder needs nothing new and the bitstream format does not change. The hyper-latent
 z follows from the refined y (z = h_a(y)).
 
-The iterate with the lowest objective among the N + 1 visited (the encoder's latents included) is coded, so
-refinement never raises a frame's objective as measured; the per-frame report gives bits (the rounded latents'
+Rate: "objective" (default) keeps the model's lambda_R, so refinement spends or saves bits as the objective
+says (a lambda_R that the rate controller left at a bound makes that a large change); "hold" keeps each frame
+within the bits of the encoder's latents (lambda_R raised after an overspend; the chosen iterate is the least
+distorted one that fits), a pure quality gain at the same rate.
+
+The iterate with the lowest objective (hold: lowest distortion within the bits) among the N + 1 visited (the
+encoder's latents included) is coded, so refinement never makes a frame worse by that measure; the per-frame report gives bits (the rounded latents'
 -log2 likelihoods), PSNR (RGB, [0, 1] frames), the perceptual term and the objective before and after.
 Deterministic: no noise, no random crop, Adam on fixed inputs (the coder's deterministic settings hold).
 Cost: N forward + backward passes of the frame pipeline per frame (plus the perceptual network when on).
@@ -33,8 +38,14 @@ from gvc.objectives import FrameObjective, LossWeights
 
 #: Adam step size on the latents (latent units; a rounding bin is 1 wide) [ours]
 DEFAULT_LR = 0.1
-#: the metrics of a frame that the report gives before and after refinement
-REPORTED = ("bits", "psnr", "mse", "perceptual", "loss")
+#: rate="hold": gain of the per-frame lambda_R update on the relative overspend (bits / bits before - 1) [ours]
+RATE_GAIN = 10.0
+#: rate="hold": the range the per-frame lambda_R stays in [ours]
+LAMBDA_MIN, LAMBDA_MAX = 1.0e-4, 1.0e5
+RATE_MODES = ("objective", "hold")
+#: the metrics of a frame that the report gives before and after refinement (distortion: the objective's
+#: C * C_D * 255^2 * MSE + w_lpips * P; loss: distortion + C * lambda_R * bpp with the model's lambda_R)
+REPORTED = ("bits", "psnr", "mse", "perceptual", "distortion", "loss")
 
 
 @dataclass
@@ -97,74 +108,136 @@ def _target(record: Mapping, perceptual: bool, cache: dict, what: str) -> FrameT
 
 @dataclass
 class FrameRefinement:
-    """One frame's refinement: steps taken, the chosen iterate (0 = the encoder's latents), and REPORTED
-    metrics before (the encoder's latents) and after (the chosen iterate)."""
+    """One frame's refinement: steps taken, the chosen iterate (0 = the encoder's latents), REPORTED metrics
+    before (the encoder's latents) and after (the chosen iterate), and the lambda_R of the last step (the
+    model's own, or the one `rate="hold"` arrived at)."""
 
     steps: int
     best_step: int
     before: dict
     after: dict
+    lambda_r: float
 
 
 class LatentRefiner:
     """Refine a frame's latents: `refine(run, x)` with run(latents) coding the frame once with a LatentCoding
     (the coder's pipeline call on a copy of its state) and x (1, 3, H, W) the source frame in [0, 1] (unpadded).
 
-    Returns ({name: refined y}, FrameRefinement) or (None, None) when the frame type has no target."""
+    rate: "objective" (the objective with the model's lambda_R: refinement may spend or save bits, whatever
+    lowers it; the chosen iterate has the lowest objective) or "hold" (the frame may not cost more bits than the
+    encoder's latents: lambda_R starts at least at the value whose plain gradient step leaves the rate unchanged
+    to first order (-<grad D, grad R> / |grad R|^2) and is updated after every step, lambda <- lambda * exp(RATE_GAIN *
+    (bits / bits_before - 1)), and the chosen iterate is the one of lowest distortion among those within the
+    bits of the encoder's latents; lambda_R falls again after a step that saves bits; a step that overspends
+    is undone, the latents go back to the best iterate and the step size halves). Returns ({name: refined y}, FrameRefinement) or (None, None) when the
+    frame type has no target."""
 
-    def __init__(self, steps: int, targets: Mapping[str, FrameTarget], lr: float = DEFAULT_LR):
+    def __init__(
+        self,
+        steps: int,
+        targets: Mapping[str, FrameTarget],
+        lr: float = DEFAULT_LR,
+        rate: str = "objective",
+    ):
         if int(steps) < 0:
             raise GVCError(f"--refine-steps must be >= 0, got {steps}")
         if not (lr > 0 and math.isfinite(lr)):
             raise GVCError(f"--refine-lr must be a positive number, got {lr}")
+        if rate not in RATE_MODES:
+            raise GVCError(f"--refine-rate {rate!r}: use one of {', '.join(RATE_MODES)}")
         self.steps = int(steps)
         self.lr = float(lr)
+        self.rate = rate
         self.targets = dict(targets)
 
-    def _measure(self, target: FrameTarget, x: torch.Tensor, out: FrameOut) -> tuple[torch.Tensor, dict]:
+    @staticmethod
+    def _measure(target: FrameTarget, x: torch.Tensor, out: FrameOut, lam: float) -> tuple[dict, dict]:
+        """(the objective's terms at lambda_R = lam, with gradient, and C * bpp; the REPORTED metrics, whose loss
+        is at the model's lambda_R)."""
         h, w = x.shape[-2:]
         view = dict(out)
         view["x_hat"] = out["x_hat"][..., :h, :w].clamp(0.0, 1.0)  # the decoder's frame
-        terms = target.objective(x, view, target.lambda_r)
+        terms = target.objective(x, view, lam)
+        wts = target.objective.weights
+        terms["C_bpp"] = wts.C * terms["bpp"]  # d loss / d lambda_R
+        bpp, mse, perceptual = (float(terms[k].detach()) for k in ("bpp", "mse", "perceptual"))
+        distortion = wts.C * wts.C_D * wts.mse_scale * mse + wts.w_lpips * perceptual
         metrics = {
             "bits": out.estimated_bits(),
             "psnr": float(terms["psnr"]),
-            "mse": float(terms["mse"].detach()),
-            "perceptual": float(terms["perceptual"].detach()),
-            "loss": float(terms["loss"].detach()),
+            "mse": mse,
+            "perceptual": perceptual,
+            "distortion": distortion,
+            "loss": distortion + wts.C * target.lambda_r * bpp,
         }
-        return terms["loss"], metrics
+        return terms, metrics
 
     def refine(self, run: Callable, x: torch.Tensor):
         latents = RefineLatents()
+        hold = self.rate == "hold"
         with torch.enable_grad():
             out = run(latents)
             target = self.targets.get(out["frame_type"])
             if target is None or self.steps == 0:
                 return None, None
             params = list(latents.y.values())
-            opt = torch.optim.Adam(params, lr=self.lr)
-            best_loss, best_step, best, before, after = math.inf, 0, None, None, None
+            lr = self.lr
+            opt = torch.optim.Adam(params, lr=lr)
+            lam = target.lambda_r
+            best_crit, best_step, best, before, after = math.inf, 0, None, None, None
             for k in range(self.steps + 1):
                 if k > 0:
                     out = run(latents)
-                loss, metrics = self._measure(target, x, out)
+                terms, metrics = self._measure(target, x, out, lam)
+                loss = terms["loss"]
                 if before is None:
                     before = metrics
-                if not math.isfinite(metrics["loss"]):
+                if not math.isfinite(metrics["loss"]) or not math.isfinite(float(loss.detach())):
                     break
-                if metrics["loss"] < best_loss:
-                    best_loss, best_step, after = metrics["loss"], k, metrics
+                crit = metrics["distortion"] if hold else metrics["loss"]
+                feasible = not hold or metrics["bits"] <= before["bits"]
+                if feasible and crit < best_crit:
+                    best_crit, best_step, after = crit, k, metrics
                     best = {n: y.detach().clone() for n, y in latents.y.items()}
                 if k == self.steps:
                     break
-                grads = torch.autograd.grad(loss, params)
+                if hold and not feasible:  # back to the best iterate, a larger lambda_R, half the step
+                    with torch.no_grad():
+                        for n, y in latents.y.items():
+                            y.copy_(best[n])
+                    ratio = metrics["bits"] / max(before["bits"], 1.0)
+                    lam = min(lam * math.exp(RATE_GAIN * (ratio - 1.0)), LAMBDA_MAX)
+                    lr = lr * 0.5
+                    opt = torch.optim.Adam(params, lr=lr)
+                    continue  # the next pass measures the restored latents
+                if hold and k == 0:  # start at least at the lambda_R whose gradient step is rate-neutral
+                    g_loss = torch.autograd.grad(loss, params, retain_graph=True)
+                    g_rate = torch.autograd.grad(terms["C_bpp"], params)
+                    g_dist = [a - lam * b for a, b in zip(g_loss, g_rate, strict=True)]
+                    dot = sum(float((a * b).sum()) for a, b in zip(g_dist, g_rate, strict=True))
+                    norm2 = sum(float((b * b).sum()) for b in g_rate)
+                    lam = min(max(lam, -dot / norm2 if norm2 > 0 else lam, LAMBDA_MIN), LAMBDA_MAX)
+                    grads = [a + lam * b for a, b in zip(g_dist, g_rate, strict=True)]
+                elif hold:  # lambda_R up after an overspend, down after a saving; this step already uses it
+                    ratio = metrics["bits"] / max(before["bits"], 1.0)
+                    new_lam = min(max(lam * math.exp(RATE_GAIN * (ratio - 1.0)), LAMBDA_MIN), LAMBDA_MAX)
+                    grads = torch.autograd.grad(loss + (new_lam - lam) * terms["C_bpp"], params)
+                    lam = new_lam
+                else:
+                    grads = torch.autograd.grad(loss, params)
                 for p, g in zip(params, grads, strict=True):
                     p.grad = g
                 opt.step()
         if best is None:  # non-finite from the start: code the encoder's latents
             return None, None
-        return best, FrameRefinement(self.steps, best_step, before, after)
+        return best, FrameRefinement(self.steps, best_step, before, after, float(lam))
 
 
-__all__ = ["DEFAULT_LR", "FrameRefinement", "FrameTarget", "LatentRefiner", "targets_from_record"]
+__all__ = [
+    "DEFAULT_LR",
+    "RATE_MODES",
+    "FrameRefinement",
+    "FrameTarget",
+    "LatentRefiner",
+    "targets_from_record",
+]

@@ -124,6 +124,26 @@ def test_a_larger_lambda_refines_towards_fewer_bits(model, clip, tmp_path):
     assert bits[50.0] < bits[0.05]
 
 
+def test_hold_keeps_every_frame_within_its_bits_and_lowers_distortion(model, clip, tmp_path):
+    """rate="hold" with a lambda_R so small that the objective would buy many more bits: no frame costs more
+    than the encoder's latents, its distortion does not rise, and the file's bits follow."""
+    cheap = _record(lambda_r=1e-3)
+    free = LatentRefiner(STEPS, targets_from_record(cheap, video=True), lr=0.05)
+    held = LatentRefiner(STEPS, targets_from_record(cheap, video=True), lr=0.01, rate="hold")
+    with open_video(clip) as reader:
+        spent = encode_video(reader, model, tmp_path / "free.gvc", frames=2, refiner=free)
+    with open_video(clip) as reader:
+        kept = encode_video(reader, model, tmp_path / "hold.gvc", frames=2, refiner=held)
+    assert spent.frames[0].refine["after"]["bits"] > 1.05 * spent.frames[0].refine["before"]["bits"]
+    for f in kept.frames:
+        r = f.refine
+        assert r["after"]["bits"] <= r["before"]["bits"]
+        assert r["after"]["distortion"] <= r["before"]["distortion"]
+        assert f.estimated_bits == pytest.approx(r["after"]["bits"], rel=1e-3)
+    assert kept.frames[0].refine["after"]["distortion"] < kept.frames[0].refine["before"]["distortion"]
+    assert kept.frames[0].refine["lambda_r"] > 1e-3  # raised after the first overspending step
+
+
 def test_an_intra_only_model_refines_every_frame(model, clip, tmp_path):
     """An IFrameCodec with its stage-1 record: every frame refined, decoded by the unchanged decoder."""
     intra = model.iframe
@@ -182,3 +202,9 @@ def test_cli_refines_reports_and_refuses_a_model_without_record(model, clip, tmp
     assert main([*args, "-y", "--model", str(with_record), "--refine-lr", "0"]) == 2
     assert "refine-lr" in capsys.readouterr().err
     assert out.read_bytes() == kept  # a refused command loses nothing
+    assert main([*args, "-y", "--model", str(with_record), "--refine-rate", "hold", "--json", str(js)]) == 0
+    assert "rate hold" in capsys.readouterr().out
+    assert all(
+        f["refine"]["after"]["bits"] <= f["refine"]["before"]["bits"]
+        for f in json.loads(js.read_text())["frames"]
+    )
