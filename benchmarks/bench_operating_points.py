@@ -508,6 +508,18 @@ def evaluate_runs(
     return res
 
 
+def code_clips(model: Path, clips: dict, out: Path, commands: list[str], perceptual, *refine) -> dict:
+    """`code` every clip (refine: refine_steps, refine_rate) and add its ST-LPIPS-VGG: clip name -> figures."""
+    per = {}
+    for clip_name, clip in clips.items():
+        c = code(model, clip, out / clip_name, commands, *refine)
+        src, colour = read_yuv(clip)
+        dec, _ = read_yuv(c.pop("decoded"))
+        c["st_lpips_vgg"] = perceptual(src, dec, colour)
+        per[clip_name] = c
+    return per
+
+
 def evaluate_quant(
     runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
 ) -> None:
@@ -521,14 +533,8 @@ def evaluate_quant(
             continue
         perceptual = perceptual or Perceptual()
         log(f"quantization mode {r['quantization']}: {name}")
-        per = {}
-        for clip_name, clip in clips.items():
-            c = code(r["p_dir"] / "model.gvcm", clip, work / "code" / name / "quant" / clip_name, commands)
-            src, colour = read_yuv(clip)
-            dec, _ = read_yuv(c.pop("decoded"))
-            c["st_lpips_vgg"] = perceptual(src, dec, colour)
-            per[clip_name] = c
-        res["quant"][name] = per
+        out = work / "code" / name / "quant"
+        res["quant"][name] = code_clips(r["p_dir"] / "model.gvcm", clips, out, commands, perceptual)
         save()
 
 
@@ -547,15 +553,8 @@ def evaluate_refine(
             continue
         perceptual = perceptual or Perceptual()
         log(f"refinement N={n} rate={rate}")
-        per = {}
-        for clip_name, clip in clips.items():
-            out = work / "code" / "gan_0.13" / f"refine{key}" / clip_name
-            c = code(model, clip, out, commands, n, rate)
-            src, colour = read_yuv(clip)
-            dec, _ = read_yuv(c.pop("decoded"))
-            c["st_lpips_vgg"] = perceptual(src, dec, colour)
-            per[clip_name] = c
-        res["refine"][key] = per
+        out = work / "code" / "gan_0.13" / f"refine{key}"
+        res["refine"][key] = code_clips(model, clips, out, commands, perceptual, n, rate)
         save()
 
 
