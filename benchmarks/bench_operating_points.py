@@ -558,9 +558,10 @@ def evaluate_refine(
         save()
 
 
-def training_gap(run_dir: Path, last: int = 50) -> dict:
+def training_gap(run_dir: Path, last: int = 5) -> dict:
     """The loss' rate (train/bpp_noisy: noisy, straight-through or soft-rounded latents, per the mode) against
-    the rounded rate (train/bpp_q, what the file carries): means over the last `last` logged steps (gap) and
+    the rounded rate (train/bpp_q, what the file carries): means over the last `last` logged rows (gap; the
+    bench stages log every 10 steps, so 5 rows = the last 50 steps) and
     over the whole stage (gap_stage; a softround run ends in its straight-through phase, so only the whole stage
     shows its soft-rounding phase), as (rounded - loss) / rounded."""
     out = {}
@@ -666,7 +667,7 @@ def markdown_extra(result: dict) -> list[str]:
         lines += [
             f"Quantization training modes (both stages; softround_kumaraswamy: T 0.3 -> 0.1 and a 2 -> 1 over "
             f"{SOFTROUND_SHARE:.0%} of each stage, then straight-through). Rate gap = (rounded rate - the loss' "
-            "rate) / rounded rate, mean of the last 50 logged training steps and of the whole stage (P: stage 2, "
+            "rate) / rounded rate, mean over the last 50 training steps (5 logged values) and over the whole stage (P: stage 2, "
             "I: stage 1); the rounded rate is what the file carries and the controller reads, the loss' rate is "
             "what training optimised.",
             "",
