@@ -33,9 +33,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # Train small models at 0.064 / 0.13 / 0.22 bpp (+ MSE twin, + compressai anchor) and measure them on held-out
-# clips through real files (~45 min on 2 cores); results: benchmarks/results/bench_rd_full.json and stdout (markdown).
+# clips through real files (~45 min on 2 cores; benchmarks/results/bench_rd_full.json), then the quantization modes
+# and encode-time refinement at 0.13 (reusing the 0.13 model; ~70 min; benchmarks/results/bench_rd_c3.json).
 bench-rd: $(STAMP)
-	$(BIN)/python benchmarks/bench_operating_points.py --markdown --out-json benchmarks/results/bench_rd_full.json
+	$(BIN)/python benchmarks/bench_operating_points.py --parts points --markdown --out-json benchmarks/results/bench_rd_full.json
+	$(BIN)/python benchmarks/bench_operating_points.py --parts quant refine --markdown --out-json benchmarks/results/bench_rd_c3.json
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json
