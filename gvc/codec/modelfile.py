@@ -47,13 +47,12 @@ def class_path_of(model: nn.Module) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _config_json(config) -> str:
+def _json_text(value, what: str = "model.config", fix: str = "the model class must keep JSON kwargs") -> str:
+    """Canonical JSON text (sorted keys, no spaces, no NaN) of a model file entry; ModelFileError if not JSON."""
     try:
-        return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise ModelFileError(
-            f"model.config is not plain JSON ({e}); the model class must keep JSON kwargs"
-        ) from e
+        raise ModelFileError(f"{what} is not plain JSON ({e}); {fix}") from e
 
 
 def compute_model_id(class_path: str, config_json: str, state_dict: dict) -> str:
@@ -82,7 +81,7 @@ def model_id(model: nn.Module) -> str:
         raise ModelFileError(
             f"{class_path_of(model)} has no `config` (its constructor kwargs); cannot identify it"
         )
-    return compute_model_id(class_path_of(model), _config_json(model.config), model.state_dict())
+    return compute_model_id(class_path_of(model), _json_text(model.config), model.state_dict())
 
 
 def _check_class_path(class_path, where: str) -> type:
@@ -145,7 +144,7 @@ def save_model_file(path, model: nn.Module, update: bool = True, training: dict 
         raise ModelFileError(
             f"{class_path} has no `config` attribute (its constructor kwargs); cannot save it"
         )
-    config_json = _config_json(model.config)
+    config_json = _json_text(model.config)
     if update:
         if not hasattr(model, "update"):
             raise ModelFileError(f"{class_path} has no update(); it is not an entropy-coding model")
@@ -164,7 +163,7 @@ def save_model_file(path, model: nn.Module, update: bool = True, training: dict 
     if training is None:
         training = getattr(model, "gvc_training", None)
     if training:
-        payload["training"] = _training_json(training)
+        payload["training"] = _json_text(training, "the training record", "keep it to plain values")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -176,13 +175,6 @@ def save_model_file(path, model: nn.Module, update: bool = True, training: dict 
             f"{path}: cannot write the model file ({e.strerror or e}); check the folder"
         ) from e
     return mid
-
-
-def _training_json(training) -> str:
-    try:
-        return json.dumps(training, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"the training record is not plain JSON ({e})") from e
 
 
 def read_model_file(path) -> dict:
@@ -219,16 +211,13 @@ def read_model_file(path) -> dict:
             f"{path}: content hash {mid[:12]}… differs from the recorded id {data['model_id'][:12]}…: the file was "
             f"modified or damaged; {_FIX}"
         )
-    training = data.get("training")
-    if training is None:
-        training = {}
-    else:
-        try:
-            training = json.loads(training) if isinstance(training, str) else None
-        except ValueError:
-            training = None
-        if not isinstance(training, dict):
-            raise ModelFileError(f"{path}: the training record is malformed; {_FIX}")
+    training = data.get("training", "{}")  # files written before the record existed have none
+    try:
+        training = json.loads(training) if isinstance(training, str) else None
+    except ValueError:
+        training = None
+    if not isinstance(training, dict):
+        raise ModelFileError(f"{path}: the training record is malformed; {_FIX}")
     return {**data, "config": config, "training": training}
 
 

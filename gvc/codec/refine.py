@@ -15,8 +15,9 @@ within the bits of the encoder's latents (lambda_R raised after an overspend; th
 distorted one that fits), a pure quality gain at the same rate.
 
 The iterate with the lowest objective (hold: lowest distortion within the bits) among the N + 1 visited (the
-encoder's latents included) is coded, so refinement never makes a frame worse by that measure; the per-frame report gives bits (the rounded latents'
--log2 likelihoods), PSNR (RGB, [0, 1] frames), the perceptual term and the objective before and after.
+encoder's latents included) is coded, so refinement never makes a frame worse by that measure; the per-frame
+report gives bits (the rounded latents' -log2 likelihoods), PSNR (RGB, [0, 1] frames), the perceptual term,
+the distortion and the objective before and after.
 Deterministic: no noise, no random crop, Adam on fixed inputs (the coder's deterministic settings hold).
 Cost: N forward + backward passes of the frame pipeline per frame (plus the perceptual network when on).
 """
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gvc.errors import GVCError, MissingWeightsError
+from gvc.errors import GVCError
 from gvc.losses import perceptual_from_spec
 from gvc.models.latents import FrameOut, RefineLatents
 from gvc.objectives import FrameObjective, LossWeights
@@ -94,16 +95,20 @@ def _target(record: Mapping, perceptual: bool, cache: dict, what: str) -> FrameT
     if perceptual and weights.w_lpips > 0 and spec:
         key = repr(sorted(spec.items()))
         if key not in cache:
-            try:
+            try:  # MissingWeightsError (absent weights) passes through: it names the file to provide
                 cache[key] = perceptual_from_spec(spec)
-            except MissingWeightsError:
-                raise
             except ValueError as e:
                 raise GVCError(f"{e}; refine without it: --refine-no-perceptual") from e
         module = cache[key]
     if module is None:
         weights = dataclasses.replace(weights, w_lpips=0.0)
     return FrameTarget(FrameObjective(weights, module), lam)
+
+
+def _held_lambda(lam: float, bits: float, bits_before: float) -> float:
+    """rate="hold": lambda_R * exp(RATE_GAIN * (bits / bits_before - 1)), kept in [LAMBDA_MIN, LAMBDA_MAX]."""
+    ratio = bits / max(bits_before, 1.0)
+    return min(max(lam * math.exp(RATE_GAIN * (ratio - 1.0)), LAMBDA_MIN), LAMBDA_MAX)
 
 
 @dataclass
@@ -126,11 +131,11 @@ class LatentRefiner:
     rate: "objective" (the objective with the model's lambda_R: refinement may spend or save bits, whatever
     lowers it; the chosen iterate has the lowest objective) or "hold" (the frame may not cost more bits than the
     encoder's latents: lambda_R starts at least at the value whose plain gradient step leaves the rate unchanged
-    to first order (-<grad D, grad R> / |grad R|^2) and is updated after every step, lambda <- lambda * exp(RATE_GAIN *
-    (bits / bits_before - 1)), and the chosen iterate is the one of lowest distortion among those within the
-    bits of the encoder's latents; lambda_R falls again after a step that saves bits; a step that overspends
-    is undone, the latents go back to the best iterate and the step size halves). Returns ({name: refined y}, FrameRefinement) or (None, None) when the
-    frame type has no target."""
+    to first order (-<grad D, grad R> / |grad R|^2) and follows `_held_lambda` after every step, up after an
+    overspend and down after a saving; a step that overspends is undone, the latents go back to the best
+    iterate and the step size halves; the chosen iterate is the least distorted one within the bits of the
+    encoder's latents). Returns ({name: refined y}, FrameRefinement) or (None, None) when the frame type has
+    no target."""
 
     def __init__(
         self,
@@ -158,17 +163,16 @@ class LatentRefiner:
         view = dict(out)
         view["x_hat"] = out["x_hat"][..., :h, :w].clamp(0.0, 1.0)  # the decoder's frame
         terms = target.objective(x, view, lam)
-        wts = target.objective.weights
-        terms["C_bpp"] = wts.C * terms["bpp"]  # d loss / d lambda_R
-        bpp, mse, perceptual = (float(terms[k].detach()) for k in ("bpp", "mse", "perceptual"))
-        distortion = wts.C * wts.C_D * wts.mse_scale * mse + wts.w_lpips * perceptual
+        terms["C_bpp"] = target.objective.weights.C * terms["bpp"]  # d loss / d lambda_R
+        c_bpp = float(terms["C_bpp"].detach())
+        distortion = float(terms["loss"].detach()) - lam * c_bpp  # the objective without its rate term
         metrics = {
             "bits": out.estimated_bits(),
             "psnr": float(terms["psnr"]),
-            "mse": mse,
-            "perceptual": perceptual,
+            "mse": float(terms["mse"].detach()),
+            "perceptual": float(terms["perceptual"].detach()),
             "distortion": distortion,
-            "loss": distortion + wts.C * target.lambda_r * bpp,
+            "loss": distortion + target.lambda_r * c_bpp,
         }
         return terms, metrics
 
@@ -205,8 +209,7 @@ class LatentRefiner:
                     with torch.no_grad():
                         for n, y in latents.y.items():
                             y.copy_(best[n])
-                    ratio = metrics["bits"] / max(before["bits"], 1.0)
-                    lam = min(lam * math.exp(RATE_GAIN * (ratio - 1.0)), LAMBDA_MAX)
+                    lam = _held_lambda(lam, metrics["bits"], before["bits"])
                     lr = lr * 0.5
                     opt = torch.optim.Adam(params, lr=lr)
                     continue  # the next pass measures the restored latents
@@ -219,8 +222,7 @@ class LatentRefiner:
                     lam = min(max(lam, -dot / norm2 if norm2 > 0 else lam, LAMBDA_MIN), LAMBDA_MAX)
                     grads = [a + lam * b for a, b in zip(g_dist, g_rate, strict=True)]
                 elif hold:  # lambda_R up after an overspend, down after a saving; this step already uses it
-                    ratio = metrics["bits"] / max(before["bits"], 1.0)
-                    new_lam = min(max(lam * math.exp(RATE_GAIN * (ratio - 1.0)), LAMBDA_MIN), LAMBDA_MAX)
+                    new_lam = _held_lambda(lam, metrics["bits"], before["bits"])
                     grads = torch.autograd.grad(loss + (new_lam - lam) * terms["C_bpp"], params)
                     lam = new_lam
                 else:

@@ -48,9 +48,7 @@ def json_plain(value):
         return [json_plain(v) for v in value]
     if isinstance(value, torch.Tensor):
         return json_plain(value.tolist())
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     if hasattr(value, "item"):
         return json_plain(value.item())
