@@ -28,7 +28,7 @@ from gvc.eval.store import _finite_json, json_default
 VIDEO_COLUMNS = ("video", "codec", "setting", "target_bpp", "bpp", "rel_error")
 EXTRA_COLUMNS = ("bytes", "frames", "width", "height", "q", "within_tolerance", "encode_s", "decode_s")
 #: metrics of the per-video table in report.md (when they have numbers), in this order
-TABLE_METRICS = ("psnr_yuv", "psnr_rgb", "ms_ssim", "vmaf", "st_lpips", "st_lpips_vgg", "lpips", "pim")
+TABLE_METRICS = ("psnr_yuv", "psnr_rgb", "ms_ssim", "vmaf", "st_lpips", "st_lpips_vgg", "lpips", "pim", "warp_error", "tlp")
 
 
 def finite(x: Any) -> bool:

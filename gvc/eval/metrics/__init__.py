@@ -20,7 +20,13 @@ perceptual    st_lpips_vgg  st_lpips_vgg                                lower   
 perceptual    pim           pim                                         lower   PyTorch port, converted weights
 vmaf          vmaf          vmaf                                        higher  libvmaf v0.6.1 in ffmpeg, luma
 distribution  fid, kid      fid, kid                                    lower   HiFiC 256x256 patches, per point
+temporal      warp_error    warp_error                                  lower   under the source's DIS flow, minus
+                                                                                the source's own; 0 = as source
+temporal      tlp           tlp                                         lower   tLP with ST-LPIPS as distance
 ============  ============  ==========================================  ======  ================================
+
+Temporal metrics read consecutive frames (:mod:`gvc.eval.metrics.temporal`): frame 0 has no value (NaN) and
+their clip value is the mean over frames 1..N-1.
 
 A metric whose weights or tools are missing is built as :class:`UnavailableMetric`: it reports
 ``{"unavailable": reason}`` (naming the file it needs) and the run goes on.
@@ -55,6 +61,7 @@ from gvc.eval.metrics.suite import (
     VideoScores,
     metric_columns,
 )
+from gvc.eval.metrics.temporal import SourceFlow, TLPMetric, WarpErrorMetric, warp_l1
 from gvc.eval.metrics.vmaf import VMAFMetric, vmaf_yuv_files, write_yuv_frame
 from gvc.eval.tools import ffmpeg_exe, ffmpeg_has
 
@@ -76,9 +83,12 @@ __all__ = [
     "PSNRMetric",
     "STLPIPSMetric",
     "STLPIPSVGGMetric",
+    "SourceFlow",
+    "TLPMetric",
     "UnavailableMetric",
     "VMAFMetric",
     "VideoScores",
+    "WarpErrorMetric",
     "default_weights_dir",
     "ffmpeg_exe",
     "ffmpeg_has",
@@ -91,5 +101,6 @@ __all__ = [
     "psnr_planes",
     "resolve_weights",
     "vmaf_yuv_files",
+    "warp_l1",
     "write_yuv_frame",
 ]

@@ -28,6 +28,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "vmaf": True,
     "fid": False,
     "kid": False,
+    "warp_error": False,
+    "tlp": False,
 }
 #: how each column is labelled in tables and plots (ST-LPIPS is never called LPIPS)
 COLUMN_LABELS: dict[str, str] = {
@@ -44,6 +46,8 @@ COLUMN_LABELS: dict[str, str] = {
     "vmaf": "VMAF",
     "fid": "FID",
     "kid": "KID",
+    "warp_error": "warping error vs source (source DIS flow) [8-bit levels]",
+    "tlp": "tLP (ST-LPIPS AlexNet)",
 }
 PSNR_YUV_WEIGHTING = "(6*Y + U + V) / 8 of per-frame PSNRs (DCVC); CompressAI uses (4*Y + U + V) / 6"
 

@@ -13,6 +13,7 @@ from gvc.eval.metrics.base import Frame, Metric, UnavailableMetric
 from gvc.eval.metrics.distribution import InceptionPatchFeatures
 from gvc.eval.metrics.fidelity import MSSSIMMetric, PSNRMetric
 from gvc.eval.metrics.perceptual import LPIPSMetric, PIMMetric, STLPIPSMetric, STLPIPSVGGMetric
+from gvc.eval.metrics.temporal import TLPMetric, WarpErrorMetric
 from gvc.eval.metrics.vmaf import VMAFMetric
 
 FRAME_METRICS: dict[str, type[Metric]] = {
@@ -23,6 +24,8 @@ FRAME_METRICS: dict[str, type[Metric]] = {
     "st_lpips_vgg": STLPIPSVGGMetric,
     "pim": PIMMetric,
     "vmaf": VMAFMetric,
+    "warp_error": WarpErrorMetric,
+    "tlp": TLPMetric,
 }
 SET_METRICS = ("fid", "kid")
 ALL_METRICS = tuple(FRAME_METRICS) + SET_METRICS
@@ -112,7 +115,12 @@ class MetricSuite:
                 per_frame.update(metric.end())
             except (RuntimeError, ValueError) as err:
                 failed[name] = f"{type(err).__name__}: {err}"
-        summary = {col: float(np.mean(vals)) for col, vals in per_frame.items() if vals}
+        # temporal metrics have no value (NaN) for frame 0: the clip value is the mean over the frames that have one
+        summary = {
+            col: float(np.nanmean(vals))
+            for col, vals in per_frame.items()
+            if vals and not np.all(np.isnan(np.asarray(vals, dtype=float)))
+        }
         unavailable = {name: m.reason for name, m in self.unavailable.items()}
         unavailable.update(failed)
         feature_array = np.concatenate(feats) if feats else None
