@@ -6,6 +6,10 @@ the rate is within ``tolerance`` (relative) or ``refine_steps`` are spent. Every
 are cached per q, so the targets of one video share work, and the closest of all encodes is chosen. A target
 that cannot be met within the tolerance comes back flagged with the reason (the encoder's floor or ceiling,
 or the two neighbouring settings and their rates when the encoder has no setting in between).
+
+A codec run under its own rate control (``mode == "bitrate"``, e.g. VVenC with two passes) is matched instead by
+asking it for a rate and correcting the request by the ratio target / reached (in the log domain, bisecting
+between the closest requests above and below once they bracket the target), up to ``refine_steps + 2`` encodes.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class BitrateMatcher:
         return (enc.bpp - target) / target
 
     def match(self, target_bpp: float) -> MatchResult:
+        if getattr(self.codec, "mode", "q") == "bitrate":
+            return self._match_requested(float(target_bpp))
         target = float(target_bpp)
         before = set(self.cache)
         q_min, q_max = self.codec.q_range
@@ -115,6 +121,41 @@ class BitrateMatcher:
         err = self.error(best, target)
         within = abs(err) <= self.tolerance
         reason = None if within else self._reason(target, floor, ceiling)
+        tried = [(q, self.cache[q].bpp) for q in sorted(set(self.cache) - before)]
+        return MatchResult(target, best, err, within, reason, tried)
+
+    def _match_requested(self, target: float) -> MatchResult:
+        """Rate-control codecs: the setting is the requested rate (bpp); see the module docstring."""
+        before = set(self.cache)
+        q_min, q_max = self.codec.q_range
+        request = self.snap(target)
+        below: float | None = None  # largest request that came out under the target
+        above: float | None = None  # smallest request that came out at or over the target
+        for _ in range(self.refine_steps + 2):
+            enc = self.encode(request)
+            if abs(self.error(enc, target)) <= self.tolerance:
+                break
+            if enc.bpp < target:
+                below = request if below is None else max(below, request)
+            else:
+                above = request if above is None else min(above, request)
+            proposal = request * target / max(enc.bpp, 1e-12)
+            if below is not None and above is not None and not below < proposal < above:
+                proposal = math.sqrt(below * above)
+            proposal = self.snap(proposal)
+            if proposal in self.cache:
+                break
+            request = proposal
+        best = min(self.cache.values(), key=lambda e: (abs(self.error(e, target)), e.setting))
+        err = self.error(best, target)
+        within = abs(err) <= self.tolerance
+        reason = None
+        if not within:
+            tried = sorted((q, self.cache[q].bpp) for q in set(self.cache) - before)
+            limit = (" (the request reached the end of q_range)"
+                     if any(q in (q_min, q_max) for q, _ in tried) else "")  # fmt: skip
+            reason = (f"{self.codec.name}'s rate control gave " + ", ".join(f"{b:.4f} bpp for {q:g} asked" for q, b in tried)
+                      + f"; closest {best.bpp:.4f} bpp ({err:+.1%}){limit}")  # fmt: skip
         tried = [(q, self.cache[q].bpp) for q in sorted(set(self.cache) - before)]
         return MatchResult(target, best, err, within, reason, tried)
 

@@ -12,9 +12,10 @@ Defaults: the ``baselines`` of conf/evaluate.yaml, their one source (``gvc.eval.
   bframes=0:info=0`` (``info=0``: no version/settings SEI, ~2 kB per stream; ``scenecut=0``: intra frames only where
   the GOP puts them, as for gvc). CRF is fractional (0.01 steps).
 - ``x265_veryslow``: the same at ``-preset veryslow`` (the stronger setting).
-- ``vvc``: libvvenc (VVenC 1.15) ``-preset medium -qp Q -vvenc-params PicReordering=0:DecodingRefreshType=none:
-  GOPSize=8:IntraPeriod=GOP``: low delay (no picture reordering; vvenc accepts only refresh type ``none`` then, and
-  its low-delay GOP needs GOPSize 8). Integer QP.
+- ``vvc``: libvvenc (VVenC 1.15) ``-preset medium -b:v RATE -vvenc-params PicReordering=0:DecodingRefreshType=none:
+  GOPSize=8:IntraPeriod=GOP``, two passes: low delay (no picture reordering; vvenc accepts only refresh type
+  ``none`` then, and its low-delay GOP needs GOPSize 8) under VVenC's own rate control (its QP is an integer,
+  too coarse to land within 5% of a target on short clips).
 - ``svtav1``: SVT-AV1 ``-preset 8 -g GOP -svtav1-params pred-struct=1:crf=Q`` (pred-struct 1 = low delay); CRF in
   quarter steps up to 70.
 - ``aom_av1``: libaom ``-usage realtime -cpu-used 8 -crf Q -b:v 0 -g GOP -lag-in-frames 0`` (real-time mode, no
@@ -149,6 +150,11 @@ class FFmpegCodec(_BitstreamReading):
     ``q_range``: the quality parameter's valid range (higher = lower rate); ``q_step``: its resolution (1 for
     integer QP/CRF); ``format``: ffmpeg muxer of the output (and demuxer when reading it back); ``ext``: file
     extension; ``threads``: ``-threads`` (0 = encoder default).
+
+    ``mode="bitrate"``: the setting is the rate *asked of the encoder's own rate control*, in bpp (``{bitrate}``
+    in ``args`` becomes bits/s = bpp x W x H x fps; ``q_range`` / ``q_step`` are then in bpp and rate rises with
+    the setting); ``passes=2`` runs ffmpeg twice (``-pass 1`` to a null output, then ``-pass 2``) with a stats
+    file next to the output, and the recorded command is both runs joined by ``&&``.
     """
 
     def __init__(
@@ -164,6 +170,8 @@ class FFmpegCodec(_BitstreamReading):
         gop: int = -1,
         ffmpeg: str | None = None,
         threads: int = 0,
+        mode: str = "q",
+        passes: int = 1,
     ):
         if not encoder:
             raise ConfigError(f"codec {name}: give an ffmpeg `encoder`")
@@ -179,10 +187,20 @@ class FFmpegCodec(_BitstreamReading):
         self.gop = int(gop)
         self.exe = ffmpeg or ffmpeg_exe()
         self.threads = int(threads)
+        if mode not in ("q", "bitrate"):
+            raise ConfigError(f"codec {name}: mode must be q or bitrate, got {mode!r}")
+        self.mode = mode
+        if passes not in (1, 2):
+            raise ConfigError(f"codec {name}: passes must be 1 or 2, got {passes!r}")
+        self.passes = int(passes)
+        if mode == "bitrate" and not any("{bitrate}" in a for a in self.args):
+            raise ConfigError(f"codec {name}: mode bitrate needs {{bitrate}} in args: {self.args}")
 
     def settings(self) -> dict[str, Any]:
         return {
             "kind": "ffmpeg",
+            "mode": self.mode,
+            "passes": self.passes,
             "encoder": self.encoder,
             "args": self.args,
             "preset": self.preset,
@@ -201,9 +219,16 @@ class FFmpegCodec(_BitstreamReading):
     def format_q(self, q: float) -> str:
         return format_q(q, self.q_step)
 
-    def command(self, video, q: float, out: Path) -> list[str]:
-        """The exact ffmpeg command line that encodes ``video`` at ``q`` into ``out``."""
+    def bitrate(self, video, q: float) -> int:
+        """bits/s asked of the encoder's rate control for a setting of ``q`` bpp (``mode="bitrate"``)."""
+        return max(1, round(float(self.format_q(q)) * video.width * video.height * video.fps))
+
+    def command(self, video, q: float, out: Path, pass_: int = 0) -> list[str]:
+        """The exact ffmpeg command line that encodes ``video`` at ``q`` into ``out`` (``pass_`` 1 or 2 of a
+        two-pass encode: the stats file is ``out`` + ``.pass``; pass 1 writes no bitstream)."""
         values = {"q": self.format_q(q), "gop": keyint(self.gop, video.count), "preset": self.preset}
+        if self.mode == "bitrate":
+            values["bitrate"] = str(self.bitrate(video, q))
         cmd = [self.exe, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt",
                "yuv420p", "-s", f"{video.width}x{video.height}", "-r", f"{video.fps:g}", "-i", str(video.raw),
                "-frames:v", str(video.count), "-c:v", self.encoder]  # fmt: skip
@@ -213,6 +238,10 @@ class FFmpegCodec(_BitstreamReading):
             raise ConfigError(f"codec {self.name}: unknown placeholder {err} in args {self.args}") from err
         if self.threads:
             cmd += ["-threads", str(self.threads)]
+        if pass_:
+            cmd += ["-pass", str(pass_), "-passlogfile", f"{out}.pass"]
+        if pass_ == 1:
+            return cmd + ["-f", "null", "-"]
         if self.format:
             cmd += ["-f", self.format]
         return cmd + [str(out)]
@@ -220,16 +249,26 @@ class FFmpegCodec(_BitstreamReading):
     def encode(self, video, setting: float, out: Path) -> EncodedFile:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = self.command(video, float(setting), out)
+        if self.passes == 2:
+            cmds = [self.command(video, float(setting), out, 1), self.command(video, float(setting), out, 2)]
+        else:
+            cmds = [self.command(video, float(setting), out)]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            for cmd in cmds:
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    break
+        finally:
+            for stats in out.parent.glob(f"{out.name}.pass*"):  # the stats files of a two-pass encode
+                stats.unlink()
         seconds = time.perf_counter() - t0
+        command = " && ".join(shlex.join(c) for c in cmds)
         if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-            raise VideoFormatError(
-                f"{self.name} encode failed ({shlex.join(cmd)}): {proc.stderr.strip()[-800:]}"
-            )
+            raise VideoFormatError(f"{self.name} encode failed ({command}): {proc.stderr.strip()[-800:]}")
         size = out.stat().st_size
-        return EncodedFile(out, size, 8.0 * size / video.pixels, float(setting), shlex.join(cmd), seconds)
+        extra = {"requested_bits_per_s": self.bitrate(video, setting)} if self.mode == "bitrate" else {}
+        return EncodedFile(out, size, 8.0 * size / video.pixels, float(setting), command, seconds, extra)
 
 
 def build_ffmpeg_codec(
@@ -243,7 +282,8 @@ def build_ffmpeg_codec(
     base.update({k: v for k, v in dict(spec or {}).items() if v is not None})
     if not base:
         raise ConfigError(f"unknown codec {name!r}: give its `encoder` and `args`; known: {list(defaults)}")
-    unknown = set(base) - {"encoder", "args", "preset", "q_range", "q_step", "format", "ext", "threads"}
+    known = {"encoder", "args", "preset", "q_range", "q_step", "format", "ext", "threads", "mode", "passes"}
+    unknown = set(base) - known
     if unknown:
         raise ConfigError(f"codec {name}: unknown keys {sorted(unknown)}")
     return FFmpegCodec(name, gop=gop, ffmpeg=ffmpeg, **base)
