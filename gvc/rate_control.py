@@ -1,8 +1,8 @@
-"""Rate controllers for the rate weight lambda_R (SPEC section 1); pure Python/torch, checkpointable.
+"""Rate controllers for the rate weight lambda_R (docs/METHOD.md section 1.4); pure Python/torch, checkpointable.
 
 lambda_R MULTIPLIES the rate term (gvc.objectives: C * (lambda_R * R + C_D * MSE) + ...; HiFiC writes R / lambda,
 so our lambda_R is HiFiC's 1 / lambda): a larger lambda_R means fewer bits. The measured bpp a controller reads
-is the bpp of the ROUNDED latents (`bpp_q`, what the file carries), never the noisy training rate (SPEC 1).
+is the bpp of the ROUNDED latents (`bpp_q`, what the file carries), never the noisy training rate (docs/METHOD.md section 1.4).
 Under DDP the caller all-reduces (averages) the measured bpp before `update`, or passes `reduce_fn` to
 `update_from_tensor`, so every rank computes the same lambda_R. `steps` counts updates (one per applied
 training step) and drives the two-level controller's early schedule; it is part of the state.

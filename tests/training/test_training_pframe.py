@@ -73,7 +73,7 @@ def test_annealing_schedules():
     assert p["temperature"] == pytest.approx(0.2) and p["kumaraswamy_a"] == pytest.approx(1.5)
     assert schedule.quantization(120, q)[1] == {"temperature": pytest.approx(0.1), "kumaraswamy_a": 1.0}
     assert schedule.quantization(150, q) == ("ste", {})
-    # C3's order by default: the straight-through phase starts where the annealing ends (SPEC 6)
+    # C3's order by default: the straight-through phase starts where the annealing ends (docs/METHOD.md section 6)
     c3 = {**q, "ste_from_step": None}
     assert schedule.quantization(99, c3)[0] == "softround_kumaraswamy"
     assert schedule.quantization(100, c3) == ("ste", {})
