@@ -37,6 +37,9 @@ def _main(argv: list[str]) -> int:
         raise ConfigError(" ".join(str(err).split())) from None
     plain.pop("hydra", None)
     plain["dataset"] = plain.pop("eval_data", None)
+    from gvc.cli_errors import torch_device, work_complete
+
+    torch_device(str(plain.get("device")), "device")  # one `error:` line, before anything is written
 
     from gvc.eval.run import Evaluator
 
@@ -45,6 +48,7 @@ def _main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     results = evaluator.run()
+    work_complete()
     print(
         f"wrote {out}/report.md ({len(results['points'])} points; progress and summary in {out}/evaluate.log)"
     )
@@ -53,7 +57,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from gvc.cli import run_main  # one `error:` line and exit status 2 for every user error
+    from gvc.cli_errors import run_main  # one `error:` line and exit status 2 for every user error
 
     return run_main(lambda: _main(argv))
 

@@ -8,11 +8,13 @@ Every user error (an unknown key or group, a bad value, an output dir under a fi
 before Hydra starts the run, so Hydra never prints its own error report for them.
 """
 
+import shutil
 import sys
 import warnings
 from pathlib import Path
 
-from gvc.cli import compose_checked, one_line, run_main
+from gvc.cli import compose_checked
+from gvc.cli_errors import one_line, run_main
 from gvc.errors import ConfigError, GVCError
 
 CONF = Path(__file__).resolve().parent / "conf"
@@ -41,7 +43,32 @@ def _task(cfg) -> None:
 
     rc = run_main(fit)
     if rc:
+        _remove_failed_run_dir()
         raise SystemExit(rc)
+
+
+#: the run folder named by paths.output_dir as composed before Hydra started, if it existed then (a resume)
+_EXISTING_RUN_DIR: dict[str, Path | None] = {"path": None}
+
+
+def _remove_failed_run_dir() -> None:
+    """A run that stopped on a user error before writing anything of its own (no checkpoint, no model file, no
+    logged value) leaves no run folder: Hydra's `.hydra/` and `train.log`, the logger ids and the empty log
+    folders go, with the folder itself, unless the folder was there before the run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from gvc.training.run import LOGGER_IDS
+
+    try:
+        run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    except (ValueError, AttributeError):
+        return
+    if not run_dir.is_dir() or run_dir == _EXISTING_RUN_DIR["path"]:
+        return  # a folder that was there before (resume): not ours to remove
+    setup_only = {"train.log", LOGGER_IDS}  # written before training starts; .hydra/ too
+    files = [p.relative_to(run_dir) for p in run_dir.rglob("*") if not p.is_dir()]
+    if all(f.parts[0] == ".hydra" or str(f) in setup_only for f in files):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             from gvc.training.run import check_config
 
             check_config(cfg)
+            out = Path(str(cfg.paths.output_dir)).resolve()
+            _EXISTING_RUN_DIR["path"] = out if out.exists() else None
         import hydra
 
         entry = hydra.main(config_path=str(CONF), config_name="train", version_base="1.3")(_task)

@@ -2,11 +2,10 @@
 (gvc.training.export: checkpoint -> .gvcm model file).
 
 Subcommand modules are imported only when their command runs, so the codec commands never import Lightning or
-Hydra. Every error a user can cause (a gvc error, a bad argument, a path that cannot be read or written, an
-output pipe closed early) is printed as ONE line `error: <message>` on stderr with exit code 2, no traceback.
-The same handling serves train.py and evaluate.py: :func:`run_main` (defined with the codec commands in
-gvc.codec.cli, which must not import this module's Hydra helper) and, for their Hydra configs,
-:func:`compose_checked`.
+Hydra. Every error a user can cause (a gvc error, a bad argument, a path that cannot be read or written) is
+printed as ONE line `error: <message>` on stderr with exit code 2, no traceback: gvc.cli_errors (the bottom
+layer, re-exported here) holds that handling for every entry point; this module adds :func:`compose_checked`,
+the Hydra helper of train.py and evaluate.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from gvc.codec.cli import USER_ERROR, ArgumentParser, one_line, quiet_library_warnings, run_main
+from gvc.cli_errors import USER_ERROR, ArgumentParser, one_line, quiet_library_warnings, run_main
 from gvc.errors import ConfigError, GVCError
 
 __all__ = [

@@ -3,6 +3,8 @@ destroy inputs, need -y to replace a file, and are never left half-written; a no
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,20 +164,30 @@ def _big_stream(path: Path, frames: int = 4000) -> Path:
     return path
 
 
-def test_info_into_a_closed_pipe_is_one_error_line(tmp_path):
-    path = _big_stream(tmp_path / "big.gvc")  # ~200 kB of table: more than a pipe holds
+def _closed_pipe(argv: list[str]) -> tuple[bytes, str, int]:
+    """Run `gvc ARGV | head -1`: the first line of stdout, stderr and the exit status."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gvc.cli", "info", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
+        [sys.executable, "-m", "gvc.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
     )
     first = proc.stdout.readline()  # like `| head -1`
     proc.stdout.close()
     err = proc.stderr.read().decode()
-    rc = proc.wait(timeout=60)
-    assert b"gvc bitstream" in first
-    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "broken pipe" in err, (rc, err)
+    return first, err, proc.wait(timeout=300)
+
+
+def test_a_closed_pipe_after_complete_work_is_not_an_error(tmp_path, source, model_file):
+    """`gvc info x.gvc | head -1`, `gvc info --json ... | head -1` and `gvc encode ... | head -1` did all their
+    work: exit status 0 and nothing on stderr (they used to end with "error: ... broken pipe", status 2)."""
+    path = _big_stream(tmp_path / "big.gvc")  # ~200 kB of table: more than a pipe holds
+    first, err, rc = _closed_pipe(["info", str(path)])
+    assert b"gvc bitstream" in first and (rc, err) == (0, ""), (rc, err)
+    first, err, rc = _closed_pipe(["info", "--json", str(path)])
+    assert first.strip() == b"{" and (rc, err) == (0, ""), (rc, err)
+    out, stats = tmp_path / "e.gvc", tmp_path / "e.json"
+    argv = ["encode", str(source), "-o", str(out), "--model", str(model_file), "-q", "--json", str(stats)]
+    first, err, rc = _closed_pipe(argv)
+    assert b"3 frames" in first and (rc, err) == (0, ""), (rc, err)
+    assert out.stat().st_size > 0 and json.loads(stats.read_text())["num_frames"] == 3  # the work is complete
 
 
 def test_a_normal_command_prints_no_warning(tmp_path, source, model_file):
@@ -199,4 +211,183 @@ def test_failed_encode_leaves_no_partial_output(tmp_path, model_file, capsys):
     out = tmp_path / "out" / "a.gvc"
     err = _one_error_line(capsys, ["encode", str(frames), "-o", str(out), "--model", str(model_file), "-q"])
     assert "000002.png" in err and "cannot read" in err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder the command created is removed with the partial file
+
+
+def test_missing_output_folders_are_removed_when_the_command_fails(tmp_path, stream, model_file, capsys):
+    """`-o new/sub/out.y4m` creates new/sub; a decode that fails (or is interrupted) removes them again."""
+    bad = tmp_path / "bad.gvc"
+    data = bytearray(stream.read_bytes())
+    data[-10] ^= 0x10
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "new" / "sub" / "out.y4m"
+    _one_error_line(capsys, ["decode", str(bad), "-o", str(out), "--model", str(model_file), "-q"])
+    assert not (tmp_path / "new").exists()
+    assert main(["decode", str(stream), "-o", str(out), "--model", str(model_file), "-q"]) == 0
+    assert out.is_file()  # a command that succeeds keeps the folders it made
+
+
+def _checkpoint(tmp_path: Path) -> Path:
+    """A gvc training checkpoint as training writes it: the codec's weights under a prefix, and how to rebuild
+    it (gvc.export: class path, config, prefix, training record)."""
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    kwargs = dict(cfg["iframe"])
+    kwargs.pop("_target_")
+    torch.manual_seed(0)
+    codec = IFrameCodec(**kwargs)
+    record = {
+        "stage": "smoke_iframe",
+        "step": 5,
+        "quantization": {"mode": "noise", "params": {}, "config": {"mode": "noise"}},
+        "objective": {
+            "loss": {"C": 0.003125, "C_D": 0.75, "C_P": 0.15, "w_lpips": 1.0, "gan": True},
+            "lambda_R": 2.5,
+            "target_bpp": 0.13,
+            "rate_controller": {},
+            "perceptual": {"_target_": "gvc.losses.STLPIPSLoss", "net": "alex"},
+        },
+    }
+    spec = {
+        "class_path": "gvc.models.iframe.IFrameCodec",
+        "config": kwargs,
+        "prefix": "codec.",
+        "training": record,
+    }
+    path = tmp_path / "ck.ckpt"
+    state = {f"codec.{k}": v for k, v in codec.state_dict().items()}
+    torch.save({"gvc": {"export": spec}, "state_dict": state, "epoch": 0}, path)
+    return path
+
+
+def test_export_never_writes_onto_its_checkpoint_and_needs_y(tmp_path, capsys):
+    """`gvc export ck.ckpt -o ck.ckpt` used to replace the checkpoint with a model file; an existing output was
+    overwritten silently."""
+    ckpt = _checkpoint(tmp_path)
+    before = ckpt.read_bytes()
+    err = _one_error_line(capsys, ["export", str(ckpt), "-o", str(ckpt)])
+    assert "is the checkpoint" in err and ckpt.read_bytes() == before
+    err = _one_error_line(capsys, ["export", str(ckpt), "-o", str(ckpt), "-y"])
+    assert "is the checkpoint" in err and ckpt.read_bytes() == before
+    out = tmp_path / "m.gvcm"
+    out.write_bytes(b"keep me")
+    err = _one_error_line(capsys, ["export", str(ckpt), "-o", str(out)])
+    assert "exists; add -y" in err and out.read_bytes() == b"keep me"
+    assert main(["export", str(ckpt), "-o", str(out), "-y"]) == 0
+    printed = capsys.readouterr().out
+    assert load_model_file(out).gvc_training["step"] == 5
+    # what the README says it prints: the training record with the loss weights and the perceptual loss
+    assert "lambda_R 2.5" in printed and "w_lpips=1" in printed and "STLPIPSLoss(net=alex)" in printed
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_export_write_failure_is_one_error_line(tmp_path, capsys):
+    """A model file that cannot be written (here a folder where the temporary file goes) used to end in a
+    traceback with status 1 (torch.save raises RuntimeError, not OSError)."""
+    ckpt = _checkpoint(tmp_path)
+    out = tmp_path / "m.gvcm"
+    (tmp_path / "m.gvcm.tmp").mkdir()
+    err = _one_error_line(capsys, ["export", str(ckpt), "-o", str(out)])
+    assert "cannot write the model file" in err and not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_export_into_a_read_only_folder_is_one_error_line(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        err = _one_error_line(capsys, ["export", str(ckpt), "-o", str(ro / "m.gvcm")])
+    finally:
+        ro.chmod(0o755)
+    assert "not writable" in err
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps", "meta", "cuda:7"])
+def test_an_unavailable_device_is_one_error_line(device, tmp_path, source, stream, model_file, capsys):
+    """`--device cuda` (mps, meta) on a machine without one used to be a traceback with status 1."""
+    torch_dev = torch.device(device)
+    if torch_dev.type == "cuda" and torch.cuda.device_count() > (torch_dev.index or 0):
+        pytest.skip("this machine has that device")
+    if torch_dev.type == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has that device")
+    out = tmp_path / "new" / "a.gvc"
+    err = _one_error_line(
+        capsys, ["encode", str(source), "-o", str(out), "--model", str(model_file), "--device", device]
+    )
+    assert f"--device '{device}'" in err and "devices on this machine: cpu" in err, err
+    err = _one_error_line(
+        capsys,
+        [
+            "decode",
+            str(stream),
+            "-o",
+            str(tmp_path / "d.y4m"),
+            "--model",
+            str(model_file),
+            "--device",
+            device,
+        ],
+    )
+    assert "devices on this machine: cpu" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_with_an_unavailable_device_is_one_error_line_and_writes_nothing(
+    tmp_path, source, model_file
+):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    out = tmp_path / "eval"
+    res = subprocess.run(
+        [sys.executable, "evaluate.py", f"videos=[{source}]", f"models=[{model_file}]", "frames=2"]
+        + [f"output_dir={out}", "device=cuda"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: device 'cuda'") and res.stderr.count("\n") == 1, res.stderr
+    assert "devices on this machine: cpu" in res.stderr
+    assert not out.exists()
+
+
+def test_model_errors_say_what_the_file_is(tmp_path, stream, source, capsys):
+    """A .gvc stream, a text file, a training checkpoint or a folder given as --model: the error names what it is
+    and what a model file is, never PyTorch's weights_only advice or a bare "(101)"."""
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    cases = {
+        stream: "is a .gvc bitstream",
+        text: "is a text file",
+        _checkpoint(tmp_path): "is a gvc training checkpoint (`gvc export",
+        tmp_path: "is a folder",
+    }
+    for path, needle in cases.items():
+        err = _one_error_line(
+            capsys, ["encode", str(source), "-o", str(tmp_path / "x.gvc"), "--model", str(path)]
+        )
+        assert needle in err and "a model file is the .gvcm" in err, err
+        assert "weights_only" not in err and "(101)" not in err, err
+
+
+def test_a_folder_given_as_the_stream_is_named_a_folder(tmp_path, model_file, capsys):
+    err = _one_error_line(capsys, ["info", str(tmp_path)])
+    assert f"{tmp_path} is a folder" in err and "no such" not in err
+    err = _one_error_line(
+        capsys, ["decode", str(tmp_path), "-o", str(tmp_path / "o.y4m"), "--model", str(model_file)]
+    )
+    assert f"{tmp_path} is a folder" in err
+
+
+@pytest.mark.parametrize("fps", ["0", "-25", "nan"])
+def test_fps_must_be_positive(fps, tmp_path, model_file, capsys):
+    """--fps 0 used to be ignored silently."""
+    raw = tmp_path / "clip_64x64.yuv"
+    raw.write_bytes(bytes(64 * 64 * 3 // 2 * 2))
+    err = _one_error_line(
+        capsys, ["encode", str(raw), "-o", str(tmp_path / "a.gvc"), "--model", str(model_file), "--fps", fps]
+    )
+    assert "--fps must be a positive number" in err
+    assert not (tmp_path / "a.gvc").exists()

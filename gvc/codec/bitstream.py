@@ -580,6 +580,8 @@ def parse_bitstream(data: bytes, name: str = "<bytes>") -> tuple[StreamHeader, l
 def open_bitstream(path) -> BitstreamReader:
     """Open a .gvc file for streaming reads (use as a context manager); a missing file raises BitstreamError."""
     p = Path(path)
+    if p.is_dir():
+        raise BitstreamError(f"{p} is a folder, not a .gvc bitstream file; give the file `gvc encode` wrote")
     if not p.is_file():
         raise BitstreamError(f"{p}: no such bitstream file (check the path)")
     try:

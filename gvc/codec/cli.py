@@ -9,125 +9,28 @@ Torch, the models and the video I/O are imported inside the handlers, so `gvc in
 Outputs: never one of the inputs; an existing one only with -y (ffmpeg's habit); written under a temporary
 name and renamed when complete, so a failed command leaves no partial file.
 
-The error handling of every gvc entry point (one `error:` line, exit status 2: :func:`run_main`,
-:class:`ArgumentParser`, :func:`one_line`) is defined here, with the codec commands, and re-exported by gvc.cli
-for train.py and evaluate.py: the codec must not import gvc.cli, whose Hydra helper it may not depend on.
+The error handling of every gvc entry point (one `error:` line, exit status 2; output checks; the device check)
+is in the bottom layer, gvc.cli_errors. A folder that `-o` names and that does not exist is created, and removed
+again when the command fails or is interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 from gvc.cli_args import add_colour_arguments
-from gvc.errors import ConfigError, GVCError
-
-#: exit status of every user error
-USER_ERROR = 2
-
-
-def quiet_library_warnings() -> None:
-    """Silence warnings that third-party code prints on every command and that no user can act on (each filter
-    matches one message from one module, nothing else):
-
-    - torch_geometric (imported by compressai's registry for its point-cloud transforms, which gvc never uses)
-      calls ``torch.jit.script`` at import time, and torch >= 2.10 warns that it is deprecated;
-    - the lpips package builds its AlexNet with torchvision's deprecated ``pretrained=`` argument.
-    """
-    warnings.filterwarnings(
-        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning, module=r"torch\.jit"
-    )
-    for message in (
-        r"The parameter 'pretrained' is deprecated",
-        r"Arguments other than a weight enum or `None` for 'weights' are deprecated",
-    ):
-        warnings.filterwarnings(
-            "ignore", message=message, category=UserWarning, module=r"torchvision\.models"
-        )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message as one line: multi-line library messages joined with '; ', a trailing list
-    ("Available options in 'stage':" then one option per line) joined with ', ', Hydra's search-path dump cut."""
-    lines = [line.strip() for line in (str(exc).strip() or type(exc).__name__).splitlines() if line.strip()]
-    cut = next((i for i, line in enumerate(lines) if line.startswith("Config search path")), len(lines))
-    parts: list[str] = []
-    listing = False
-    for line in lines[:cut]:
-        if listing:
-            parts[-1] += ("" if parts[-1].endswith(":") else ",") + " " + line
-        else:
-            parts.append(line.rstrip("."))
-            listing = line.endswith(":")
-    return "; ".join(parts)
-
-
-def _os_error_message(e: OSError) -> str:
-    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
-    what = e.strerror or one_line(e)
-    return f"{where}: {what}" if where else what
-
-
-def run_main(fn: Callable[[], int | None]) -> int:
-    """Run ``fn`` and turn every user error into one `error:` line on stderr and exit code 2."""
-    quiet_library_warnings()
-    try:
-        return int(fn() or 0)
-    except GVCError as e:
-        msg = one_line(e)
-    except BrokenPipeError:
-        # the reader of our stdout went away (e.g. `gvc info f | head`): stop writing to it, exit cleanly
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        msg = "output closed before everything was written (broken pipe)"
-    except OSError as e:
-        msg = _os_error_message(e)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    try:
-        print(f"error: {msg}", file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-    return USER_ERROR
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with usage errors raised as ConfigError (printed as one `error:` line by run_main)."""
-
-    def error(self, message: str):
-        raise ConfigError(f"{message} (see `{self.prog} --help`)")
-
-
-def check_output(out: Path, inputs: dict[str, Path], overwrite: bool, folder_ok: bool = False) -> None:
-    """Refuse an output that is one of ``inputs`` (flag -> path), that exists without ``overwrite`` (-y), or whose
-    folder cannot exist (a file in the way)."""
-    for what, p in inputs.items():
-        if p is None:
-            continue
-        same = out.exists() and p.exists() and os.path.samefile(out, p)
-        if same or out.resolve() == p.resolve():
-            raise GVCError(f"-o {out} is the {what}: writing it would destroy it; give another output name")
-    if out.exists():
-        if out.is_dir() and not folder_ok:
-            raise GVCError(f"-o {out} is a folder; give a file name")
-        if not overwrite:
-            raise GVCError(f"-o {out} exists; add -y to overwrite it")
-    for parent in out.resolve().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GVCError(f"-o {out}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise GVCError(f"-o {out}: the folder {parent} is not writable")
-            break
+from gvc.cli_errors import (
+    ArgumentParser,
+    check_output,
+    created_folders,
+    run_main,
+    torch_device,
+    work_complete,
+)
+from gvc.errors import GVCError
 
 
 def add_parsers(subparsers) -> None:
@@ -227,21 +130,24 @@ def add_parsers(subparsers) -> None:
 def _load_model(path: Path, device: str):
     from gvc.codec.modelfile import load_model_file
 
-    try:
-        import torch
-
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise GVCError(f"--device {device!r}: {e}") from e
+    dev = torch_device(device)
     return load_model_file(path, device=dev)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    import math
+
     from gvc.codec.coder import encode_video
     from gvc.data.io import open_video
 
     if args.frames is not None and args.frames <= 0:
         raise GVCError(f"--frames must be positive, got {args.frames}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise GVCError(f"--fps must be a positive number of frames per second, got {args.fps:g}")
+    for flag in ("width", "height"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise GVCError(f"--{flag} must be positive, got {value}")
     if args.refine_steps < 0:
         raise GVCError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     inputs = {"input video": args.input, "model file": args.model}
@@ -253,17 +159,22 @@ def cmd_encode(args: argparse.Namespace) -> int:
         check_output(args.output, inputs, args.overwrite)
         if args.json is not None:
             check_output(args.json, {**inputs, "output": args.output}, overwrite=True)
-        stats = encode_video(
-            reader,
-            model,
-            args.output,
-            gop=args.gop,
-            frames=args.frames,
-            estimate=not args.no_estimate,
-            progress=not args.quiet,
-            portable_entropy=not args.device_entropy,
-            refiner=refiner,
-        )
+        with created_folders(args.output, args.json):
+            stats = encode_video(
+                reader,
+                model,
+                args.output,
+                gop=args.gop,
+                frames=args.frames,
+                estimate=not args.no_estimate,
+                progress=not args.quiet,
+                portable_entropy=not args.device_entropy,
+                refiner=refiner,
+            )
+            if args.json is not None:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(stats.to_dict(), indent=1))
+    work_complete()
     n_i = sum(f.frame_type == "I" for f in stats.frames)
     print(
         f"{args.output}: {stats.num_frames} frames ({n_i} I, {stats.num_frames - n_i} P), "
@@ -284,9 +195,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if refiner is not None:
         _print_refinement(stats, refiner)
     print(f"{stats.seconds:.2f} s, {stats.num_frames / max(stats.seconds, 1e-9):.2f} frames/s")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(stats.to_dict(), indent=1))
     return 0
 
 
@@ -350,10 +258,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_output(out, {"input stream": args.input, "model file": args.model}, args.overwrite, folder_ok=True)
     n = 0
     # the writer writes to a temporary name and renames when done; an error deletes it (nothing partial stays)
-    with open_writer(out, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer:
+    with (
+        created_folders(out),
+        open_writer(out, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer,
+    ):
         for frame in video:
             writer.write(frame)
             n += 1
+    work_complete()
     dt = time.perf_counter() - t0
     size = args.input.stat().st_size
     bpp = 8 * size / max(1, n * video.width * video.height)
@@ -374,6 +286,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         for p in r:
             rows.append((p.index, p.frame_type, p.nbytes, p.payload_bytes, p.shift))
         r.check_complete()
+    work_complete()  # the stream is read: a reader that stops early (`| head`) is not an error
     pixels = h.width * h.height
     size = args.input.stat().st_size
     n = len(rows)

@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -39,6 +40,54 @@ ALLOWED_PREFIX = "gvc.models."
 NESTED_KEYS = frozenset({"class_path", "config"})
 _CLASS_PATH_RE = re.compile(r"^gvc\.models(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _FIX = "re-export it from the training checkpoint with `gvc export CKPT -o MODEL.gvcm`"
+#: what a model file is, for the errors that get something else
+WHAT_A_MODEL_FILE_IS = (
+    "a model file is the .gvcm that training writes (OUTPUT_DIR/model.gvcm) or that "
+    "`gvc export CKPT -o MODEL.gvcm` writes from a training checkpoint"
+)
+_BITSTREAM_MAGIC = b"\x89GVC"  # gvc.codec.bitstream.MAGIC (not imported: this module must stay light)
+
+
+def what_file_is(path) -> str:
+    """What a file that is not a readable model file is, in words ("a .gvc bitstream (what `gvc encode`
+    writes)", "a text file", "a gvc training checkpoint", ...), for error messages; never loads pickled code."""
+    path = Path(path)
+    if path.is_dir():
+        return "a folder"
+    if not path.exists():
+        return "missing"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if not head:
+        return "an empty file"
+    if head.startswith(_BITSTREAM_MAGIC):
+        return "a .gvc bitstream (what `gvc encode` writes)"
+    if head.startswith(b"YUV4MPEG2"):
+        return "a Y4M video"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # weights-only refused: pickled objects, never run here
+            return "a PyTorch file holding Python objects (a Lightning checkpoint of another program?)"
+        except Exception:  # noqa: BLE001 - torch raises many types for a damaged archive
+            return "a damaged or truncated PyTorch file"
+        if isinstance(data, dict) and "gvc" in data and "state_dict" in data:
+            return "a gvc training checkpoint (`gvc export CKPT -o MODEL.gvcm` writes its model file)"
+        if isinstance(data, dict) and ("state_dict" in data or "pytorch-lightning_version" in data):
+            return "a training checkpoint of another program"
+        return "a PyTorch file without the gvc model file tag"
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "a text file"
+        except UnicodeDecodeError as e:
+            if e.start < len(head) - 4:  # a cut in the middle of a character at the end is still text
+                return f"an unknown binary file (starts with {head[:8]!r})"
+            return "a text file"
+    return f"an unknown binary file (starts with {head[:8]!r})"
 
 
 def class_path_of(model: nn.Module) -> str:
@@ -169,11 +218,11 @@ def save_model_file(path, model: nn.Module, update: bool = True, training: dict 
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelFileError(
-            f"{path}: cannot write the model file ({e.strerror or e}); check the folder"
-        ) from e
+    except (OSError, RuntimeError) as e:  # torch.save reports an unwritable file as a RuntimeError
+        if tmp.is_file():
+            tmp.unlink()
+        why = (e.strerror if isinstance(e, OSError) else None) or str(e).strip().splitlines()[0]
+        raise ModelFileError(f"{path}: cannot write the model file ({why}); check the folder") from e
     return mid
 
 
@@ -182,15 +231,18 @@ def read_model_file(path) -> dict:
     training (dict, {} when absent)),
     without building the model. Raises ModelFileError naming the file and the fix."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file; {WHAT_A_MODEL_FILE_IS}")
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file; give --model a .gvcm file, or {_FIX}")
+        raise ModelFileError(f"{path}: no such model file; {WHAT_A_MODEL_FILE_IS}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for damaged or foreign files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{path}: not a readable gvc model file ({msg}); {_FIX}") from e
+        raise ModelFileError(
+            f"{path} is {what_file_is(path)}, not a gvc model file; {WHAT_A_MODEL_FILE_IS}"
+        ) from e
     if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
-        raise ModelFileError(f"{path}: not a gvc model file (no '{FORMAT_TAG}' tag); {_FIX}")
+        raise ModelFileError(f"{path} is {what_file_is(path)}, not a gvc model file; {WHAT_A_MODEL_FILE_IS}")
     version = data.get("version")
     if not isinstance(version, int) or version != FORMAT_VERSION:
         hint = "upgrade gvc" if isinstance(version, int) and version > FORMAT_VERSION else _FIX

@@ -1,4 +1,4 @@
-"""Training checkpoint -> codec model file: ``gvc export CKPT -o model.gvcm`` (no Hydra, no Lightning module).
+"""Training checkpoint -> codec model file: ``gvc export CKPT -o model.gvcm [-y]`` (no Hydra, no Lightning module).
 
 A gvc training checkpoint carries, under ``checkpoint["gvc"]["export"]``, the codec's class path, its constructor
 config (``model.config``) and the state-dict prefix of its weights; the codec is rebuilt from those
@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gvc.cli_errors import ArgumentParser, check_output, created_folders, run_main, work_complete
 from gvc.codec.modelfile import build_model, load_model_file, read_model_file, save_model_file
-from gvc.errors import CheckpointError, GVCError, ModelFileError
+from gvc.errors import CheckpointError, ModelFileError
 
 CKPT_KEY = "gvc"
 
@@ -24,6 +25,8 @@ CKPT_KEY = "gvc"
 def read_checkpoint(path) -> dict:
     """torch.load a gvc training checkpoint (weights only: no pickled code runs); CheckpointError if unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; give its checkpoints/last.ckpt")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
@@ -86,34 +89,74 @@ def training_record(path) -> dict:
 
 def run(ckpt_path, out_path) -> str:
     """Write the codec of training checkpoint `ckpt_path` to `out_path` (.gvcm), with its training record;
-    returns the model id."""
+    returns the model id. The file is written under a temporary name and renamed (save_model_file)."""
     model = codec_from_checkpoint(ckpt_path)
     return save_model_file(out_path, model, training=training_record(ckpt_path) or None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`gvc export CKPT -o MODEL.gvcm`: exit status 0 on success, 2 on a gvc error (message on stderr)."""
-    parser = argparse.ArgumentParser(prog="gvc export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="training checkpoint (e.g. outputs/RUN/checkpoints/last.ckpt)")
-    parser.add_argument("-o", "--output", required=True, help="model file to write (.gvcm)")
-    args = parser.parse_args(argv)
-    try:
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `gvc export` on the `gvc` command's subparsers."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a .gvcm codec model file from a training checkpoint",
+        description="Write the codec of a training checkpoint as a .gvcm model file (what `gvc encode` and "
+        "`gvc decode` take) and print its training record. The output is never the checkpoint, an existing "
+        "file is replaced only with -y, and the file is written under a temporary name and renamed.",
+    )
+    p.add_argument(
+        "checkpoint", type=Path, help="training checkpoint (e.g. outputs/RUN/checkpoints/last.ckpt)"
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.gvcm)")
+    p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def describe_record(record: dict) -> list[str]:
+    """The lines `gvc export` prints about a training record: stage, step, quantization, lambda_R, the loss
+    weights and the perceptual loss."""
+    q, obj = record.get("quantization") or {}, record.get("objective") or {}
+    params = "".join(f" {k}={v:.3g}" for k, v in (q.get("params") or {}).items())
+    loss = obj.get("loss") or {}
+    weights = ", ".join(
+        f"{k}={v:g}" for k, v in loss.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    )
+    perceptual = obj.get("perceptual")
+    if isinstance(perceptual, dict):
+        kind = str(perceptual.get("_target_", "?")).rsplit(".", 1)[-1]
+        extra = ", ".join(f"{k}={v}" for k, v in perceptual.items() if k != "_target_" and v is not None)
+        perceptual = f"{kind}({extra})"
+    return [
+        f"training record: stage {record.get('stage')}, step {record.get('step')}, quantization "
+        f"{q.get('mode')}{params}, lambda_R {obj.get('lambda_R')}",
+        f"loss weights: {weights or 'none recorded'}; perceptual loss: {perceptual or 'none'}",
+    ]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`gvc export CKPT -o MODEL.gvcm [-y]` (run under gvc.cli's run_main: a user error is one `error:` line)."""
+    check_output(args.output, {"checkpoint": args.checkpoint}, args.overwrite)
+    with created_folders(args.output):
         mid = run(args.checkpoint, args.output)
-    except GVCError as e:
-        print(f"gvc export: error: {e}", file=sys.stderr)
-        return 2
+    work_complete()
     print(f"wrote {args.output} (model id {mid[:16]})")
     record = training_record(args.checkpoint)
     if record:
-        q, obj = record.get("quantization") or {}, record.get("objective") or {}
-        params = "".join(f" {k}={v:.3g}" for k, v in (q.get("params") or {}).items())
-        print(
-            f"training record: stage {record.get('stage')}, step {record.get('step')}, quantization "
-            f"{q.get('mode')}{params}, lambda_R {obj.get('lambda_R')}"
-        )
+        for line in describe_record(record):
+            print(line)
     else:
         print("no training record in the checkpoint (older gvc): `gvc encode --refine-steps` will refuse it")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gvc.training.export CKPT -o MODEL.gvcm [-y]`: exit status 0, or 2 after one `error:` line."""
+    parser = ArgumentParser(prog="gvc export", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    return run_main(
+        lambda: cmd_export(parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)]))
+    )
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def test_damaged_bytes_are_rejected(saved, tmp_path):
             load_model_file(bad)
     trunc = tmp_path / "trunc.gvcm"
     trunc.write_bytes(bytes(raw[: len(raw) // 2]))
-    with pytest.raises(ModelFileError, match="not a readable gvc model file"):
+    with pytest.raises(ModelFileError, match="not a gvc model file"):
         load_model_file(trunc)
 
 
@@ -114,7 +114,7 @@ def test_missing_and_foreign_files(tmp_path):
         load_model_file(tmp_path / "none.gvcm")
     junk = tmp_path / "junk.gvcm"
     junk.write_bytes(b"this is not a model" * 10)
-    with pytest.raises(ModelFileError, match="not a readable gvc model file"):
+    with pytest.raises(ModelFileError, match="not a gvc model file"):
         load_model_file(junk)
     other = tmp_path / "other.gvcm"
     torch.save({"weights": torch.zeros(3)}, other)
@@ -133,7 +133,7 @@ def test_pickled_code_is_never_executed(saved, tmp_path, capsys):
     data["extra"] = _Evil()
     evil = tmp_path / "evil.gvcm"
     torch.save(data, evil)
-    with pytest.raises(ModelFileError, match="not a readable gvc model file"):
+    with pytest.raises(ModelFileError, match="not a gvc model file"):
         load_model_file(evil)
     assert "must never run" not in capsys.readouterr().out
 

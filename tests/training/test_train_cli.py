@@ -81,11 +81,17 @@ def test_train_py_process_exit_status_and_stderr(tmp_path):
     assert "stage.max_steps='abc'" in _one_line(res.stderr)
 
 
-def test_error_raised_during_the_run_is_one_error_line(tmp_path):
-    """A missing data folder is found only when the run starts (inside Hydra's job): still one line, status 2."""
+@pytest.mark.parametrize("case", ["data", "lpips"])
+def test_error_raised_during_the_run_is_one_error_line_and_leaves_no_run_folder(case, tmp_path):
+    """A missing data folder or LPIPS weights file is found only when the run starts (inside Hydra's job): still
+    one line, status 2, and no run folder with only Hydra's `.hydra/` and `train.log` in it stays behind."""
+    overrides = {
+        "data": ["data=folder", f"data.train_path={tmp_path / 'none'}"],
+        "lpips": ["perceptual=lpips", f"perceptual.weights_path={tmp_path / 'alexnet.pth'}"],
+    }[case]
     res = subprocess.run(
         [sys.executable, "train.py", "+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}"]
-        + ["data=folder", f"data.train_path={tmp_path / 'none'}"],
+        + overrides,
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -93,8 +99,27 @@ def test_error_raised_during_the_run_is_one_error_line(tmp_path):
     )
     assert res.returncode == 2, res.stderr
     err_lines = [line for line in res.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
-    assert err_lines == [f"error: {tmp_path / 'none'}: no such folder or list file"], res.stderr
+    assert len(err_lines) == 1 and err_lines[0].startswith("error: "), res.stderr
+    needle = {"data": f"{tmp_path / 'none'}: no such folder or list file", "lpips": "alexnet.pth"}[case]
+    assert needle in err_lines[0], res.stderr
     assert "warn" not in res.stderr.lower(), res.stderr
+    assert not (tmp_path / "run").exists(), sorted(p.name for p in (tmp_path / "run").iterdir())
+
+
+def test_a_failed_resume_keeps_the_run_folder(tmp_path):
+    """A folder that existed before the run (a resume) is never removed, whatever the error."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    res = subprocess.run(
+        [sys.executable, "train.py", "+experiment=smoke_iframe", f"paths.output_dir={run}"]
+        + ["data=folder", f"data.train_path={tmp_path / 'none'}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 2, res.stderr
+    assert (run / ".hydra").is_dir()
 
 
 def test_wandb_run_id_is_kept_across_launches(tmp_path):
