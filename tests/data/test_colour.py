@@ -131,6 +131,23 @@ def test_y4m_keeps_its_chroma_tag_and_range(tmp_path):
     assert b" C420jpeg " in (tmp_path / "default.y4m").read_bytes().split(b"\n", 1)[0]
 
 
+def test_untagged_y4m_is_limited_range_as_in_ffmpeg(tmp_path):
+    """ffmpeg writes no XCOLORRANGE for limited-range video (every Y4M cut from an H.264/HEVC source) and reads
+    an untagged Y4M as limited; gvc used to read it as full range."""
+    frame = YUVFrame(np.full((8, 16), 16, np.uint8), *(np.full((4, 8), 128, np.uint8),) * 2)
+    src = tmp_path / "untagged.y4m"
+    src.write_bytes(
+        b"YUV4MPEG2 W16 H8 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"".join(p.tobytes() for p in frame)
+    )
+    with open_video(src) as r:
+        assert r.full_range is False
+        assert float(r.read_rgb(0).max()) < 0.01  # Y=16 is black in limited range, not 6% grey
+    tagged = tmp_path / "full.y4m"
+    tagged.write_bytes(src.read_bytes().replace(b"C420jpeg", b"C420jpeg XCOLORRANGE=FULL"))
+    with open_video(tagged) as r:
+        assert r.full_range is True
+
+
 def test_written_mp4_is_tagged_with_the_convention_it_was_written_in(tmp_path):
     frames = [YUVFrame(np.full((16, 32), 60, np.uint8), *(np.full((8, 16), 140, np.uint8),) * 2)] * 2
     for full, matrix, expect in ((False, "bt601", ("tv", 6)), (True, "bt709", ("pc", 1))):

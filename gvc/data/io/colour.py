@@ -4,7 +4,8 @@
   ``codec_context.color_range`` / ``colorspace``). An unstated range means limited for the coded formats whose
   specification says so (H.264, HEVC, VVC, AV1, VP8/9, MPEG-1/2/4: the range flag defaults to 0), full for the
   ``yuvj`` pixel formats (JPEG); an unstated matrix gets the default.
-- Y4M: ``XCOLORRANGE=FULL|LIMITED``; Y4M has no matrix tag, so the default matrix.
+- Y4M: ``XCOLORRANGE=FULL|LIMITED``, limited when absent (ffmpeg's convention: it writes no tag for limited-range
+  video); Y4M has no matrix tag, so the default matrix.
 - Raw .yuv says nothing: the default.
 
 A stated matrix gvc cannot convert (BT.2020, SMPTE 240M, FCC, YCgCo) is an error unless the caller names the
@@ -109,6 +110,7 @@ def colour_from_av(path, codec: str, pix_fmt: str | None, color_range: int, colo
 
 
 def colour_from_y4m(xcolorrange: str | None) -> Colour:
-    """Y4M: XCOLORRANGE=FULL/LIMITED states the range; there is no matrix tag."""
+    """Y4M: XCOLORRANGE=FULL/LIMITED states the range; without it the range is limited, ffmpeg's convention
+    (ffmpeg writes no tag for limited-range video and reads an untagged Y4M as limited). No matrix tag."""
     tag = (xcolorrange or "").upper()
-    return Colour(None, True if tag == "FULL" else False if tag == "LIMITED" else None)
+    return Colour(None, tag == "FULL")
