@@ -1,6 +1,6 @@
 """Training objectives of both stages, apart from Lightning: frame outputs (+ D) in, a named loss dict out.
 
-HiFiC's generator loss [HiFiC, verified in the reference code; SPEC 2], per frame:
+HiFiC's generator loss [HiFiC, verified in the reference code; docs/METHOD.md section 2.6], per frame:
 
     L_G = C * (lambda_R * R + C_D * mse_scale * MSE) + C_P * G + w_lpips * P
 
@@ -166,11 +166,24 @@ class PFrameObjective(_FrameTerms):
     dicts (VideoCodec.forward_clip) with x_hat cropped to H x W; P-frame dicts carry likelihoods,
     likelihoods_q, flow_hat and flow_ref (pixels; None without the flow input: then no flow loss or EPE),
     d_latent (D_P's condition, None in the flow warm-up). conditional_d False gives D_P a zero latent.
+    Also returned, for logging: bpp_flow_q (the flow latent's rounded bpp) and sigma (mean blur std, pixels).
+
+    flow_relative (stage.flow_loss.relative): the flow term is stated relative to the distortion term,
+    w_flow * sg(D / L_flow) * L_flow with D = C_D * mse_scale * MSE, so its value is w_flow times the distortion
+    term's whatever the quality (a fixed weight beside D = 770 units at 18 dB gave the flow term ~1% of the
+    MSE term's gradient on the decoded flow); false: w_flow * L_flow.
     """
 
-    def __init__(self, weights: LossWeights, perceptual: nn.Module | None, conditional_d: bool = True):
+    def __init__(
+        self,
+        weights: LossWeights,
+        perceptual: nn.Module | None,
+        conditional_d: bool = True,
+        flow_relative: bool = False,
+    ):
         super().__init__(weights, perceptual)
         self.conditional_d = bool(conditional_d)
+        self.flow_relative = bool(flow_relative)
 
     def d_condition(self, out: Mapping) -> torch.Tensor:
         latent = out["d_latent"].detach()
@@ -194,6 +207,11 @@ class PFrameObjective(_FrameTerms):
             o = outs[t]
             x = clip[:, t]
             terms = self.frame_terms(x, o["x_hat"], o["likelihoods"], o["likelihoods_q"])
+            flow_q = {k: v for k, v in o["likelihoods_q"].items() if k.startswith("flow_")}
+            if flow_q:
+                terms["bpp_flow_q"] = losses.bpp(flow_q, x.shape[-2] * x.shape[-1]).mean().detach()
+            if o.get("sigma") is not None:
+                terms["sigma"] = o["sigma"].detach().float().mean()
             for k, v in terms.items():
                 acc[k] = acc[k] + v / n if k in acc else v / n
             flow_ref = o.get("flow_ref")
@@ -211,6 +229,9 @@ class PFrameObjective(_FrameTerms):
             acc["flow_epe"] = epe_sum
             if w_flow > 0:
                 flow_term = w_flow * flow_sum
+                if self.flow_relative:
+                    distortion = self.weights.C_D * self.weights.mse_scale * acc["mse"].detach()
+                    flow_term = flow_term * (distortion / flow_sum.detach().clamp_min(1e-6))
         if gan_sum is not None:
             acc["p_loss"] = gan_sum
         acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)

@@ -269,19 +269,30 @@ def test_pframe_prediction_and_reference_stay_float32_under_autocast():
 # ------------------------------------------------------------------------------------------------ 5. residual
 
 
-def test_residual_autoencoder_is_the_iframe_autoencoder_through_the_affine_map():
-    """Right after init_from_iframe (bottleneck copied, rounding): f_res(r) = 2 f_I((r + 1) / 2) - 1 exactly."""
-    iframe, pframe = make_codecs()
+@pytest.mark.parametrize(
+    "mapping, as_image, from_image",
+    [
+        ("unit", lambda r: r + 0.5, lambda x: x - 0.5),  # unit gain: the I-frame codec's own error
+        ("affine", lambda r: (r + 1) / 2, lambda x: 2 * x - 1),  # older model files: twice that error
+    ],
+)
+def test_residual_autoencoder_is_the_iframe_autoencoder_through_its_mapping(mapping, as_image, from_image):
+    """Right after init_from_iframe (bottleneck copied, rounding): f_res(r) = from_image(f_I(as_image(r)))
+    exactly; with "unit" a residual codec starts with exactly the I-frame codec's error."""
+    iframe, pframe = make_codecs(residual_mapping=mapping)
     pframe.init_from_iframe(iframe, copy_bottleneck=True)
     torch.manual_seed(3)
-    r = torch.rand(1, 3, 64, 64) * 2 - 1
+    r = (torch.rand(1, 3, 64, 64) * 2 - 1) * 0.5
     with torch.no_grad():
         y = pframe.res_encoder(r)
         y_hat = pframe.res_bottleneck(y, mode="round")["y_hat"]
         y_free = torch.randn_like(y_hat)  # any free latent: its branch starts at zero
         f_res = pframe.synthesize_residual(y_hat, y_free, (0, 0))
-        f_i = iframe((r + 1) / 2, mode="round")["x_hat"]
-    assert torch.allclose(f_res, 2 * f_i - 1, atol=1e-5)
+        f_i = iframe(as_image(r), mode="round")["x_hat"]
+    assert torch.allclose(f_res, from_image(f_i), atol=1e-5)
+    i_err = float((f_i - as_image(r)).pow(2).mean().sqrt())
+    res_err = float((f_res - r).pow(2).mean().sqrt())
+    assert res_err == pytest.approx(i_err * (1.0 if mapping == "unit" else 2.0), rel=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------ 6. flow

@@ -21,7 +21,7 @@ few gradient steps against the frame's rate + distortion, through the same `step
 (so with the decoder's reference frame); the coded latents are then the refined ones and nothing changes for
 the decoder.
 
-Determinism (ARCHITECTURE decision 5):
+Determinism (docs/ARCHITECTURE.md, "A frame's path"):
 - Same bytes: the same input, model file, torch build and device kind give the same .gvc bytes on every run.
   Coding runs in eval mode, float32, under `torch.use_deterministic_algorithms(True)` (warn only) with cuDNN
   benchmarking and TF32 off (settings restored afterwards). The DIS flow estimator (encoder only) is
@@ -339,7 +339,7 @@ class FrameStats:
 
 @dataclass
 class EncodeStats:
-    """Result of encode_video. bpp = 8 * file bytes / (frames * width * height) of the source (EVALUATION.md);
+    """Result of encode_video. bpp = 8 * file bytes / (frames * width * height) of the source (docs/METHOD.md section 8.1);
     estimated_bpp from likelihoods (None if not computed); overhead = container header/packet fields."""
 
     path: str

@@ -235,7 +235,7 @@ class HyperpriorBottleneck(CompressionModel):
         """Likelihoods of the ROUNDED latents the file will carry (HiFiC's `qbpp`), without gradient:
         y_hat = round(y - mu) + mu and z_hat under the coder's scales (snapped up to the scale table), so
         -log2 of them is the real code length up to the coder's per-string flush. The rate controller reads
-        these; the noisy likelihoods stay the loss term (SPEC 1)."""
+        these; the noisy likelihoods stay the loss term (docs/METHOD.md section 1.4)."""
         y_q = y_hat.detach()
         return {
             "y": self._y_likelihood(y_q, self.coder_scales(scales.detach()), means.detach()),

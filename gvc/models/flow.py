@@ -1,4 +1,4 @@
-"""Frozen optical-flow estimators (SPEC section 3.1; the paper uses a frozen UFlow).
+"""Frozen optical-flow estimators (docs/METHOD.md section 3.1; the paper uses a frozen UFlow).
 
 Every estimator maps (ref (B,3,H,W), target (B,3,H,W)) RGB in [0, 1] to a BACKWARD flow (B, 2, H, W) in pixels
 such that ``target(p) ~= ref(p + flow(p))``, i.e. ``gvc.models.warp.backward_warp(ref, flow) ~= target``;

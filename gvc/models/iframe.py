@@ -13,14 +13,18 @@ from torch import nn
 
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
 from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
-from gvc.models.layers import ChannelNorm, ConvNormAct, DeconvNormAct, ResidualBlock, conv
+from gvc.models.layers import ConvNormAct, DeconvNormAct, ResidualBlock, check_norm, conv, deconv, plain_norm
 
 
 class Encoder(nn.Module):
-    """E_I: conv7x7 channels[0] s1 CN ReLU; per later width conv3x3 s2 CN ReLU; conv3x3 to latent_channels.
+    """E_I: conv7x7 channels[0] s1 CN ReLU (the "stem"); per later width conv3x3 s2 CN ReLU; conv3x3 to
+    latent_channels [HiFiC].
 
     (B, in_channels, H, W) -> (B, latent_channels, H / 2^(len(channels)-1), W / 2^(len(channels)-1)).
     The input is first mapped by x * input_scale + input_offset (E_I: 2, -1 maps [0,1] frames to [-1,1]).
+    Options for small models (gvc.models.layers): `norm` (channel | gdn | none), `kernel_size` of the stride-2
+    convs, `stem` (False: no full-resolution layer; the first stride-2 conv reads the input and channels[0] is
+    unused).
     """
 
     def __init__(
@@ -31,14 +35,22 @@ class Encoder(nn.Module):
         norm_eps: float = 1e-3,
         input_scale: float = 1.0,
         input_offset: float = 0.0,
+        norm: str = "channel",
+        kernel_size: int = 3,
+        stem: bool = True,
     ):
         super().__init__()
         self.input_scale = float(input_scale)
         self.input_offset = float(input_offset)
         channels = list(channels)
-        layers: list[nn.Module] = [ConvNormAct(in_channels, channels[0], 7, 1, norm_eps)]
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
-            layers.append(ConvNormAct(c_in, c_out, 3, 2, norm_eps))
+        if stem:
+            layers: list[nn.Module] = [ConvNormAct(in_channels, channels[0], 7, 1, norm_eps, norm)]
+            widths = channels
+        else:
+            layers = []
+            widths = [in_channels, *channels[1:]]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers.append(ConvNormAct(c_in, c_out, kernel_size, 2, norm_eps, norm))
         layers.append(conv(channels[-1], latent_channels, 3))
         self.net = nn.Sequential(*layers)
         self.downsampling = 2 ** (len(channels) - 1)
@@ -49,10 +61,14 @@ class Encoder(nn.Module):
 
 class Generator(nn.Module):
     """G_I: CN, conv3x3 to channels[-1], CN; residual blocks with a global skip; per width (reversed, after the
-    last) deconv3x3 s2 CN ReLU; conv7x7 to out_channels.
+    last) deconv3x3 s2 CN ReLU; conv7x7 to out_channels [HiFiC].
 
     Input (B, latent_channels + extra_latent_channels, h, w) (e.g. [y_res_hat, y_free] concatenated on channels)
     -> (B, out_channels, h * 2^(len(channels)-1), ...). Output is not clamped.
+    Options for small models, mirroring Encoder's: `norm` (with "gdn" / "none" the head has no ChannelNorm, so
+    G responds to the latent's magnitude, not only its direction per position), `kernel_size` of the
+    transposed convs, `stem` (False: the last transposed conv writes out_channels; no full-resolution conv).
+    `output_layer` is the last conv (its weights set the initial output scale).
     """
 
     def __init__(
@@ -63,16 +79,33 @@ class Generator(nn.Module):
         out_channels: int = 3,
         extra_latent_channels: int = 0,
         norm_eps: float = 1e-3,
+        norm: str = "channel",
+        kernel_size: int = 3,
+        stem: bool = True,
     ):
         super().__init__()
         channels = list(channels)
         c_in = latent_channels + extra_latent_channels
         top = channels[-1]
-        self.head = nn.Sequential(ChannelNorm(c_in, norm_eps), conv(c_in, top, 3), ChannelNorm(top, norm_eps))
-        self.blocks = nn.Sequential(*[ResidualBlock(top, norm_eps) for _ in range(num_residual_blocks)])
+        self.head = nn.Sequential(
+            plain_norm(norm, c_in, norm_eps), conv(c_in, top, 3), plain_norm(norm, top, norm_eps)
+        )
+        self.blocks = nn.Sequential(*[ResidualBlock(top, norm_eps, norm) for _ in range(num_residual_blocks)])
         rev = channels[::-1]
-        self.up = nn.Sequential(*[DeconvNormAct(a, b, 3, norm_eps) for a, b in zip(rev[:-1], rev[1:])])
-        self.tail = conv(channels[0], out_channels, 7)
+        if stem:
+            self.up = nn.Sequential(
+                *[DeconvNormAct(a, b, kernel_size, norm_eps, norm) for a, b in zip(rev[:-1], rev[1:])]
+            )
+            self.tail = conv(channels[0], out_channels, 7)
+            self.output_layer = self.tail
+        else:
+            inner = rev[:-1]
+            ups: list[nn.Module] = [
+                DeconvNormAct(a, b, kernel_size, norm_eps, norm) for a, b in zip(inner[:-1], inner[1:])
+            ]
+            self.output_layer = deconv(inner[-1], out_channels, kernel_size)
+            self.up = nn.Sequential(*ups, self.output_layer)
+            self.tail = nn.Identity()
         self.upsampling = 2 ** (len(channels) - 1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
@@ -85,6 +118,8 @@ class IFrameCodec(nn.Module):
     """Learned image codec for I-frames: x (B,3,H,W) in [0,1] -> y = g_a(x) -> bottleneck -> x_hat = g_s(y_hat).
 
     Constructor kwargs are kept in `self.config` (JSON-serialisable) so a model file can rebuild the module.
+    norm / kernel_size / stem select the transform (Encoder, Generator); their defaults are HiFiC's, which is
+    also what model files written before these options existed hold.
     """
 
     def __init__(
@@ -98,8 +133,12 @@ class IFrameCodec(nn.Module):
         scale_min: float = 0.11,
         scale_max: float = 256.0,
         scale_levels: int = 64,
+        norm: str = "channel",
+        kernel_size: int = 3,
+        stem: bool = True,
     ):
         super().__init__()
+        check_norm(norm)
         self.config = {
             "channels": [int(c) for c in channels],
             "latent_channels": int(latent_channels),
@@ -110,11 +149,17 @@ class IFrameCodec(nn.Module):
             "scale_min": float(scale_min),
             "scale_max": float(scale_max),
             "scale_levels": int(scale_levels),
+            "norm": str(norm),
+            "kernel_size": int(kernel_size),
+            "stem": bool(stem),
         }
+        transform = {"norm": norm, "kernel_size": int(kernel_size), "stem": bool(stem)}
         self.g_a = Encoder(
-            in_channels, channels, latent_channels, norm_eps, input_scale=2.0, input_offset=-1.0
+            in_channels, channels, latent_channels, norm_eps, input_scale=2.0, input_offset=-1.0, **transform
         )
-        self.g_s = Generator(latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps)
+        self.g_s = Generator(
+            latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps, **transform
+        )
         self.bottleneck = HyperpriorBottleneck(
             latent_channels, hyper_channels, scale_min, scale_max, scale_levels
         )

@@ -1,12 +1,28 @@
-"""Building blocks of the HiFiC-style transforms: ChannelNorm, conv blocks, residual blocks.
+"""Building blocks of the transforms: normalisations, conv blocks, residual blocks.
 
 All tensors are (B, C, H, W) feature maps; nothing here knows about pixel ranges.
+
+`norm` selects the normalisation of every block (a model-config value):
+- "channel": ChannelNorm followed by ReLU [HiFiC] (the paper configuration);
+- "gdn": compressai's GDN in analysis blocks and inverse GDN in synthesis blocks, no ReLU (Balle et al.; what
+  compressai's hyperprior models use);
+- "none": ReLU only.
 """
 
 from __future__ import annotations
 
 import torch
+from compressai.layers import GDN
 from torch import nn
+
+NORMS = ("channel", "gdn", "none")
+
+
+def check_norm(norm: str) -> str:
+    """`norm` if it is one of NORMS, else ValueError."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return norm
 
 
 class ChannelNorm(nn.Module):
@@ -43,35 +59,61 @@ def deconv(in_ch: int, out_ch: int, kernel_size: int, stride: int = 2) -> nn.Con
     )
 
 
-class ConvNormAct(nn.Sequential):
-    """conv(k, stride) -> ChannelNorm -> ReLU."""
+def norm_act(norm: str, channels: int, eps: float = 1e-3, inverse: bool = False) -> list[nn.Module]:
+    """The layers after a conv for `norm` (see the module docstring): [ChannelNorm, ReLU], [GDN] (inverse GDN
+    with inverse=True, for synthesis) or [ReLU]."""
+    check_norm(norm)
+    if norm == "channel":
+        return [ChannelNorm(channels, eps), nn.ReLU(inplace=True)]
+    if norm == "gdn":
+        return [GDN(channels, inverse=inverse)]
+    return [nn.ReLU(inplace=True)]
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, norm_eps: float = 1e-3):
-        super().__init__(
-            conv(in_ch, out_ch, kernel_size, stride), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True)
-        )
+
+def plain_norm(norm: str, channels: int, eps: float = 1e-3) -> nn.Module:
+    """A normalisation without activation: ChannelNorm for "channel", identity otherwise (a generator's head and
+    residual blocks; GDN there would only add cost)."""
+    return ChannelNorm(channels, eps) if check_norm(norm) == "channel" else nn.Identity()
+
+
+class ConvNormAct(nn.Sequential):
+    """conv(k, stride) -> normalisation and activation of `norm` (ChannelNorm + ReLU by default)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        stride: int = 1,
+        norm_eps: float = 1e-3,
+        norm: str = "channel",
+    ):
+        super().__init__(conv(in_ch, out_ch, kernel_size, stride), *norm_act(norm, out_ch, norm_eps))
 
 
 class DeconvNormAct(nn.Sequential):
-    """transposed conv(k, stride 2) -> ChannelNorm -> ReLU (doubles H and W)."""
+    """transposed conv(k, stride 2) -> normalisation and activation of `norm` (inverse GDN for "gdn");
+    doubles H and W."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, norm_eps: float = 1e-3):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int = 3, norm_eps: float = 1e-3, norm: str = "channel"
+    ):
         super().__init__(
-            deconv(in_ch, out_ch, kernel_size, 2), ChannelNorm(out_ch, norm_eps), nn.ReLU(inplace=True)
+            deconv(in_ch, out_ch, kernel_size, 2), *norm_act(norm, out_ch, norm_eps, inverse=True)
         )
 
 
 class ResidualBlock(nn.Module):
-    """x + (conv3x3 -> CN -> ReLU -> conv3x3 -> CN)(x) [HiFiC]."""
+    """x + (conv3x3 -> CN -> ReLU -> conv3x3 -> CN)(x) [HiFiC]; without ChannelNorm for other `norm`s."""
 
-    def __init__(self, channels: int, norm_eps: float = 1e-3):
+    def __init__(self, channels: int, norm_eps: float = 1e-3, norm: str = "channel"):
         super().__init__()
         self.body = nn.Sequential(
             conv(channels, channels, 3),
-            ChannelNorm(channels, norm_eps),
+            plain_norm(norm, channels, norm_eps),
             nn.ReLU(inplace=True),
             conv(channels, channels, 3),
-            ChannelNorm(channels, norm_eps),
+            plain_norm(norm, channels, norm_eps),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

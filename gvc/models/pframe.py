@@ -1,4 +1,4 @@
-"""P-frame codec (SPEC section 3): flow codec + motion compensation + residual codec with a free latent.
+"""P-frame codec (docs/METHOD.md section 3): flow codec + motion compensation + residual codec with a free latent.
 
 Per frame, with the previous reconstruction x_ref_hat and the frozen estimator's flow flow_ref (pixels):
 1. flow codec: y_flow = E_flow([2 x - 1, 2 x_ref_hat - 1, flow_ref / flow_normalizer]) (the flow input only
@@ -12,11 +12,14 @@ Per frame, with the previous reconstruction x_ref_hat and the frozen estimator's
    forward; decompress clamps to [0, 1]).
 E_res/G_res have the I-frame architecture and are initialized from E_I/G_I by `init_from_iframe`.
 
-Residual mapping: the I-frame autoencoder maps an image x in [0, 1] by f_I(x) = G_I(E_I.net(2x - 1)). The
-residual autoencoder is that autoencoder seen through the affine map a(x) = 2x - 1 between [0, 1] images and
-[-1, 1] residuals: f_res(r) = a(f_I(a^-1(r))) = 2 G(E.net(r)) - 1. So E_res takes r as is (E.net(2 (r+1)/2 - 1)
-= E.net(r)) and G_res's output is mapped by 2 g - 1; right after `init_from_iframe` (free-latent branch zero)
-f_res(r) == 2 f_I((r + 1) / 2) - 1 exactly, with the bottleneck copied (or with quantization off).
+Residual mapping (`residual_mapping`): the I-frame autoencoder maps an image x in [0, 1] by
+f_I(x) = G_I(E_I.net(2x - 1)). Two ways to reuse it for a residual r in [-1, 1]:
+- "unit" (unit gain, the default of every config): r is coded as the image r + 0.5, so E_res(r) = E.net(2r)
+  and r_hat = G_res(...) - 0.5; right after `init_from_iframe` (bottleneck copied, free-latent branch zero)
+  f_res(r) == f_I(r + 0.5) - 0.5 exactly: the residual codec starts with the I-frame codec's error, not twice it.
+- "affine" (the mapping of model files written before "unit" existed): the affine map a(x) = 2x - 1 between
+  [0, 1] images and [-1, 1] residuals, f_res(r) = a(f_I(a^-1(r))) = 2 G(E.net(r)) - 1; it doubles the I-frame
+  codec's error (a zero residual decoded to 0.18 RMS right after init on a small model).
 
 Flow warm-up: `forward(..., residual=False)` codes only the flow; x_hat is the prediction itself, so the
 prediction alone has to explain the frame (the trainer does this for stage.flow_warmup_steps).
@@ -44,10 +47,13 @@ from torch import nn
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
 from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
-from gvc.models.layers import ChannelNorm, conv
+from gvc.models.layers import check_norm, conv, plain_norm
 from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
 from gvc.models.shift import shift_for_frame as _shift_for_frame
 from gvc.models.warp import backward_warp, scale_space_blur
+
+#: how the residual r in [-1, 1] meets the I-frame autoencoder (module docstring, "Residual mapping")
+RESIDUAL_MAPPINGS = ("unit", "affine")
 
 
 class ResidualGenerator(Generator):
@@ -64,12 +70,17 @@ class ResidualGenerator(Generator):
         out_channels: int = 3,
         free_channels: int = 0,
         norm_eps: float = 1e-3,
+        norm: str = "channel",
+        kernel_size: int = 3,
+        stem: bool = True,
     ):
-        super().__init__(latent_channels, channels, num_residual_blocks, out_channels, 0, norm_eps)
+        super().__init__(
+            latent_channels, channels, num_residual_blocks, out_channels, 0, norm_eps, norm, kernel_size, stem
+        )
         self.free_channels = int(free_channels)
         if self.free_channels:
             top = list(channels)[-1]
-            self.free_norm = ChannelNorm(self.free_channels, norm_eps)
+            self.free_norm = plain_norm(norm, self.free_channels, norm_eps)
             self.free_conv = conv(self.free_channels, top, 3)
             nn.init.zeros_(self.free_conv.weight)
             nn.init.zeros_(self.free_conv.bias)
@@ -135,8 +146,19 @@ class PFrameCodec(nn.Module):
         scale_min: float = 0.11,
         scale_max: float = 256.0,
         scale_levels: int = 64,
+        norm: str = "channel",
+        kernel_size: int = 3,
+        stem: bool = True,
+        flow_norm: str = "channel",
+        flow_kernel_size: int = 3,
+        flow_stem: bool = True,
+        residual_mapping: str = "affine",
     ):
         super().__init__()
+        check_norm(norm)
+        check_norm(flow_norm)
+        if residual_mapping not in RESIDUAL_MAPPINGS:
+            raise ValueError(f"residual_mapping must be one of {RESIDUAL_MAPPINGS}, got {residual_mapping!r}")
         self.config = {
             "channels": [int(c) for c in channels],
             "latent_channels": int(latent_channels),
@@ -163,6 +185,13 @@ class PFrameCodec(nn.Module):
             "scale_min": float(scale_min),
             "scale_max": float(scale_max),
             "scale_levels": int(scale_levels),
+            "norm": str(norm),
+            "kernel_size": int(kernel_size),
+            "stem": bool(stem),
+            "flow_norm": str(flow_norm),
+            "flow_kernel_size": int(flow_kernel_size),
+            "flow_stem": bool(flow_stem),
+            "residual_mapping": str(residual_mapping),
         }
         c = self.config
         if len(c["flow_channels"]) != len(c["channels"]):
@@ -172,18 +201,37 @@ class PFrameCodec(nn.Module):
         entropy = (c["scale_min"], c["scale_max"], c["scale_levels"])
         # flow codec
         flow_in = 2 * in_channels + (2 if c["flow_input"] else 0)
-        self.flow_encoder = Encoder(flow_in, c["flow_channels"], flow_latent_channels, norm_eps)
+        flow_transform = {"norm": flow_norm, "kernel_size": int(flow_kernel_size), "stem": bool(flow_stem)}
+        self.flow_encoder = Encoder(
+            flow_in, c["flow_channels"], flow_latent_channels, norm_eps, **flow_transform
+        )
         self.flow_generator = Generator(
-            flow_latent_channels, c["flow_channels"], flow_num_residual_blocks, 3, 0, norm_eps
+            flow_latent_channels,
+            c["flow_channels"],
+            flow_num_residual_blocks,
+            3,
+            0,
+            norm_eps,
+            **flow_transform,
         )
         with torch.no_grad():
-            self.flow_generator.tail.weight.mul_(c["flow_head_init_gain"])
-            self.flow_generator.tail.bias.zero_()
-            self.flow_generator.tail.bias[2] = c["sigma_init"]
+            head = self.flow_generator.output_layer
+            head.weight.mul_(c["flow_head_init_gain"])
+            head.bias.zero_()
+            head.bias[2] = c["sigma_init"]
         self.flow_bottleneck = HyperpriorBottleneck(flow_latent_channels, flow_hyper_channels, *entropy)
         # residual codec (I-frame architecture; the residual is in [-1, 1] already, so no input mapping; the
         # output is mapped by 2 g - 1 in `synthesize_residual`: see "Residual mapping" in the module docstring)
-        self.res_encoder = Encoder(in_channels, c["channels"], latent_channels, norm_eps)
+        transform = {"norm": norm, "kernel_size": int(kernel_size), "stem": bool(stem)}
+        unit = residual_mapping == "unit"
+        self.res_encoder = Encoder(
+            in_channels,
+            c["channels"],
+            latent_channels,
+            norm_eps,
+            input_scale=2.0 if unit else 1.0,
+            **transform,
+        )
         self.res_generator = ResidualGenerator(
             latent_channels,
             c["channels"],
@@ -191,6 +239,7 @@ class PFrameCodec(nn.Module):
             in_channels,
             latent_channels if c["free_latent"] else 0,
             norm_eps,
+            **transform,
         )
         self.res_bottleneck = HyperpriorBottleneck(latent_channels, hyper_channels, *entropy)
         self.size_multiple = self.res_encoder.downsampling * self.res_bottleneck.downsampling
@@ -221,8 +270,17 @@ class PFrameCodec(nn.Module):
 
     def _check_iframe(self, iframe: IFrameCodec) -> None:
         ours, theirs = self.config, iframe.config
-        keys = ("channels", "latent_channels", "num_residual_blocks", "in_channels")
-        bad = [k for k in keys if str(ours[k]) != str(theirs.get(k))]
+        keys = (
+            "channels",
+            "latent_channels",
+            "num_residual_blocks",
+            "in_channels",
+            "norm",
+            "kernel_size",
+            "stem",
+        )
+        legacy = {"norm": "channel", "kernel_size": 3, "stem": True}  # model files from before these options
+        bad = [k for k in keys if str(ours[k]) != str(theirs.get(k, legacy.get(k)))]
         if bad:
             raise ValueError(
                 f"P-frame residual codec and I-frame codec differ in {bad}; cannot initialize from it"
@@ -232,8 +290,9 @@ class PFrameCodec(nn.Module):
         """E_res <- E_I weights, G_res <- G_I weights (free-latent branch zeroed), attach E_I for y_free.
 
         After this, G_res(y, y_free) == iframe.g_s(y) for every y, y_free, and the residual autoencoder is the
-        I-frame autoencoder through the affine map 2x - 1 (module docstring). copy_bottleneck=True also
-        copies the I-frame hyperprior into the residual bottleneck (CDF tables are rebuilt by `update`).
+        I-frame autoencoder through `residual_mapping` (module docstring). copy_bottleneck=True (what training
+        does) also copies the I-frame hyperprior into the residual bottleneck (CDF tables are rebuilt by
+        `update`), so the residual codec starts where the I-frame codec is.
         """
         self._check_iframe(iframe)
         self.res_encoder.net.load_state_dict(iframe.g_a.net.state_dict())
@@ -292,7 +351,7 @@ class PFrameCodec(nn.Module):
 
     def decode_flow(self, y_flow_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G_flow(y_flow_hat) -> (flow_hat (B, 2, H, W) pixels, sigma (B, 1, H, W) >= 0 pixels), float32."""
-        out = self.flow_generator(y_flow_hat).float()  # float32 from here on (SPEC 2 precision)
+        out = self.flow_generator(y_flow_hat).float()  # float32 from here on (docs/METHOD.md section 2.8)
         return out[:, :2] * self.config["flow_normalizer"], F.softplus(out[:, 2:3])
 
     def predict(self, x_ref_hat: torch.Tensor, flow_hat: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -318,8 +377,11 @@ class PFrameCodec(nn.Module):
     def synthesize_residual(
         self, y_res_hat: torch.Tensor, y_free: torch.Tensor | None, shift
     ) -> torch.Tensor:
-        """r_hat = unroll(2 G_res(y_res_hat, y_free) - 1) (B, 3, H, W), residual units ([-1, 1] scale)."""
-        return undo_shift(2.0 * self.res_generator(y_res_hat, y_free) - 1.0, shift)
+        """r_hat = unroll(G_res(y_res_hat, y_free) - 0.5) ("unit" mapping) or unroll(2 G_res - 1) ("affine")
+        (B, 3, H, W), residual units ([-1, 1] scale)."""
+        g = self.res_generator(y_res_hat, y_free)
+        r_hat = g - 0.5 if self.config["residual_mapping"] == "unit" else 2.0 * g - 1.0
+        return undo_shift(r_hat, shift)
 
     def _reference(self, x_ref_hat: torch.Tensor) -> torch.Tensor:
         return x_ref_hat.detach() if self.config["detach_reference"] else x_ref_hat
@@ -333,6 +395,7 @@ class PFrameCodec(nn.Module):
         flow_ref: torch.Tensor | None = None,
         shift=(0, 0),
         residual: bool = True,
+        oracle_flow: bool = False,
     ) -> FrameOut:
         """The P-frame pipeline, once for training, encoding and decoding (`latents`: gvc.models.latents).
 
@@ -347,24 +410,33 @@ class PFrameCodec(nn.Module):
         prediction, y_flow_hat, flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
         (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied), flow_ref).
         residual=False (flow warm-up): no residual branch; x_hat = prediction, only the flow latent,
-        y_res_hat / y_free / d_latent None.
+        y_res_hat / y_free / d_latent None. oracle_flow (diagnosis): no flow latent; the prediction warps with
+        flow_ref itself and sigma 0 (y_flow_hat None, no flow likelihoods).
         """
         if latents.encodes:
             self.check_input(x, x_ref_hat)
         shift = self.effective_shift(shift)
         out = FrameOut("P", shift=shift, flow_ref=flow_ref, y_res_hat=None, y_free=None, d_latent=None)
-        flow = out.add_latent(
-            "flow",
-            latents.code(
+        if oracle_flow:
+            if flow_ref is None:
+                raise ValueError("oracle_flow needs flow_ref")
+            flow_hat = flow_ref.detach().float()
+            sigma = torch.zeros_like(flow_hat[:, :1])
+            y_flow_hat = None
+        else:
+            flow = out.add_latent(
                 "flow",
-                self.flow_bottleneck,
-                lambda: self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)),
-            ),
-        )
-        flow_hat, sigma = self.decode_flow(flow.y_hat)
+                latents.code(
+                    "flow",
+                    self.flow_bottleneck,
+                    lambda: self.flow_encoder(self.flow_encoder_input(x, x_ref_hat, flow_ref)),
+                ),
+            )
+            flow_hat, sigma = self.decode_flow(flow.y_hat)
+            y_flow_hat = flow.y_hat
         prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
         out.update(
-            x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma, y_flow_hat=flow.y_hat
+            x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma, y_flow_hat=y_flow_hat
         )
         if not residual:
             return out

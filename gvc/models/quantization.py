@@ -1,4 +1,4 @@
-"""Quantizers for training and coding (one code path; SPEC sections 2 and 6).
+"""Quantizers for training and coding (one code path; docs/METHOD.md section 2.5, section 6).
 
 Modes of `quantize(x, mode, means=None, **params)`:
 - "noise": x + U(-0.5, 0.5) (additive uniform noise; `means` is irrelevant since the noise is shift invariant).
@@ -23,7 +23,7 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
 
 
 def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """s_T(x) = m + tanh((x - m) / T) / (2 tanh(1 / (2T))), m = floor(x) + 0.5 (SPEC 6)."""
+    """s_T(x) = m + tanh((x - m) / T) / (2 tanh(1 / (2T))), m = floor(x) + 0.5 (docs/METHOD.md section 6)."""
     m = torch.floor(x) + 0.5
     return m + torch.tanh((x - m) / temperature) / (2.0 * math.tanh(1.0 / (2.0 * temperature)))
 

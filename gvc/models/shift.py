@@ -1,4 +1,4 @@
-"""Random shift/unshift of the residual branch (SPEC section 3.7, paper v1).
+"""Random shift/unshift of the residual branch (docs/METHOD.md section 3.7, paper v1).
 
 Recursive P-frame coding accumulates high-frequency error aligned with the latent grid (stride 16). Rolling the
 residual branch's input by an offset (dy, dx) in [0, period) and rolling its output back moves that grid from

@@ -1,4 +1,4 @@
-"""VideoCodec: low-delay I-then-P coding with a frozen I-frame codec (SPEC sections 1 and 3).
+"""VideoCodec: low-delay I-then-P coding with a frozen I-frame codec (docs/METHOD.md section 3).
 
 Frame 0 of a clip (or of a GOP) is coded by the I-frame codec; every later frame is a P-frame predicted from the
 previous reconstruction (clamped to [0, 1], as the decoder has it). The frozen flow estimator runs on the encoder
@@ -25,6 +25,8 @@ from gvc.models.pframe import PFrameCodec
 from gvc.models.shift import random_shift
 
 _SUBMODELS = {"iframe": IFrameCodec, "pframe": PFrameCodec}
+#: which previous frame the frozen flow estimator compares x_t with (encoder side only; the decoder never runs it)
+FLOW_REFERENCES = ("decoded", "original")
 
 
 @dataclass
@@ -36,9 +38,12 @@ class GOPState:
     (<= 0: only frame 0 is an I-frame). shift: the next P-frame's residual shift (None: the codec draws it;
     reset after every step). frame_type: force the next frame's type ("I"/"P"; a decoder follows the packet;
     reset after every step). detach_reference: None follows the P-frame codec's config, True/False overrides it.
+    prev_x: the previous ORIGINAL frame (encoder side only: the flow estimator's reference with
+    flow_reference "original" and in oracle-flow mode), None when decoding or before the first frame.
     """
 
     ref: torch.Tensor | None = None
+    prev_x: torch.Tensor | None = None
     index: int = 0
     period: int = 0
     shift: tuple[int, int] | None = None
@@ -55,9 +60,11 @@ class GOPState:
             return self.frame_type == "I"
         return self.ref is None or self.index == 0 or (self.period > 0 and self.index % self.period == 0)
 
-    def advance(self, ref: torch.Tensor) -> None:
-        """After a frame: its reconstruction becomes the reference; next index; shift and type reset."""
+    def advance(self, ref: torch.Tensor, x: torch.Tensor | None = None) -> None:
+        """After a frame: its reconstruction becomes the reference (and the original x, when given, prev_x);
+        next index; shift and type reset."""
         self.ref = ref
+        self.prev_x = None if x is None else x.detach()
         self.index += 1
         self.shift = None
         self.frame_type = None
@@ -90,7 +97,12 @@ class VideoCodec(nn.Module):
     model file written with the older spelling "class" keeps its config and hence its model id). freeze_iframe: the I-frame
     codec gets requires_grad False and stays in eval mode (the P-frame stage). checkpoint_pframes: recompute each
     P-frame step in the backward pass (torch.utils.checkpoint) to save memory in long unrolls.
-    `config` (JSON) = {"iframe": ..., "pframe": ..., "flow": ..., "freeze_iframe", "checkpoint_pframes"}.
+    flow_reference: the frozen flow estimator's first frame, "decoded" (the previous reconstruction, what the
+    decoder warps) or "original" (the previous source frame, which a low-delay encoder also has: the true motion,
+    not motion plus coding error; DIS against a 20-23 dB reconstruction is off by 0.6-1.3 px more). It feeds
+    E_flow and the flow loss; the default "decoded" is what model files written before this option used.
+    `config` (JSON) = {"iframe": ..., "pframe": ..., "flow": ..., "freeze_iframe", "checkpoint_pframes",
+    "flow_reference"}.
     The P-frame codec's free latent uses this I-frame codec's encoder (attached by reference).
     """
 
@@ -101,8 +113,12 @@ class VideoCodec(nn.Module):
         flow: FlowEstimator | dict | None = None,
         freeze_iframe: bool = True,
         checkpoint_pframes: bool = False,
+        flow_reference: str = "decoded",
     ):
         super().__init__()
+        if flow_reference not in FLOW_REFERENCES:
+            raise ValueError(f"flow_reference must be one of {FLOW_REFERENCES}, got {flow_reference!r}")
+        self.flow_reference = flow_reference
         self.iframe = _build(iframe, IFrameCodec, "iframe")
         self.pframe = _build(pframe, PFrameCodec, "pframe")
         if isinstance(flow, FlowEstimator):
@@ -119,6 +135,7 @@ class VideoCodec(nn.Module):
             "flow": spec,
             "freeze_iframe": self.freeze_iframe,
             "checkpoint_pframes": self.checkpoint_pframes,
+            "flow_reference": self.flow_reference,
         }
         self.pframe.attach_free_encoder(self.iframe.g_a)
         if self.freeze_iframe:
@@ -160,6 +177,13 @@ class VideoCodec(nn.Module):
             return None
         return self.flow_estimator(ref.detach(), x.detach())
 
+    def flow_source(self, state: GOPState) -> torch.Tensor:
+        """The estimator's first frame for the next P-frame: state.prev_x with flow_reference "original" (when
+        known), else the reference state.ref."""
+        if self.flow_reference == "original" and state.prev_x is not None:
+            return state.prev_x
+        return state.ref
+
     def draw_shift(self, index: int) -> tuple[int, int]:
         """The residual shift of coded frame `index`: random in training mode (with random_shift on), else
         `shift_for_frame(index)` (what the coder uses and stores in each packet)."""
@@ -169,7 +193,12 @@ class VideoCodec(nn.Module):
 
     # ------------------------------------------------------------------ the GOP loop's step
     def step(
-        self, x: torch.Tensor | None, state: GOPState, latents: LatentCoding, residual: bool = True
+        self,
+        x: torch.Tensor | None,
+        state: GOPState,
+        latents: LatentCoding,
+        residual: bool = True,
+        oracle_flow: bool = False,
     ) -> FrameOut:
         """Code frame `state.index` and advance `state` (its reference becomes this frame's reconstruction).
 
@@ -178,7 +207,9 @@ class VideoCodec(nn.Module):
         predicted from `state.ref` with shift `state.shift` (None: `draw_shift(index)`); the frozen flow
         estimator runs only when the strategy encodes. The frozen I-frame codec is coded with
         `latents.for_frozen()` and no gradient. With a bitstream strategy x_hat is clamped to [0, 1] (the
-        decoder's frame). residual=False: flow-only P-frames (flow warm-up).
+        decoder's frame). residual=False: flow-only P-frames (flow warm-up). oracle_flow (diagnosis, training
+        strategies only): P-frames are predicted with the estimator's flow between the ORIGINAL frames, sigma 0,
+        and no flow latent (no flow bits): the upper bound of what a better flow codec could give.
         -> FrameOut (IFrameCodec.code / PFrameCodec.code) with frame_type and shift set.
         """
         if state.intra():
@@ -190,7 +221,12 @@ class VideoCodec(nn.Module):
             out["shift"] = (0, 0)
         else:
             shift = state.shift if state.shift is not None else self.draw_shift(state.index)
-            flow_ref = self.estimate_flow(state.ref, x) if latents.encodes else None
+            if oracle_flow:
+                if latents.bitstream or state.prev_x is None:
+                    raise ValueError("oracle_flow needs a training strategy and the previous original frame")
+                flow_ref = self.flow_estimator(state.prev_x, x.detach())
+            else:
+                flow_ref = self.estimate_flow(self.flow_source(state), x) if latents.encodes else None
             detach = (
                 self.pframe.config["detach_reference"]
                 if state.detach_reference is None
@@ -199,7 +235,7 @@ class VideoCodec(nn.Module):
             ref = state.ref.detach() if detach else state.ref
 
             def p_step(x_, ref_, flow_):
-                return self.pframe.code(x_, ref_, latents, flow_, shift, residual)
+                return self.pframe.code(x_, ref_, latents, flow_, shift, residual, oracle_flow)
 
             if self.checkpoint_pframes and torch.is_grad_enabled():
                 out = checkpoint(p_step, x, ref, flow_ref, use_reentrant=False)
@@ -207,7 +243,7 @@ class VideoCodec(nn.Module):
                 out = p_step(x, ref, flow_ref)
         if latents.bitstream:
             out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
-        state.advance(self.reference(out["x_hat"]))
+        state.advance(self.reference(out["x_hat"]), x if latents.encodes else None)
         return out
 
     # ------------------------------------------------------------------ training / evaluation
@@ -218,6 +254,7 @@ class VideoCodec(nn.Module):
         shifts=None,
         detach_reference: bool | None = None,
         residual: bool = True,
+        oracle_flow: bool = False,
         **qparams,
     ) -> list[FrameOut]:
         """clip (B, T, 3, H, W) in [0, 1] -> list of T FrameOuts: `step` over the clip with TrainLatents(mode).
@@ -229,7 +266,8 @@ class VideoCodec(nn.Module):
         `shift_for_frame(t)` in eval mode; or a list of T (dy, dx) (entry 0 unused).
         detach_reference: None uses pframe.config["detach_reference"]; True/False overrides it for this call
         (stop the gradient from frame t into frame t-1's reconstruction).
-        residual: False codes P-frames by the flow alone (flow warm-up: x_hat = prediction).
+        residual: False codes P-frames by the flow alone (flow warm-up: x_hat = prediction). oracle_flow: see
+        `step`.
         """
         if clip.dim() != 5:
             raise ValueError(f"clip must be (B, T, 3, H, W), got {tuple(clip.shape)}")
@@ -242,7 +280,7 @@ class VideoCodec(nn.Module):
         for t in range(t_len):
             if shifts is not None and t > 0:
                 state.shift = tuple(shifts[t])
-            outs.append(self.step(clip[:, t], state, latents, residual=residual))
+            outs.append(self.step(clip[:, t], state, latents, residual=residual, oracle_flow=oracle_flow))
         return outs
 
     def forward(self, clip: torch.Tensor, mode: str = "noise", **kwargs) -> list[FrameOut]:

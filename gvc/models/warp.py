@@ -1,10 +1,10 @@
-"""Motion compensation: bicubic backward warping and scale-space blur (Agustsson et al. 2020, SPEC section 3).
+"""Motion compensation: bicubic backward warping and scale-space blur (Agustsson et al. 2020, docs/METHOD.md section 3.2).
 
 Flow convention (shared with `gvc.models.flow` and `gvc.data.datasets`): backward flow in pixels, (B, 2, H, W),
 channel 0 = x (columns, right positive), channel 1 = y (rows, down positive), such that
 ``backward_warp(ref, flow)(p) = ref(p + flow(p))``.
 
-Precision (SPEC 2): warping and blurring always run in float32 with autocast disabled, whatever the caller's
+Precision (docs/METHOD.md section 2.8): warping and blurring always run in float32 with autocast disabled, whatever the caller's
 autocast or input dtype: a bf16 pixel coordinate near 200 px has a spacing of 1 px, so a sub-pixel flow would
 be lost. Outputs are float32.
 """

@@ -4,7 +4,7 @@
   schedule (warm-up, lr decay, quantization annealing, unroll T) reads it.
 - The rate controller is fed the batch bpp of the ROUNDED latents (`bpp_q`, what the file carries; no
   gradient) averaged over all ranks, so every rank holds the same lambda_R; its state is in the checkpoint. The
-  noisy-latent rate is the loss term only (SPEC 1).
+  noisy-latent rate is the loss term only (docs/METHOD.md section 1.4).
 - Non-finite guard: a step whose loss or gradients are not finite on ANY rank is skipped on every rank (no
   optimizer update, no controller update, no step count), counted and logged; `max_nonfinite_in_a_row` skipped
   steps in a row raise gvc.errors.TrainingError.
@@ -150,7 +150,8 @@ class GVCModule(L.LightningModule):
         }
         for name, opt in self._optimizers_by_name().items():
             for group in opt.param_groups:
-                group["lr"] = lrs[name]
+                base = group.get("base_lr")  # G groups with their own lr (generator_base_lr)
+                group["lr"] = lrs[name] if base is None or name != "g" else float(base) * factor
 
     def _set_d_trainable(self, flag: bool) -> None:
         """D's parameters take gradients only in the D step (the G step backpropagates through a frozen D)."""
@@ -158,15 +159,25 @@ class GVCModule(L.LightningModule):
             self.discriminator.requires_grad_(flag)
 
     # ------------------------------------------------------------------ optimizers
+    def generator_base_lr(self, name: str) -> float:
+        """The lr (before the schedule's factor) of generator parameter `name`: stage.lr; stage 2 gives the
+        residual codec its own."""
+        return float(self.stage_cfg["lr"])
+
     def configure_optimizers(self):
         betas = tuple(self.stage_cfg.get("betas", (0.9, 0.999)))
-        main, aux = [], []
+        groups: dict[float, list] = {}
+        aux = []
         for name, p in self.generator_parameters():
             if p.requires_grad:
-                (aux if name.endswith("quantiles") else main).append(p)
-        if not main:
+                if name.endswith("quantiles"):
+                    aux.append(p)
+                else:
+                    groups.setdefault(self.generator_base_lr(name), []).append(p)
+        if not groups:
             raise ConfigError("no trainable generator parameters")
-        opts = [torch.optim.Adam(main, lr=float(self.stage_cfg["lr"]), betas=betas)]
+        param_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in groups.items()]
+        opts = [torch.optim.Adam(param_groups, lr=float(self.stage_cfg["lr"]), betas=betas)]
         opts.append(torch.optim.Adam(aux, lr=float(self.stage_cfg["aux_lr"])))
         if self.discriminator is not None:
             opts.append(

@@ -1,4 +1,4 @@
-"""Stage 1 [paper SPEC 1, HiFiC SPEC 2]: the I-frame codec (E_I, G_I, hyperprior) and D_I on single frames.
+"""Stage 1 [paper, HiFiC; docs/METHOD.md section 1.1]: the I-frame codec (E_I, G_I, hyperprior) and D_I on single frames.
 
 G loss (gvc.objectives.IFrameObjective, HiFiC): C * (lambda_R * R + C_D * mse_scale * MSE) + C_P * G + w_lpips *
 P, R = noisy-latent bpp of the batch (the loss term), G = non-saturating GAN loss of D_I(x_hat | y_hat), P = the

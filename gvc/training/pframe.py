@@ -1,4 +1,4 @@
-"""Stage 2 [paper SPEC 1, 3]: P-frame codec training with a frozen stage-1 I-frame codec and staged unrolling.
+"""Stage 2 [paper; docs/METHOD.md section 1.2]: P-frame codec training with a frozen stage-1 I-frame codec and staged unrolling.
 
 Per training clip (B, T, 3, H, W), T from stage.unroll at OUR step counter: frame 0 is coded by the frozen
 I-frame codec (as the decoder will: rounded, no gradient), frames 1..T-1 are P-frames predicted from the previous
@@ -15,7 +15,7 @@ L_flow = Charbonnier(flow_hat - flow_ref) against the frozen estimator's flow (p
 of every P-frame, after the G step, from the same forward. E_res/G_res start from E_I/G_I
 (PFrameCodec.init_from_iframe).
 
-Flow warm-up [ours, SPEC 3]: for the first stage.flow_warmup_steps the residual branch is off and x_hat is the
+Flow warm-up [ours, docs/METHOD.md section 3.6]: for the first stage.flow_warmup_steps the residual branch is off and x_hat is the
 motion-compensated prediction, so the flow codec must explain the frame by itself (otherwise the residual
 branch, pre-trained from E_I/G_I, absorbs the motion and the flow collapses); the rate controller holds
 lambda_R during it. `train/flow_epe` logs the end-point error of the decoded flow against the frozen flow model.
@@ -116,7 +116,9 @@ class PFrameModule(GVCModule):
         if self.weights.w_lpips > 0 and lpips is None:
             raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
         self.lpips = lpips if self.weights.w_lpips > 0 else None
-        self.objective = PFrameObjective(self.weights, self.lpips, self.conditional_d)
+        self.objective = PFrameObjective(
+            self.weights, self.lpips, self.conditional_d, bool(self.flow_cfg.get("relative", False))
+        )
         self.size_multiple = int(video.size_multiple)
         self._current_t: int | None = None
         #: the I-frame stage's training record (from stage.iframe_ckpt), kept in this stage's model file
@@ -142,8 +144,8 @@ class PFrameModule(GVCModule):
         else:
             raise ConfigError("stage 2 needs stage.iframe_ckpt (a stage-1 checkpoint or .gvcm model file)")
         pframe = instantiate(model_cfg.pframe, _convert_="all")
-        try:
-            pframe.init_from_iframe(iframe)
+        try:  # the bottleneck too: the residual codec starts where the I-frame codec is
+            pframe.init_from_iframe(iframe, copy_bottleneck=True)
         except ValueError as e:
             raise ConfigError(
                 f"model.pframe does not fit the stage-1 I-frame codec ({e}); the residual codec must have the "
@@ -156,6 +158,7 @@ class PFrameModule(GVCModule):
             flow,
             freeze_iframe=True,
             checkpoint_pframes=bool(stage.get("activation_checkpointing", False)),
+            flow_reference=model_cfg.flow_reference,
         )
         gan = bool(loss.get("gan", True))
         disc = None
@@ -170,6 +173,15 @@ class PFrameModule(GVCModule):
     # ------------------------------------------------------------------ parts
     def generator_parameters(self):
         return self.video.pframe.named_parameters(prefix="video.pframe")
+
+    def generator_base_lr(self, name: str) -> float:
+        """stage.residual_lr for the residual codec (E_res, G_res, its bottleneck: initialised from the I-frame
+        codec, which a large lr with fresh optimizer state would wipe), stage.lr for the flow codec; a null
+        residual_lr means stage.lr."""
+        residual = self.stage_cfg.get("residual_lr")
+        if residual is not None and name.startswith(("video.pframe.res_",)):
+            return float(residual)
+        return float(self.stage_cfg["lr"])
 
     def aux_loss(self) -> torch.Tensor:
         return self.video.pframe.aux_loss()
@@ -246,10 +258,13 @@ class PFrameModule(GVCModule):
             "flow_input"
         ]:  # the flow loss and EPE still need the estimator's flow
             for t in range(1, len(outs)):
-                ref = self.video.reference(outs[t - 1]["x_hat"]).detach()
-                outs[t]["flow_ref"] = self.video.flow_estimator(
-                    pad_to_multiple(ref, self.size_multiple), clip_in[:, t]
-                )
+                if self.video.flow_reference == "original":
+                    ref = clip_in[:, t - 1]
+                else:
+                    ref = pad_to_multiple(
+                        self.video.reference(outs[t - 1]["x_hat"]).detach(), self.size_multiple
+                    )
+                outs[t]["flow_ref"] = self.video.flow_estimator(ref, clip_in[:, t])
         w_flow = schedule.flow_weight(self.gvc_step, self.flow_cfg)
         gan = self.gan_active
         lam = float(self.rate_controller.lambda_r)
@@ -280,6 +295,10 @@ class PFrameModule(GVCModule):
         if "flow_loss" in terms:
             logs["train/flow_loss"] = terms["flow_loss"].detach()
             logs["train/flow_epe"] = terms["flow_epe"]
+        if "bpp_flow_q" in terms:
+            logs["train/bpp_flow_q"] = terms["bpp_flow_q"]
+        if "sigma" in terms:
+            logs["train/sigma"] = terms["sigma"]
         if gan:
             logs["train/p_loss"] = terms["p_loss"].detach()
         self.log_dict(logs, on_step=True, on_epoch=False)

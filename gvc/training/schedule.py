@@ -1,7 +1,8 @@
 """Step-indexed schedules of the trainers: unroll length T, annealed values, quantization mode, lr decay.
 
-Every function takes OUR training-step counter (one per G/D step pair, saved in the checkpoint; ARCHITECTURE
-decision 3), never Lightning's ``global_step`` (which counts every optimizer step under manual optimization).
+Every function takes OUR training-step counter (one per G/D step pair, saved in the checkpoint;
+docs/METHOD.md section 1.3), never Lightning's ``global_step`` (which counts every optimizer step under manual
+optimization).
 Pure functions of (step, config values): the same step gives the same value before and after a resume.
 """
 
@@ -42,7 +43,7 @@ def check_unroll_schedule(schedule: Sequence[Sequence[int]]) -> list[tuple[int, 
 def unroll_length(step: int, schedule: Sequence[Sequence[int]]) -> int:
     """T at training step `step` (0-based): the T of the first entry with step < until_step; the last T after.
 
-    Paper [SPEC 1]: [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]].
+    Paper [docs/METHOD.md section 1.2]: [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]].
     """
     for until, t in check_unroll_schedule(schedule):
         if step < until:
@@ -69,7 +70,7 @@ def quantization(step: int, cfg: Mapping) -> tuple[str, dict]:
     """Quantization mode and its parameters at `step` from a stage.quantization config.
 
     cfg keys: mode ("noise" | "ste" | "softround_kumaraswamy"), temperature [start, end], kumaraswamy_a
-    [start, end], anneal_steps, ste_from_step. Soft-round (SPEC 6, C3): T and a annealed linearly over
+    [start, end], anneal_steps, ste_from_step. Soft-round (docs/METHOD.md section 6, C3): T and a annealed linearly over
     anneal_steps (T 0.3 -> 0.1, a 2 -> 1), then the straight-through phase ("ste") from ste_from_step, which
     defaults (null) to the end of the annealing. With "noise" or "ste", ste_from_step null means never (an
     integer switches "noise" to "ste" there). Returns (mode, kwargs for the bottleneck's forward).
@@ -98,7 +99,7 @@ def resolve_flow_anneal(cfg: Mapping, warmup_steps: int, max_steps: int) -> dict
 
     `anneal_share` (fraction of the stage, default used when anneal_steps is null) gives anneal_steps =
     round(anneal_share * max_steps); an explicit anneal_steps wins. The weight holds `start` through the warm-up
-    and anneals from its end (SPEC 3: over a good part of the stage, not a few hundred steps).
+    and anneals from its end (docs/METHOD.md section 3.6: over a good part of the stage, not a few hundred steps).
     """
     out = dict(cfg)
     if not out.get("enabled", True):
