@@ -80,8 +80,8 @@ class LPIPSLoss(nn.Module):
         if not have_weights and not allow_random_init:
             raise MissingWeightsError(
                 f"LPIPS needs the ImageNet AlexNet weights {ALEXNET_FILE} at {path}; download it from "
-                f"https://download.pytorch.org/models/{ALEXNET_FILE} and put it there (or set the loss config "
-                f"entry lpips.weights_path to its location)"
+                f"https://download.pytorch.org/models/{ALEXNET_FILE} and put it there, or give its location "
+                f"(train.py: perceptual.weights_path=PATH); to train offline use perceptual=stlpips_alex"
             )
         # pnet_rand=True: build the backbone without torchvision's download; we load the weights ourselves.
         self.net = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
