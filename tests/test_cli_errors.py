@@ -391,3 +391,26 @@ def test_fps_must_be_positive(fps, tmp_path, model_file, capsys):
     )
     assert "--fps must be a positive number" in err
     assert not (tmp_path / "a.gvc").exists()
+
+
+def test_a_decoded_y4m_keeps_the_pixel_aspect_ratio(tmp_path, model_file, capsys):
+    """A Y4M with A128:117 (PAL 4:3 from 704x576) used to come back as A1:1."""
+    torch.manual_seed(3)
+    write_y4m(tmp_path / "plain.y4m", [torch.rand(3, 64, 64) for _ in range(2)], fps=25)
+    head, body = (tmp_path / "plain.y4m").read_bytes().split(b"\n", 1)
+    assert b" A1:1 " in head
+    src = tmp_path / "pal.y4m"
+    src.write_bytes(head.replace(b" A1:1 ", b" A128:117 ") + b"\n" + body)
+    stream, out = tmp_path / "pal.gvc", tmp_path / "back.y4m"
+    assert main(["encode", str(src), "-o", str(stream), "--model", str(model_file), "-q"]) == 0
+    assert main(["decode", str(stream), "-o", str(out), "--model", str(model_file), "-q"]) == 0
+    assert b" A128:117 " in out.read_bytes().split(b"\n", 1)[0]
+    capsys.readouterr()
+    assert main(["info", "--json", str(stream)]) == 0
+    assert json.loads(capsys.readouterr().out)["sample_aspect"] == [128, 117]
+    # a square-pixel source writes the header it always did (no aspect field): same bytes as before
+    plain = tmp_path / "plain.gvc"
+    assert (
+        main(["encode", str(tmp_path / "plain.y4m"), "-o", str(plain), "--model", str(model_file), "-q"]) == 0
+    )
+    assert plain.stat().st_size == stream.stat().st_size - 4

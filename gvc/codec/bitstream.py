@@ -7,7 +7,8 @@ Layout (all integers big-endian)::
              | fps_num u32 | fps_den u32 | matrix u8 (0 bt709, 1 bt601) | full_range u8 | frame_count u32
              (0xFFFFFFFF = unknown: read packets until the end) | gop u32 (0 = only the first frame is intra)
              | flags u8 (bit 0: entropy parameters computed portably, on the CPU in float32 with one thread;
-             other bits must be 0)
+             bit 1: the source's pixel aspect ratio follows; other bits must be 0)
+             [| sar_num u16 | sar_den u16: only with flag bit 1 (47 bytes); a 1:1 or unknown ratio is not written]
     packet   body_len u32 | body | crc32 u32 (of body)
     body     frame_type u8 (b"I" / b"P") | frame_index u32 | shift_dy u8 | shift_dx u8
              | n_shapes u8 | per shape: ndim u8, ndim x u16 | n_strings u8 | per string: length u32, bytes
@@ -68,7 +69,9 @@ FRAME_TYPES = ("I", "P")
 _PREFIX = struct.Struct(">4sHH")
 _PAYLOAD_V1 = struct.Struct(f">{MODEL_ID_BYTES}sHHHHIIBBIIB")
 FLAG_PORTABLE_ENTROPY = 0x01
-KNOWN_FLAGS = FLAG_PORTABLE_ENTROPY
+FLAG_SAMPLE_ASPECT = 0x02
+KNOWN_FLAGS = FLAG_PORTABLE_ENTROPY | FLAG_SAMPLE_ASPECT
+_SAR = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _BODY_HEAD = struct.Struct(">cIBB")
 _CRC = struct.Struct(">I")
@@ -106,6 +109,8 @@ class StreamHeader:
     gop: int = 1
     portable_entropy: bool = True
     version: int = FORMAT_VERSION
+    #: the source's pixel (sample) aspect ratio (num, den), e.g. (128, 117); None = square or unknown
+    sample_aspect: tuple[int, int] | None = None
 
     @property
     def fps(self) -> float:
@@ -146,11 +151,19 @@ class StreamHeader:
             problems.append(f"frame count {self.frame_count} outside 0..{MAX_FRAMES}")
         if not 0 <= self.gop <= MAX_GOP:
             problems.append(f"GOP {self.gop} outside 0..{MAX_GOP}")
+        if self.sample_aspect is not None and (
+            len(self.sample_aspect) != 2 or not all(1 <= int(v) <= 0xFFFF for v in self.sample_aspect)
+        ):
+            problems.append(f"pixel aspect ratio {self.sample_aspect} not two values in 1..65535")
         if self.version != FORMAT_VERSION:
             problems.append(f"format version {self.version} (this gvc writes {FORMAT_VERSION})")
         if problems:
             raise BitstreamError("bad stream header: " + "; ".join(problems))
         return self
+
+    def _sar(self) -> bool:
+        """Whether the header carries a pixel aspect ratio (a known one other than 1:1)."""
+        return self.sample_aspect is not None and self.sample_aspect[0] != self.sample_aspect[1]
 
     def to_bytes(self) -> bytes:
         self.validate()
@@ -166,8 +179,11 @@ class StreamHeader:
             int(bool(self.full_range)),
             UNKNOWN_FRAME_COUNT if self.frame_count is None else self.frame_count,
             self.gop,
-            FLAG_PORTABLE_ENTROPY if self.portable_entropy else 0,
+            (FLAG_PORTABLE_ENTROPY if self.portable_entropy else 0)
+            | (FLAG_SAMPLE_ASPECT if self._sar() else 0),
         )
+        if self._sar():
+            payload += _SAR.pack(*self.sample_aspect)
         head = _PREFIX.pack(MAGIC, self.version, len(payload)) + payload
         return head + _CRC.pack(_crc(head))
 
@@ -350,7 +366,7 @@ class BitstreamReader:
                 f"{self.name}: bitstream format version {version}, this gvc reads version {FORMAT_VERSION}: "
                 + ("upgrade gvc" if newer else "re-encode it with this gvc")
             )
-        if plen != _PAYLOAD_V1.size:
+        if plen not in (_PAYLOAD_V1.size, _PAYLOAD_V1.size + _SAR.size):
             raise BitstreamError(
                 f"{self.name}: header payload of {plen} bytes, version {version} has {_PAYLOAD_V1.size}: "
                 "corrupted header; re-encode"
@@ -361,10 +377,17 @@ class BitstreamReader:
             raise BitstreamError(
                 f"{self.name}: header checksum mismatch: the file is corrupted; re-encode it"
             )
-        mid, w, h, pw, ph, fnum, fden, mat, rng, count, gop, flags = _PAYLOAD_V1.unpack(payload)
+        mid, w, h, pw, ph, fnum, fden, mat, rng, count, gop, flags = _PAYLOAD_V1.unpack(
+            payload[: _PAYLOAD_V1.size]
+        )
+        sar = _SAR.unpack(payload[_PAYLOAD_V1.size :]) if plen > _PAYLOAD_V1.size else None
         if flags & ~KNOWN_FLAGS:
             raise BitstreamError(
                 f"{self.name}: unknown header flags 0x{flags:02x}: made by a newer gvc (upgrade) or corrupted"
+            )
+        if bool(flags & FLAG_SAMPLE_ASPECT) != (sar is not None):
+            raise BitstreamError(
+                f"{self.name}: the header's aspect-ratio flag and its size disagree: corrupted header"
             )
         if mat >= len(MATRICES) or rng > 1:
             raise BitstreamError(
@@ -384,6 +407,7 @@ class BitstreamReader:
             gop=gop,
             portable_entropy=bool(flags & FLAG_PORTABLE_ENTROPY),
             version=version,
+            sample_aspect=sar,
         )
         try:
             return header.validate()

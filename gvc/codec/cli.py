@@ -260,7 +260,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     # the writer writes to a temporary name and renames when done; an error deletes it (nothing partial stays)
     with (
         created_folders(out),
-        open_writer(out, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer,
+        open_writer(
+            out,
+            fps=video.fps,
+            matrix=video.matrix,
+            full_range=video.full_range,
+            sample_aspect=video.header.sample_aspect,  # a .y4m keeps the source's pixel aspect ratio
+        ) as writer,
     ):
         for frame in video:
             writer.write(frame)
@@ -278,7 +284,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from gvc.codec.bitstream import HEADER_BYTES, open_bitstream
+    from gvc.codec.bitstream import open_bitstream
 
     rows = []
     with open_bitstream(args.input) as r:
@@ -288,6 +294,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         r.check_complete()
     work_complete()  # the stream is read: a reader that stops early (`| head`) is not an error
     pixels = h.width * h.height
+    header_bytes = len(h.to_bytes())  # HEADER_BYTES, + 4 when it carries a pixel aspect ratio
     size = args.input.stat().st_size
     n = len(rows)
     bpp = 8 * size / max(1, n * pixels)
@@ -297,7 +304,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 {
                     "file": str(args.input),
                     "bytes": size,
-                    "header_bytes": HEADER_BYTES,
+                    "header_bytes": header_bytes,
+                    "sample_aspect": list(h.sample_aspect) if h.sample_aspect else None,
                     "version": h.version,
                     "model_id": h.model_id.hex(),
                     "width": h.width,
@@ -342,7 +350,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     payload = sum(pb for *_, pb, _ in rows)
     print(
         f"  total: {n} frames ({n_i} I, {n - n_i} P), {size} bytes ({size - payload} container incl. "
-        f"{HEADER_BYTES}-byte header), bpp {bpp:.5f} (file size)"
+        f"{header_bytes}-byte header), bpp {bpp:.5f} (file size)"
     )
     return 0
 

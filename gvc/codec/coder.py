@@ -463,6 +463,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
         frame_count=None,
         gop=gop_h,
         portable_entropy=bool(portable_entropy),
+        sample_aspect=getattr(reader, "sample_aspect", None),
     )
     header.validate()
     device = _model_device(model)

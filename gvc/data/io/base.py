@@ -94,6 +94,8 @@ class VideoReader:
         self._requested = Colour(matrix, full_range)
         self.matrix = matrix or DEFAULT_MATRIX
         self.full_range = True if full_range is None else bool(full_range)
+        #: pixel (sample) aspect ratio (num, den) where the file states one (Y4M `A`), else None
+        self.sample_aspect: tuple[int, int] | None = None
         self.chroma_upsample = chroma_upsample
         self.colour_source = "default"
 

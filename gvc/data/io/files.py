@@ -48,11 +48,12 @@ def open_video(path, width: int | None = None, height: int | None = None, fps: f
 def open_writer(path, fps: float = DEFAULT_FPS, **kw) -> VideoWriter:
     """Writer by extension: .y4m, .yuv, a folder name without extension -> PNG frames, anything else -> libav.
 
-    ``kw``: matrix, full_range; ``chroma_tag`` for .y4m; ``crf``/``codec``/``preset`` for libav."""
+    ``kw``: matrix, full_range; ``chroma_tag`` and ``sample_aspect`` for .y4m; ``crf``/``codec``/``preset`` for libav."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in Y4M_EXTENSIONS:
         kw.pop("chroma_tag", None)
+        kw.pop("sample_aspect", None)
     if ext in Y4M_EXTENSIONS:
         return Y4MWriter(p, fps, **kw)
     if ext in RAW_EXTENSIONS:

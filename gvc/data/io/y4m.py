@@ -63,6 +63,7 @@ class Y4MReader(VideoReader):
                 f"(C420jpeg/C420/C420paldv/C420mpeg2). Convert: ffmpeg -i {self.path.name} -pix_fmt yuv420p out.y4m"
             )
         self.color_range = params.get("XCOLORRANGE")
+        self.sample_aspect = _aspect(params.get("A"))
         self._set_colour(colour_from_y4m(self.color_range))
         check_even(self.path, self.width, self.height)
         self.frame_bytes = frame_bytes(self.width, self.height)
@@ -106,14 +107,32 @@ class Y4MReader(VideoReader):
             self._fh = None
 
 
+def _aspect(value: str | None) -> tuple[int, int] | None:
+    """The A field (pixel aspect ratio 'num:den'); None when absent, unknown (0:0) or malformed."""
+    try:
+        num, den = (int(v) for v in (value or "").split(":"))
+    except ValueError:
+        return None
+    return (num, den) if 0 < num <= 0xFFFF and 0 < den <= 0xFFFF else None
+
+
 class Y4MWriter(FileWriter):
     """Writes YUV4MPEG2 4:2:0 with the chroma tag ``chroma_tag`` (default C420jpeg; pass the source reader's
-    ``chroma_tag`` to keep it) and XCOLORRANGE=FULL|LIMITED from ``full_range``."""
+    ``chroma_tag`` to keep it), the pixel aspect ratio ``sample_aspect`` (default 1:1) and XCOLORRANGE=FULL|LIMITED
+    from ``full_range``."""
 
     _frame_prefix = b"FRAME\n"
 
-    def __init__(self, path, fps: float = DEFAULT_FPS, chroma_tag: str = DEFAULT_CHROMA_TAG, **kw):
+    def __init__(
+        self,
+        path,
+        fps: float = DEFAULT_FPS,
+        chroma_tag: str = DEFAULT_CHROMA_TAG,
+        sample_aspect: tuple[int, int] | None = None,
+        **kw,
+    ):
         super().__init__(path, fps, **kw)
+        self.sample_aspect = tuple(sample_aspect) if sample_aspect else (1, 1)
         tag = str(chroma_tag).removeprefix("C")
         if tag not in Y4M_420_TAGS:
             raise VideoFormatError(
@@ -125,6 +144,6 @@ class Y4MWriter(FileWriter):
         fr = Fraction(self.fps).limit_denominator(1001)
         rng = "FULL" if self.full_range else "LIMITED"
         return (
-            f"YUV4MPEG2 W{self.width} H{self.height} F{fr.numerator}:{fr.denominator} Ip A1:1 C{self.chroma_tag} "
+            f"YUV4MPEG2 W{self.width} H{self.height} F{fr.numerator}:{fr.denominator} Ip A{self.sample_aspect[0]}:{self.sample_aspect[1]} C{self.chroma_tag} "
             f"XCOLORRANGE={rng}\n"
         ).encode()
