@@ -41,9 +41,13 @@ def _main(argv: list[str]) -> int:
 
     torch_device(str(plain.get("device")), "device")  # one `error:` line, before anything is written
 
+    import shlex
+
     from gvc.eval.run import Evaluator
 
-    evaluator = Evaluator(plain)  # checks every value, model file and codec before anything is written
+    command_line = shlex.join(["python", "evaluate.py", *argv])  # recorded in report.md
+    # checks every value, model file and codec before anything is written
+    evaluator = Evaluator(plain, command_line)
     out = Path(str(plain["output_dir"]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))

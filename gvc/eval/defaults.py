@@ -34,9 +34,15 @@ def _evaluate_yaml() -> dict[str, Any]:
     for entry in raw.pop("defaults", []):
         if entry == "_self_":
             continue
-        if not isinstance(entry, dict) or set(entry) != {"eval_data"}:
-            raise ConfigError(f"{path}: defaults entry {entry!r} is not understood (only eval_data)")
-        if entry["eval_data"] is not None:
+        if not isinstance(entry, dict) or set(entry) - {"eval_data", "eval_preset"} or len(entry) != 1:
+            raise ConfigError(
+                f"{path}: defaults entry {entry!r} is not understood (only eval_data, eval_preset)"
+            )
+        if entry.get("eval_preset") is not None:
+            raise ConfigError(
+                f"{path}: the default eval_preset must be null (a preset is chosen on the command line)"
+            )
+        if entry.get("eval_data") is not None:
             group = CONF_DIR / "eval_data" / f"{entry['eval_data']}.yaml"
             dataset = OmegaConf.to_container(OmegaConf.load(group), resolve=False)
     if "dataset" in raw:

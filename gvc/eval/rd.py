@@ -1,8 +1,9 @@
 """Rate-distortion aggregation, BD-rate tables and RD plots.
 
 Input rows are per (video, codec, setting) points: ``{"video", "codec", "setting", "bpp", <metric columns>}``
-with bpp from real files. Curves are per codec: points of one setting averaged over videos (bpp and metric),
-sorted by bpp. BD-rate uses the ``bjontegaard`` package (log-rate domain, overlap only) per video, then the mean
+with bpp from real files. Curves are per *series*: the row's ``curve`` where it has one (each gvc model file is
+its own curve, named by the model and the frame structure it coded), else its codec; a curve's points are its
+settings averaged over videos (bpp and metric), sorted by bpp. BD-rate uses the ``bjontegaard`` package (log-rate domain, overlap only) per video, then the mean
 over videos; lower-is-better metrics (LPIPS, FID, ...) are negated first so the integral means the same thing.
 Points are sorted by rate and duplicate rates dropped; where a BD-rate cannot be computed the table carries the
 reason ("2 distinct points (needs 3)", "no overlap in quality ..."), never a bare "n/a".
@@ -26,6 +27,11 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
+def series(row: Mapping[str, Any]) -> str:
+    """The curve a row belongs to: its ``curve`` (gvc: one per model file) or its codec."""
+    return str(row.get("curve") or row["codec"])
+
+
 def rd_curves(rows: Iterable[Mapping[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """codec -> (bpp, metric) arrays sorted by bpp; each point = one setting averaged over its videos.
 
@@ -35,7 +41,7 @@ def rd_curves(rows: Iterable[Mapping[str, Any]], metric: str) -> dict[str, tuple
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     bad: set[tuple[str, str]] = set()
     for row in rows:
-        key = (str(row["codec"]), str(row["setting"]))
+        key = (series(row), str(row["setting"]))
         value = row.get(metric)
         if not _finite(value) or not _finite(row.get("bpp")):
             bad.add(key)
@@ -152,7 +158,7 @@ def bd_rate_table(
     by_video: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
         by_video[str(row["video"])].append(row)
-    codecs = sorted({str(r["codec"]) for r in rows} - {anchor})
+    codecs = sorted({series(r) for r in rows} - {anchor})
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for codec in codecs:
         table[codec] = {}

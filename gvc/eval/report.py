@@ -26,9 +26,27 @@ from gvc.eval.metrics import COLUMN_LABELS, HIGHER_IS_BETTER, PSNR_YUV_WEIGHTING
 from gvc.eval.store import _finite_json, json_default
 
 VIDEO_COLUMNS = ("video", "codec", "setting", "target_bpp", "bpp", "rel_error")
-EXTRA_COLUMNS = ("bytes", "frames", "width", "height", "q", "within_tolerance", "encode_s", "decode_s")
+EXTRA_COLUMNS = ("bytes", "frames", "width", "height", "q", "within_tolerance", "encode_s", "decode_s", "curve",
+                 "matched_to")  # fmt: skip
+#: a VMAF at or under this is the floor of the vmaf_v0.6.1 model (it clips its prediction to [0, 100])
+VMAF_FLOOR = 0.5
 #: metrics of the per-video table in report.md (when they have numbers), in this order
-TABLE_METRICS = ("psnr_yuv", "psnr_rgb", "ms_ssim", "vmaf", "st_lpips", "st_lpips_vgg", "lpips", "pim", "warp_error", "tlp")
+TABLE_METRICS = (
+    "psnr_yuv",
+    "psnr_rgb",
+    "ms_ssim",
+    "vmaf",
+    "st_lpips",
+    "st_lpips_vgg",
+    "lpips",
+    "pim",
+    "warp_error",
+    "tlp",
+)
+
+
+def gop_words(gop: int) -> str:
+    return f"low delay, I every {gop}" if gop > 0 else "low delay, one I-frame"
 
 
 def finite(x: Any) -> bool:
@@ -79,8 +97,55 @@ def summary_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] = TA
         err = f"{r['rel_error']:+.1%}" if finite(r.get("rel_error")) else "-"
         if r.get("within_tolerance") is False:
             err += " (not met)"
-        cells = [str(r["video"]), str(r["codec"]), str(r["setting"]), target, f"{r['bpp']:.4f}", err]
+        cells = [
+            str(r["video"]),
+            str(r.get("curve") or r["codec"]),
+            str(r["setting"]),
+            target,
+            f"{r['bpp']:.4f}",
+            err,
+        ]
         cells += [f"{r[c]:.4g}" if finite(r.get(c)) else "-" for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def vmaf_floor_notes(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A note for the points whose VMAF is at the model's floor (0): why it reads 0 and what to compare instead."""
+    floor = [f"{p['video']} {p['codec']} {p['setting']}" for p in points
+             if finite(p.get("summary", {}).get("vmaf")) and p["summary"]["vmaf"] <= VMAF_FLOOR]  # fmt: skip
+    if not floor:
+        return []
+    return [
+        f"VMAF 0 ({', '.join(floor)}): the floor of the VMAF model, not a failed measurement. vmaf_v0.6.1 clips "
+        "its prediction to [0, 100], and quality well below what it was trained on reads 0 (on carphone a "
+        "Gaussian blur reads about 27 at 26.7 dB PSNR-Y and 0 at 23.0 dB). VMAF cannot rank these points: "
+        "compare them by PSNR, MS-SSIM and ST-LPIPS."
+    ]
+
+
+def matched_table(points: Sequence[Mapping[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    """Markdown: per video and gvc point, that point and every baseline point matched to its rate."""
+    rows = []
+    for g in (p for p in points if p["codec"] == "gvc"):
+        rows.append(g)
+        rows += [
+            p for p in points if p["video"] == g["video"] and p.get("matched_to") == f"gvc {g['setting']}"
+        ]
+    cols = [m for m in metrics if any(finite(r.get("summary", {}).get(m)) for r in rows)]
+    head = ["video", "codec", "bpp", "vs gvc bpp"] + [COLUMN_LABELS.get(c, c) for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    ref = None
+    for r in rows:
+        if r["codec"] == "gvc":
+            ref = r
+            name, rel = r.get("curve") or r["setting"], "-"
+        else:
+            name, rel = r["codec"], f"{r['bpp'] / ref['bpp'] - 1:+.1%}"
+            if r.get("within_tolerance") is False:
+                rel += " (not met)"
+        cells = [str(r["video"]), str(name), f"{r['bpp']:.4f}", rel]
+        cells += [f"{r['summary'][c]:.4g}" if finite(r.get("summary", {}).get(c)) else "-" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -117,8 +182,8 @@ class ReportWriter:
               if anchor_ok else {})  # fmt: skip
         plots = {}
         n_videos = len({r["video"] for r in vrows})
-        title = (f"{n_videos} video{'s' if n_videos != 1 else ''}, {cfg.frames or 'all'} frames, "
-                 f"GOP {cfg.gop if cfg.gop > 0 else 'first frame only'}")  # fmt: skip
+        title = (f"{n_videos} video{'s' if n_videos != 1 else ''}, {cfg.frames or 'all'} frames; baselines: "
+                 f"{gop_words(cfg.gop)}")  # fmt: skip
         for metric in with_numbers:
             curves = rd.rd_curves(all_rows, metric)
             if curves:
@@ -150,10 +215,23 @@ class ReportWriter:
         cfg = self.cfg
         colours = sorted({json.dumps(p.get("colour", {}), sort_keys=True) for p in results["points"]})
         lines = ["# gvc evaluation report", ""]
+        preset = results.get("preset")
+        version = results.get("gvc") or {}
+        commit = version.get("commit") or "not a git checkout"
+        if version.get("uncommitted_changes"):
+            commit += " (with uncommitted changes)"
         lines += [
+            f"- command: `{results.get('command_line') or 'gvc.eval.run.evaluate(...) (Python API; the configuration is in config.yaml / results.json)'}`",
+            f"- gvc {version.get('version', '?')}, commit {commit}",
+            "- test conditions: "
+            + (
+                f"**eval_preset={preset['name']}** (conf/eval_preset/{preset['name']}.yaml: {preset.get('about', '')})"
+                if preset
+                else "no named preset (conf/evaluate.yaml with the overrides in the command)"
+            ),
             f"- videos: {', '.join(sorted({r['video'] for r in vrows})) or 'none'}",
-            f"- frames per video: {cfg.frames or 'all'}; GOP: {cfg.gop if cfg.gop > 0 else 'first frame only'} "
-            "(low delay: I then P; every codec uses the same GOP)",
+            f"- frames per video: {cfg.frames or 'all'}; baselines: {gop_words(cfg.gop)} (the GOP every codec is "
+            "asked for; each gvc model's own structure is in its curve's name)",
             f"- colour (as read from each source): {'; '.join(colours) or 'n/a'}; PSNR-YUV = {PSNR_YUV_WEIGHTING}",
             f"- {results['rate']}",
             f"- baselines matched to {list(cfg.target_bpps)} bpp within {cfg.tolerance:.0%} by bisection over their "
@@ -169,6 +247,17 @@ class ReportWriter:
             lines += ["", "### Targets not met within the tolerance", ""]
             lines += [f"- {p['video']} {p['codec']} {p['setting']}: {p.get('bpp', 0):.4f} bpp "
                       f"({p.get('rel_error', 0):+.1%}): {p.get('match_reason')}" for p in missed]  # fmt: skip
+        models = results.get("models") or {}
+        if models:
+            lines += ["", "## gvc models", ""]
+            for label, m in models.items():
+                training = json.dumps(m.get("training") or {}, sort_keys=True)
+                lines.append(f"- **{m.get('curve') or label}**: `{m['file']}`; training record: "
+                             + (f"`{training}`" if m.get("training") else "none (the file was written without one)"))  # fmt: skip
+        matched = [p for p in results["points"] if p.get("matched_to")]
+        if matched:
+            lines += ["", "## Each gvc point beside the baselines at its rate", ""]
+            lines.append(matched_table(results["points"]))
         lines += ["", "## Mean over videos per codec setting", ""]
         cols = [c for c in ("bpp",) + TABLE_METRICS if any(finite(r.get(c)) for r in vrows)]
         lines.append("| codec | setting | " + " | ".join(COLUMN_LABELS.get(c, c) for c in cols) + " |")
@@ -200,6 +289,14 @@ class ReportWriter:
             lines.append("not computed: no codec besides the anchor")
         lines += ["", "## RD plots", ""]
         lines += [f"![{m}]({path})" for m, path in results["plots"].items()] or ["no metric has numbers"]
+        for video, groups in (results.get("pictures") or {}).items():
+            lines += ["", f"## {video}: per frame and side by side", ""]
+            for g in groups:
+                lines.append(f"{g['group']}: {', '.join(g['members'])}")
+                lines.append("")
+                lines += [f"![{kind} {video} {g['group']}]({g[kind]})" for kind in ("frames", "temporal", "crops")
+                          if kind in g]  # fmt: skip
+                lines.append("")
         lines += ["", "## Codecs and the exact command of every row", ""]
         for name, settings in results.get("codecs", {}).items():
             lines.append(f"- **{name}**: `{json.dumps(settings)}`")
@@ -214,6 +311,7 @@ class ReportWriter:
         notes += [f"FID/KID {n}: {r}" for n, r in results.get("fid_kid_unavailable", {}).items()
                   if n not in results.get("unavailable_metrics", {})]  # fmt: skip
         notes += list(results.get("notes", []))
+        notes += vmaf_floor_notes(results["points"])
         if notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
         lines += [

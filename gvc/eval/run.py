@@ -33,22 +33,23 @@ from tqdm import tqdm
 
 from gvc.data.io import YUVFrame
 from gvc.errors import ConfigError, VideoFormatError
-from gvc.eval.codecs import GVCCodec, TunableCodec, build_codec, gop_mismatch, model_settings
+from gvc.eval.codecs import GVCCodec, TunableCodec, build_codec, gop_mismatch, gop_structure, model_settings
 from gvc.eval.defaults import default_config
 from gvc.eval.export import export_name, export_reconstruction, side_by_side
 from gvc.eval.metrics import SET_METRICS, MetricSuite, fid_kid, metric_columns
+from gvc.eval.pictures import comparison_groups, write_group_pictures
 from gvc.eval.ratematch import BitrateMatcher
 from gvc.eval.report import ReportWriter, finite, summary_table, video_rows
 from gvc.eval.source import SourceVideo, resolve_dataset, stable_hash
 from gvc.eval.store import ResultStore
-from gvc.eval.tools import ffmpeg_exe, ffmpeg_version
+from gvc.eval.tools import ffmpeg_exe, ffmpeg_version, gvc_version
 
 __all__ = ["EvalConfig", "Evaluator", "default_config", "evaluate", "model_settings", "resolve_dataset"]
 
 log = logging.getLogger("gvc.eval")
 
 # keys whose null is a value (all frames, imageio-ffmpeg's binary, no dataset); a null elsewhere: the default
-_NULLABLE = ("frames", "ffmpeg", "dataset")
+_NULLABLE = ("frames", "ffmpeg", "dataset", "preset")
 
 
 @dataclass
@@ -65,6 +66,9 @@ class EvalConfig:
     an empty spec uses the default of that name. metrics / metric_options: names and constructor kwargs.
     colour: matrix, full_range (None: what the container states; raw .yuv: BT.709 full range), chroma_upsample.
     anchor / bd_method / bd_min_points: BD-rate anchor codec, interpolation ("akima" | "pchip"), points needed.
+    match_gvc: also match every baseline to the rate each gvc model reached on each video.
+    pictures: per-clip plots of quality and temporal metrics per frame and side-by-side crops.
+    preset: the named test conditions in force (``{"name", "about"}``, set by conf/eval_preset/*.yaml) or None.
     """
 
     videos: list[str]
@@ -90,6 +94,9 @@ class EvalConfig:
     device: str
     export: dict[str, Any]
     progress: bool
+    match_gvc: bool
+    pictures: bool
+    preset: dict[str, Any] | None
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
@@ -150,6 +157,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "bd_min_points": (int,),
     "export": (dict,),
     "progress": (bool,),
+    "match_gvc": (bool,),
+    "pictures": (bool,),
+    "preset": (dict,),
 }
 
 
@@ -172,7 +182,9 @@ def _check_types(cfg: Mapping[str, Any]) -> None:
 class Evaluator:
     """Runs one evaluation (see module docstring). ``run()`` returns the results dict written to results.json."""
 
-    def __init__(self, cfg: Mapping[str, Any] | EvalConfig):
+    def __init__(self, cfg: Mapping[str, Any] | EvalConfig, command_line: str | None = None):
+        """``command_line``: the command that started the run (evaluate.py passes its own), for report.md."""
+        self.command_line = command_line
         self.cfg = EvalConfig.from_mapping(cfg)
         self.video_paths = self.videos()  # missing videos are reported before any work
         # model files and codec specs are checked before any work, so a typo costs nothing
@@ -294,13 +306,15 @@ class Evaluator:
         return points
 
     def _baseline_points(
-        self, src: SourceVideo, progress, unavailable: dict[str, str]
+        self, src: SourceVideo, progress, unavailable: dict[str, str], matched: list[tuple[str, float]] = ()
     ) -> list[dict[str, Any]]:
+        """Each baseline at the targets, at the rate of each gvc point in ``matched`` ((gvc setting, bpp)) and at
+        its sweep values."""
         points = []
         for name, codec in self.baselines.items():
-            jobs = [("target", float(t)) for t in self.cfg.target_bpps] + [
-                ("q", float(q)) for q in self.cfg.sweep.get(name, [])
-            ]
+            jobs = [("target", float(t), None) for t in self.cfg.target_bpps]
+            jobs += [("target", float(b), g) for g, b in matched]
+            jobs += [("q", float(q), None) for q in self.cfg.sweep.get(name, [])]
             reason = codec.unavailable_reason()
             if reason:
                 unavailable[name] = reason
@@ -310,8 +324,10 @@ class Evaluator:
                 continue
             work = self.out / "bitstreams" / src.name / name
             matcher = BitrateMatcher(codec, src, work / "search", self.cfg.tolerance, self.cfg.refine_steps)
-            for kind, value in jobs:
+            for kind, value, gvc_setting in jobs:
                 label = f"{value:g}bpp" if kind == "target" else f"q{codec.format_q(value)}"
+                if gvc_setting is not None:
+                    label = f"at_gvc_{gvc_setting}"
                 ident = {**self._base_identity(src), "codec": codec.settings(), kind: value}
                 if kind == "target":
                     ident["tolerance"] = self.cfg.tolerance
@@ -329,6 +345,8 @@ class Evaluator:
                         extra = {"q": encoded.setting, "target_bpp": None, "rel_error": None}
                     final = work / f"{label}.{codec.ext}"
                     shutil.copyfile(encoded.path, final)
+                    if gvc_setting is not None:
+                        extra["matched_to"] = f"gvc {gvc_setting}"
                     point = self._finish_point(src, codec, label, key, final, encoded, extra)
                 points.append(point)
                 progress(point, cached)
@@ -357,8 +375,10 @@ class Evaluator:
 
     def _run(self, videos: list[Path]) -> dict[str, Any]:
         cfg = self.cfg
-        per_video = (len(self.gvc.labels) if self.gvc else 0) + sum(
-            len(cfg.target_bpps) + len(cfg.sweep.get(n, [])) for n in self.baselines
+        n_gvc = len(self.gvc.labels) if self.gvc else 0
+        per_video = n_gvc + sum(
+            len(cfg.target_bpps) + len(cfg.sweep.get(n, [])) + (n_gvc if cfg.match_gvc else 0)
+            for n in self.baselines
         )
         total = len(videos) * per_video
         log.info(f"evaluate: {len(videos)} videos x {per_video} points into {self.out} "
@@ -376,6 +396,8 @@ class Evaluator:
                 self._log_point(point, cached, done[0], total)
 
         points: list[dict[str, Any]] = []
+        curve_names: dict[str, str] = {}
+        pictures: dict[str, list[dict[str, Any]]] = {}
         unavailable_codecs: dict[str, str] = {}
         source_features: dict[str, np.ndarray] = {}
         for path in videos:
@@ -384,7 +406,12 @@ class Evaluator:
                 f"{src.name}: {src.count} frames {src.width}x{src.height} at {src.fps:g} fps, colour {src.colour}"
             )
             vpoints = self._gvc_points(src, progress) if self.gvc else []
-            vpoints += self._baseline_points(src, progress, unavailable_codecs)
+            for p in vpoints:  # one curve per model file, named by the model and the structure it coded
+                structure = gop_structure([r["type"] for r in p["frame_records"]])
+                p["structure"] = structure
+                p["curve"] = curve_names.setdefault(p["setting"], f"gvc {p['setting']} ({structure})")
+            matched = [(p["setting"], p["bpp"]) for p in vpoints] if cfg.match_gvc else []
+            vpoints += self._baseline_points(src, progress, unavailable_codecs, matched)
             for p in vpoints:
                 if p.get("gop_check", "ok") != "ok":
                     self.notes.append(f"{p['video']} {p['codec']} {p['setting']}: frame types differ from the GOP: "
@@ -395,6 +422,8 @@ class Evaluator:
                 source_features[src.name] = feats
             if cfg.export.get("enabled"):
                 self._export(src, vpoints)
+            if cfg.pictures:
+                pictures[src.name] = self._pictures(src, vpoints)
         bar.close()
         set_rows, set_unavailable = self._set_rows(points, source_features)
         columns = [c for m in cfg.metrics if m not in SET_METRICS for c in metric_columns(m)]
@@ -403,8 +432,12 @@ class Evaluator:
             for name, reason in p.get("unavailable", {}).items():
                 unavailable.setdefault(name, reason)
         codecs = {}
+        models = {}
         if self.gvc:
             codecs["gvc"] = self.gvc.settings()
+            models = {label: {"file": str(path), "curve": curve_names.get(label),
+                              "training": self.gvc.training_record(label)}
+                      for label, path in self.gvc.by_label.items()}  # fmt: skip
         codecs.update({n: c.settings() for n, c in self.baselines.items()})
         meta = {
             "config": dataclasses.asdict(cfg),
@@ -420,6 +453,11 @@ class Evaluator:
             "codecs": codecs,
             "fid_kid_unavailable": set_unavailable,
             "notes": self.notes,
+            "command_line": self.command_line,
+            "gvc": gvc_version(),
+            "preset": cfg.preset,
+            "models": models,
+            "pictures": pictures,
         }
         writer = ReportWriter(self.out, cfg, columns, [m for m in SET_METRICS if m in cfg.metrics])
         results = writer.write(points, set_rows, meta)
@@ -473,6 +511,18 @@ class Evaluator:
             rows.append(row)
         return rows, unavailable
 
+    # ----------------------------------------------------------------------------------------- pictures
+    def _pictures(self, src: SourceVideo, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per comparison group of this clip: per-frame quality and temporal plots and side-by-side crops."""
+        out = []
+        for name, members in comparison_groups(points, self.cfg.target_bpps):
+            files = write_group_pictures(src, name, members,
+                                         lambda p: self._codec(p["codec"]).decode(Path(p["bitstream"]), src),
+                                         self.out / "plots")  # fmt: skip
+            rel = {k: str(Path(v).relative_to(self.out)) for k, v in files.items()}
+            out.append({"group": name, "members": [f"{p['codec']} {p['setting']}" for p in members], **rel})
+        return out
+
     # ----------------------------------------------------------------------------------------- export
     def _codec(self, name: str):
         return self.gvc if name == "gvc" else self.baselines[name]
@@ -504,6 +554,6 @@ class Evaluator:
                          crf=int(opts.get("side_by_side_crf", 10)))  # fmt: skip
 
 
-def evaluate(cfg: Mapping[str, Any] | EvalConfig) -> dict[str, Any]:
+def evaluate(cfg: Mapping[str, Any] | EvalConfig, command_line: str | None = None) -> dict[str, Any]:
     """Run an evaluation from a plain mapping (or EvalConfig); returns the results.json content."""
-    return Evaluator(cfg).run()
+    return Evaluator(cfg, command_line).run()

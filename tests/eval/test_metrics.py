@@ -309,3 +309,31 @@ def sample_yuv(tmp_path_factory):
     ]
     subprocess.run(cmd, check=True)
     return out, 176, 144, 6
+
+
+@pytest.mark.ffmpeg
+def test_vmaf_zero_is_the_model_floor_and_the_report_explains_it(sample_yuv, tmp_path):
+    """Why a codec reads VMAF 0: vmaf_v0.6.1 clips its prediction at 0, so clearly degraded video (a Gaussian
+    blur at ~23 dB PSNR-Y) reads exactly 0 while a milder blur still reads a number. The report notes every such
+    point instead of printing a silent 0."""
+    from gvc.eval.report import vmaf_floor_notes
+
+    path, width, height, n = sample_yuv
+    values = {}
+    for sigma in (1, 4):
+        out = tmp_path / f"blur{sigma}.yuv"
+        raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}"]
+        subprocess.run([M.ffmpeg_exe(), "-loglevel", "error", *raw, "-i", str(path), "-vf", f"gblur=sigma={sigma}",
+                        *raw, str(out)], check=True)  # fmt: skip
+        values[sigma] = M.vmaf_yuv_files(path, out, width, height)
+    assert np.mean(values[1]) > 20 and values[4] == [0.0] * n
+    point = {
+        "video": "carphone",
+        "codec": "blur",
+        "setting": "sigma4",
+        "summary": {"vmaf": float(np.mean(values[4]))},
+    }
+    (note,) = vmaf_floor_notes(
+        [point, {**point, "setting": "sigma1", "summary": {"vmaf": float(np.mean(values[1]))}}]
+    )
+    assert "carphone blur sigma4" in note and "sigma1" not in note and "floor" in note

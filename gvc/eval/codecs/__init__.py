@@ -15,7 +15,7 @@ from gvc.eval.codecs.base import (
 )
 from gvc.eval.codecs.external import ExternalCommandCodec, build_external_codec
 from gvc.eval.codecs.ffmpeg import FFmpegCodec, build_ffmpeg_codec, read_bitstream
-from gvc.eval.codecs.gvc_codec import GVCCodec, model_settings
+from gvc.eval.codecs.gvc_codec import GVCCodec, gop_structure, model_settings
 
 
 def build_codec(
@@ -39,6 +39,7 @@ __all__ = [
     "build_codec",
     "expected_intra",
     "gop_mismatch",
+    "gop_structure",
     "model_settings",
     "read_bitstream",
 ]

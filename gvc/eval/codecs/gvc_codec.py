@@ -9,6 +9,7 @@ header records; ``frame_records`` reads each packet's type and size from the con
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,18 @@ from gvc.data.io import YUVFrame, open_video, rgb_to_yuv420
 from gvc.errors import ConfigError
 from gvc.eval.codecs.base import EncodedFile, FrameRecord
 from gvc.eval.source import file_sha256
+
+
+def gop_structure(types: Sequence[str]) -> str:
+    """How a coded stream's frame types are arranged, in words: "all intra", "I then P" (one I-frame) or
+    "I every N, P between"."""
+    intra = [i for i, t in enumerate(types) if t == "I"]
+    if not types or len(intra) == len(types):
+        return "all intra" if len(types) > 1 else "one I-frame"
+    if intra == [0]:
+        return "I then P (one I-frame)"
+    gaps = {b - a for a, b in zip(intra, intra[1:])}
+    return f"I every {gaps.pop()}, P between" if len(gaps) == 1 else f"I at {intra}, P between"
 
 
 def model_settings(paths: Sequence[Path]) -> list[str]:
@@ -62,6 +75,28 @@ class GVCCodec:
     def unavailable_reason(self) -> str | None:
         return None
 
+    def training_record(self, label: str) -> dict[str, Any]:
+        """The training record the model file carries ({} when it has none: written before records existed)."""
+        from gvc.codec.modelfile import read_model_file
+
+        return read_model_file(self.by_label[label])["training"]
+
+    def cli_commands(self, video, label: str, out: Path) -> str:
+        """The `gvc encode` and `gvc decode` command lines that write the same ``out`` and decode it (to
+        ``out`` with suffix .y4m) as this codec's encode / decode do."""
+        model = str(self.by_label[label])
+        colour = []
+        matrix, full = video.requested_colour.get("matrix"), video.requested_colour.get("full_range")
+        if matrix is not None:
+            colour += ["--matrix", str(matrix)]
+        if full is not None:
+            colour.append("--full-range" if full else "--limited-range")
+        encode = ["gvc", "encode", str(video.path), "-o", str(out), "--model", model, "--gop", str(self.gop),
+                  "--frames", str(video.count), *colour, "--device", str(self.device), "-q", "-y"]  # fmt: skip
+        decode = ["gvc", "decode", str(out), "-o", str(Path(out).with_suffix(".y4m")), "--model", model,
+                  "--device", str(self.device), "-q", "-y"]  # fmt: skip
+        return f"{shlex.join(encode)} && {shlex.join(decode)}"
+
     def model(self, label: str) -> torch.nn.Module:
         if label not in self.by_label:
             raise ConfigError(f"gvc has no model labelled {label!r}; models: {self.labels}")
@@ -80,11 +115,10 @@ class GVCCodec:
             stats = encode_video(reader, model, out, gop=self.gop, frames=video.count)
         seconds = time.perf_counter() - t0
         size = Path(out).stat().st_size
-        call = (f"gvc.codec.coder.encode_video({str(video.path)!r}, load_model_file({str(self.by_label[setting])!r}), "
-                f"{str(out)!r}, gop={self.gop}, frames={video.count})  # = gvc encode SRC -o OUT --model MODEL "
-                f"--gop {self.gop} --frames {video.count}")  # fmt: skip
+        call = self.cli_commands(video, setting, Path(out))
+        types = [f.frame_type for f in stats.frames]
         extra = {"model": str(self.by_label[setting]), "estimated_bpp": stats.estimated_bpp,
-                 "container_bytes": stats.container_bytes}  # fmt: skip
+                 "container_bytes": stats.container_bytes, "structure": gop_structure(types)}  # fmt: skip
         return EncodedFile(Path(out), size, 8.0 * size / video.pixels, setting, call, seconds, extra)
 
     def decode(self, path: Path, video=None) -> list[YUVFrame]:
