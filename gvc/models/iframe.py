@@ -97,16 +97,20 @@ class Generator(nn.Module):
                 *[DeconvNormAct(a, b, kernel_size, norm_eps, norm) for a, b in zip(rev[:-1], rev[1:])]
             )
             self.tail = conv(channels[0], out_channels, 7)
-            self.output_layer = self.tail
         else:
             inner = rev[:-1]
             ups: list[nn.Module] = [
                 DeconvNormAct(a, b, kernel_size, norm_eps, norm) for a, b in zip(inner[:-1], inner[1:])
             ]
-            self.output_layer = deconv(inner[-1], out_channels, kernel_size)
-            self.up = nn.Sequential(*ups, self.output_layer)
+            self.up = nn.Sequential(*ups, deconv(inner[-1], out_channels, kernel_size))
             self.tail = nn.Identity()
         self.upsampling = 2 ** (len(channels) - 1)
+
+    @property
+    def output_layer(self) -> nn.Module:
+        """The last conv (the stem's conv7x7, or the last transposed conv without the stem); a property, so the
+        state dict keeps one name per weight."""
+        return self.up[-1] if isinstance(self.tail, nn.Identity) else self.tail
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         h = self.head(y)

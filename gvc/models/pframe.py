@@ -47,7 +47,7 @@ from torch import nn
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
 from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
-from gvc.models.layers import check_norm, conv, plain_norm
+from gvc.models.layers import ChannelNorm, check_norm, conv, plain_norm
 from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
 from gvc.models.shift import shift_for_frame as _shift_for_frame
 from gvc.models.warp import backward_warp, scale_space_blur
@@ -303,8 +303,9 @@ class PFrameCodec(nn.Module):
             with torch.no_grad():
                 self.res_generator.free_conv.weight.zero_()
                 self.res_generator.free_conv.bias.zero_()
-                self.res_generator.free_norm.gamma.fill_(1.0)
-                self.res_generator.free_norm.beta.zero_()
+                if isinstance(self.res_generator.free_norm, ChannelNorm):
+                    self.res_generator.free_norm.gamma.fill_(1.0)
+                    self.res_generator.free_norm.beta.zero_()
         if copy_bottleneck:
             trained = {
                 k: v
