@@ -387,3 +387,31 @@ def test_first_evaluation_two_models_matched_baselines_records_and_pictures(tmp_
         for kind in ("frames", "temporal", "crops"):
             png = out / g[kind]
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({g[kind]})" in report
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize(
+    "preset, gop, targets", [("paper", -1, 3), ("dcvc_ld", 32, 4), ("dcvc_ld_ip-1", -1, 4)]
+)
+def test_named_presets_run_end_to_end_on_a_bundled_clip_and_the_report_names_them(
+    tmp_path, preset, gop, targets
+):
+    """`evaluate.py eval_preset=NAME` on the bundled carphone clip (3 frames instead of the preset's 60 / 96 to
+    keep the test short): the preset's conditions are in force and report.md names the preset and its file."""
+    from gvc.data import sample_clips
+
+    main = _evaluate_main()
+    out = tmp_path / "out"
+    args = [f"eval_preset={preset}", f"videos=[{sample_clips()['carphone_pristine']}]", "frames=3",
+            "~baselines.x265_veryslow", "~baselines.vvc", "~baselines.svtav1", "~baselines.aom_av1",
+            "metrics=[psnr,warp_error]", "progress=false", f"output_dir={out}"]  # fmt: skip
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["preset"]["name"] == preset and results["config"]["gop"] == gop
+    assert len(results["config"]["target_bpps"]) == targets == len(results["points"])
+    report = (out / "report.md").read_text()
+    assert f"**eval_preset={preset}** (conf/eval_preset/{preset}.yaml" in report
+    assert f"- command: `python evaluate.py eval_preset={preset} " in report
+    if preset.startswith("dcvc"):  # YUV 6:1:1 PSNR first, and BD-rate needs the 4 rate points
+        assert results["config"]["metric_options"]["psnr"]["yuv_weights"] == [6, 1, 1]
+        assert results["config"]["plot_metrics"][0] == "psnr_yuv" and results["bd_rate"]["min_points"] == 4
