@@ -12,7 +12,8 @@ bpps, :class:`gvc.eval.store.ResultStore` keeps each point on disk (a re-run ski
 
 Outputs under ``output_dir``: ``points/`` (cache), ``bitstreams/<video>/<codec>/<setting>.<ext>`` (every
 chosen real file), ``sources/`` (raw I420 copies the encoders read), ``per_frame.csv``, ``per_video.csv``,
-``fid_kid.csv``, ``results.json``, ``plots/rd_<metric>.png``, ``report.md``, ``evaluate.log`` and, when enabled,
+``fid_kid.csv``, ``results.json``, ``plots/rd_<metric>.png``, ``plots/{frames,temporal,crops}_<video>_<group>.png``
+(``pictures``), ``report.md``, ``evaluate.log`` and, when enabled,
 ``export/`` (MCL-JCV-named reconstructions, side-by-side mp4s).
 """
 
