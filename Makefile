@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-quick gpu-suite clean
+.PHONY: install demo test lint bench bench-rd bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-rd-quick: $(STAMP)
 # on a CUDA machine: training step (TFLOP/s, MFU), checkpointed T=12 memory, 1080p decode fps, GPU->CPU decoding
 gpu-suite: $(STAMP)
 	PYTHON=$(BIN)/python bash benchmarks/gpu_suite.sh
+
+# the GPU learning run's self-contained bundle (.gpu_bundle/: wheels for the device's Python 3.12 and the clips as
+# xz-compressed shards; needs the package registry): prints its size and the device command (benchmarks/gpu_learn.sh)
+gpu-bundle: $(STAMP)
+	$(BIN)/python benchmarks/gpu_learn.py bundle --out .gpu_bundle
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

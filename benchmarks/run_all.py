@@ -75,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )
         sections.append(proc.stdout.strip() + "\n")
+    # the GPU learning run needs a GPU: its recorded result (benchmarks/results/gpu_learn.json), or "not run yet"
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "gpu_learn.py"), "markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    sections.append(proc.stdout.strip() + "\n")
 
     header = (
         "# gvc benchmarks\n\n"

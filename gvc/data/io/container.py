@@ -14,12 +14,16 @@ import bisect
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from gvc.data.io.base import DEFAULT_FPS, VideoReader, VideoWriter, YUVFrame, check_even, check_file
 from gvc.data.io.colour import AV_COLOR_RANGE, AV_COLORSPACE, colour_from_av, matrix_name
 from gvc.errors import VideoFormatError
+
+try:  # PyAV is needed for container files only: Y4M, raw .yuv and PNG folders work without it (the GPU bundle)
+    import av
+except ImportError:  # pragma: no cover - a dependency of the package
+    av = None
 
 CONTAINER_EXTENSIONS = (
     ".mp4",
@@ -38,7 +42,13 @@ CONTAINER_EXTENSIONS = (
 _420 = ("yuv420p", "yuvj420p")
 
 
+def _require_av(path: Path) -> None:
+    if av is None:
+        raise VideoFormatError(f"{path}: container files (.mp4, .mkv, ...) need PyAV: pip install av")
+
+
 def _open(path: Path):
+    _require_av(path)
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as e:
@@ -247,6 +257,7 @@ class AVWriter(VideoWriter):
         self._container = None
 
     def _open(self, tmp: Path) -> None:
+        _require_av(self.path)
         try:
             self._container = av.open(str(tmp), mode="w", format=_format_for(self.path))
             rate = Fraction(self.fps).limit_denominator(1001)
