@@ -234,8 +234,10 @@ class ReportWriter:
             "asked for; each gvc model's own structure is in its curve's name)",
             f"- colour (as read from each source): {'; '.join(colours) or 'n/a'}; PSNR-YUV = {PSNR_YUV_WEIGHTING}",
             f"- {results['rate']}",
-            f"- baselines matched to {list(cfg.target_bpps)} bpp within {cfg.tolerance:.0%} by bisection over their "
-            "quality value (a target that is not met says why below)",
+            f"- baselines matched to {list(cfg.target_bpps)} bpp"
+            + (" and to the rate each gvc model reached" if cfg.match_gvc and results.get("models") else "")
+            + f" within {cfg.tolerance:.0%}, by bisection over their quality value or through their own rate control "
+            "(a target that is not met says why below)",
             f"- tools: {results.get('tools', {}).get('ffmpeg', 'ffmpeg')}",
             "",
             "## Per video",

@@ -7,7 +7,8 @@ changes, so a perfect reconstruction scores 0 and a source that itself changes a
   t - 1 onto frame t; the error is the mean absolute RGB difference (in 8-bit levels) between frame t and the
   warped frame t - 1, over the pixels whose flow is forward-backward consistent and stays inside the frame
   (occlusions excluded). ``warp_error`` = that error on the decoded video minus the same error on the source:
-  0 = as temporally consistent as the source; > 0 = changes the source's motion does not explain (flicker).
+  0 = as temporally consistent as the source; > 0 = changes the source's motion does not explain (flicker);
+  < 0 = smoother in time than the source (e.g. the source's own noise removed).
 - ``tlp``: tLP (TecoGAN) with ST-LPIPS as the distance: ``|D(dec_t, dec_{t-1}) - D(src_t, src_{t-1})|``, where
   D is ST-LPIPS (AlexNet, the weights shipped in stlpips-pytorch). 0 = the decoded frames differ from their
   predecessors perceptually as much as the source's frames do.
