@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,12 +32,21 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
-# Train small models at 0.064 / 0.13 / 0.22 bpp (+ MSE twin, + compressai anchor) and measure them on held-out
-# clips through real files (~45 min on 2 cores; benchmarks/results/bench_rd_full.json), then the quantization modes
-# and encode-time refinement at 0.13 (reusing the 0.13 model; ~70 min; benchmarks/results/bench_rd_c3.json).
+# Train the small model (conf/model/small.yaml) at 0.064 / 0.13 / 0.22 bpp, MSE-only runs first (an I+P twin at
+# 0.13 and four all-intra models), plus a compressai MeanScaleHyperprior anchor at four lambdas, and measure them on
+# held-out clips through real files: inter gain over all-intra, the oracle-flow bound, flow EPE against zero motion,
+# drift, P/I bits, x265 at the same bpp (~60-75 min on 2 cores; benchmarks/results/bench_rd_full.json).
 bench-rd: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --parts points --markdown --out-json benchmarks/results/bench_rd_full.json
+
+# The quantization modes and encode-time refinement at 0.13 (~70 min; benchmarks/results/bench_rd_c3.json).
+bench-rd-c3: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --parts quant refine --markdown --out-json benchmarks/results/bench_rd_c3.json
+
+# gvc's small I-frame codecs against compressai's MeanScaleHyperprior(32, 16): one fixed-lambda loop, 2000 steps,
+# four lambdas each, held-out frames through real compress() (~40 min on 2 cores; bench_iframe_parity.json).
+bench-parity: $(STAMP)
+	$(BIN)/python benchmarks/bench_iframe_parity.py --markdown --out-json benchmarks/results/bench_iframe_parity.json
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

@@ -153,13 +153,14 @@ def interp(x: float, xs: list[float], ys: list[float]) -> float | None:
 
 
 def bd_rate(anchor: list[dict], test: list[dict]) -> float | None:
-    """Bjontegaard delta rate (%) of test vs anchor on PSNR-Y (4+ points each), or None."""
+    """Bjontegaard delta rate (%) of test vs anchor on PSNR-Y (4+ points each), or None (fewer points, no
+    overlap, or a curve that is not monotone: short trainings can give one)."""
     if len(anchor) < 4 or len(test) < 4:
         return None
     import bjontegaard as bd
 
     try:
-        return float(
+        value = float(
             bd.bd_rate(
                 [p["bpp"] for p in anchor],
                 [p["psnr_y"] for p in anchor],
@@ -170,6 +171,7 @@ def bd_rate(anchor: list[dict], test: list[dict]) -> float | None:
         )
     except Exception:  # non-overlapping or non-monotone curves
         return None
+    return value if math.isfinite(value) else None  # nan: the curves are not monotone
 
 
 def run(models: list[str], lambdas, steps: int, out_json: Path | None) -> dict:

@@ -70,7 +70,7 @@ PLATFORMS = (
     "manylinux2014_x86_64",
 )
 
-#: what the run imports that the device lacks (KINDS.md lists its packages), exact versions (those the project's
+#: what the run imports that the device lacks (the device tool lists its installed packages), exact versions (those the project's
 #: test suite runs with), one version each; IPython's other requirements (jedi, parso, stack-data, pexpect, ...)
 #: are left out: `import IPython` does not import them (checked by importing the run's modules with only the
 #: device's packages and these wheels on the path). Not here, because the device has them: torch, torchvision,
@@ -557,7 +557,7 @@ def cmd_run(args) -> int:
     for stage in ("iframe", "pframe"):
         shutil.copy2(work / f"{stage}.log", out / f"{stage}.log")
     (out / "result.json").write_text(json.dumps(res, indent=1))
-    (out / "section.md").write_text(markdown(res))
+    (out / "section.txt").write_text(markdown(res))
     if args.benchmarks is not None:
         replace_section(args.benchmarks, markdown(res))
     print(markdown(res))
@@ -608,7 +608,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="train both stages, code the held-out clips, write the figures")
     r.add_argument("--bundle", type=Path, default=BUNDLE)
     r.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "outputs" / "gpu_learn"),
-                   help="result.json, section.md, model.gvcm (default $OUT, else outputs/gpu_learn)")  # fmt: skip
+                   help="result.json, section.txt, model.gvcm (default $OUT, else outputs/gpu_learn)")  # fmt: skip
     r.add_argument("--work", type=Path, default=None,
                    help="working folder (default OUT/work; with $OUT set, a temporary folder)")  # fmt: skip
     r.add_argument("--tiny", action="store_true", help="toy sizes on the CPU (the test suite's form)")

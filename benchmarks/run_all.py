@@ -39,6 +39,7 @@ def machine_description() -> str:
 
 
 RD_BENCH = "bench_operating_points"
+PARITY_BENCH = "bench_iframe_parity"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # the operating-point benchmark trains models for ~45 min: `make bench-rd` runs it; here its last recorded
     # results (benchmarks/results/bench_rd_*.json) are rendered again so BENCHMARKS.md keeps them
-    scripts = sorted(s for s in HERE.glob("bench_*.py") if s.stem != RD_BENCH)
+    # likewise the I-frame parity benchmark (`make bench-parity`, ~40 min): its recorded JSON is rendered again
+    scripts = sorted(s for s in HERE.glob("bench_*.py") if s.stem not in (RD_BENCH, PARITY_BENCH))
     if args.only:
         scripts = [s for s in scripts if s.stem in set(args.only)]
     sections, failures = [], []
@@ -66,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(f"## {script.stem}\n\nFAILED (exit {proc.returncode}):\n\n```\n{tail}\n```\n")
         else:
             sections.append(proc.stdout.strip() + "\n")
+    parity = HERE / "results" / f"{PARITY_BENCH}.json"
+    if parity.exists() and not args.only:  # cached runs: rendered, not retrained
+        proc = subprocess.run(
+            [sys.executable, str(HERE / f"{PARITY_BENCH}.py"), "--markdown", "--out-json", str(parity)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sections.append(proc.stdout.strip() + "\n")
     for recorded in sorted((HERE / "results").glob("bench_rd_*.json")):
         proc = subprocess.run(
             [sys.executable, str(HERE / f"{RD_BENCH}.py"), "--from-json", str(recorded)],

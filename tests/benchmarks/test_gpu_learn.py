@@ -59,7 +59,7 @@ def test_tiny_run_on_cpu_writes_every_figure(bundle, tmp_path):
     model = out / "model.gvcm"
     assert model.stat().st_size < gpu_learn.MODEL_LIMIT_MIB * 2**20
     assert res["model_file_mib"] == pytest.approx(model.stat().st_size / 2**20)
-    text = (out / "section.md").read_text()
+    text = (out / "section.txt").read_text()
     assert text.startswith(f"## {gpu_learn.TITLE}\n") and "| mean |" in text
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# gvc benchmarks\n\n## A (x)\n\nfirst\n")
