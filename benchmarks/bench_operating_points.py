@@ -175,6 +175,11 @@ class Perceptual:
 
 
 OUTSIDE = "n/a (outside the measured range)"
+#: what a results file was trained with (files written before conf/model/small.yaml carry no "model" entry)
+MODEL_LABELS = {
+    "small": "the small model (conf/model/small.yaml)",
+    "smoke": "the smoke-size model (conf/model/smoke.yaml, as the bench used before the small model existed)",
+}
 
 
 def interp_log(x: float, xs: list[float], ys: list[float]) -> float | None:
@@ -673,11 +678,15 @@ def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
 def _setup_lines(result: dict) -> list[str]:
     return [
         f"- Machine: {result['machine']}; command: `{result['command']}`; wall time {result['wall_s'] / 60:.1f} min.",
-        f"- Training: bikes [0,200) + bigbuckbunny [0,100), the small model (conf/model/small.yaml); GAN runs: "
-        f"stage 1 {result['steps']['i']} steps, stage 2 {result['steps']['p']}; MSE-only runs: stage 1 "
-        f"{result['steps'].get('mse_i')} steps, stage 2 {result['steps'].get('mse_p')} (64x64 crops, batch 4 in "
-        "stage 1; 128x128 crops, batch 2, T up to 6 in stage 2). Perceptual loss ST-LPIPS (AlexNet); the "
-        "evaluation's perceptual metric is ST-LPIPS (VGG).",
+        f"- Training: bikes [0,200) + bigbuckbunny [0,100), {MODEL_LABELS[result.get('model', 'smoke')]}; GAN "
+        f"runs: stage 1 {result['steps']['i']} steps, stage 2 {result['steps']['p']}"
+        + (
+            f"; MSE-only runs: stage 1 {result['steps']['mse_i']} steps, stage 2 {result['steps']['mse_p']}"
+            if "mse_i" in result["steps"]
+            else ""
+        )
+        + " (64x64 crops, batch 4 in stage 1; 128x128 crops, batch 2, T up to 6 in stage 2). Perceptual loss "
+        "ST-LPIPS (AlexNet); the evaluation's perceptual metric is ST-LPIPS (VGG).",
         "- Evaluation: carphone [0,32) (unseen clip) and bikes [200,232) (unseen frames), one I-frame then 31 "
         "P-frames, through `gvc encode`/`gvc decode`; means over the two clips. bpp = file size.",
         "",
@@ -925,6 +934,7 @@ def main() -> int:
         evaluate_refine(runs, clips, work, commands, res, save)
     summary.update(summarize_extra(runs, {k: res.get(k) for k in parts if k != "points"}))
     summary.update({"steps": steps, "mode": mode, "commands": commands, "wall_s": time.perf_counter() - t0,
+                    "model": "small",
                     "machine": machine_line(torch.device("cpu")),
                     "command": "python benchmarks/bench_operating_points.py" + (" --quick" if args.quick else "")
                     + ("" if parts == PARTS else " --parts " + " ".join(parts))})  # fmt: skip
