@@ -132,7 +132,8 @@ def _rate_run(batches, k_p: float) -> _RateTrace:
 
 def test_rate_controller_drives_bpp_to_target(carphone_batches):
     """The controller reads the rounded-latent bpp (bpp_q). From ~0.7 bpp (14x the 0.05 target) the controlled
-    run enters target +-30% within 100 steps and its last 20 steps average within a factor 2 of it; the same run
+    run enters target +-30% within 100 steps and its last 40 steps (about one period of the loop's oscillation)
+    average within a factor 2 of it; the same run
     with the controller off (k_p=0, lambda_R fixed) gets there at least 20 steps later, if at all. (Settling within +-3% is shown on a toy
     plant in test_rate_control.py: 100 steps of a real model are too short for that.)"""
     target = 0.05
@@ -141,8 +142,8 @@ def test_rate_controller_drives_bpp_to_target(carphone_batches):
     assert max(ctrl.lam) > 30  # lambda_R rose (from 1) while the rate was too high
     inside = [i for i, b in enumerate(ctrl.bpp) if abs(b - target) <= 0.3 * target]
     assert inside, f"bpp never within 30% of {target}: {ctrl.bpp[::10]}"
-    tail = sum(ctrl.bpp[-20:]) / 20
-    assert target / 2 <= tail <= 2 * target, ctrl.bpp[-20:]
+    tail = sum(ctrl.bpp[-40:]) / 40  # about one period of the controlled loop's oscillation (~40 steps)
+    assert target / 2 <= tail <= 2 * target, ctrl.bpp[-40:]
     free = _rate_run(carphone_batches, k_p=0.0)
     assert all(lam == 1.0 for lam in free.lam)
     free_inside = [i for i, b in enumerate(free.bpp) if abs(b - target) <= 0.3 * target]
