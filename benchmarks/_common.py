@@ -561,3 +561,20 @@ def emit(args, result: dict, markdown: Callable[[dict], str]) -> None:
         print(json.dumps(result, indent=1, default=str))
     else:
         print(markdown(result))
+
+
+def replace_section(path: Path, text: str, title: str) -> None:
+    """Put `text` (the "## {title}" section) into the markdown file `path`, replacing the old one if present;
+    written under a temporary name, then renamed."""
+    old = path.read_text() if path.exists() else ""
+    head = f"## {title}"
+    if head in old:
+        start = old.index(head)
+        nxt = old.find("\n## ", start + len(head))
+        rest = old[nxt + 1 :] if nxt >= 0 else ""
+        new = old[:start] + text + ("\n" + rest if rest else "")
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + text
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text(new)
+    tmp.replace(path)

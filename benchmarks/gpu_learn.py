@@ -520,19 +520,10 @@ def markdown(res: dict) -> str:
 
 
 def replace_section(path: Path, text: str) -> None:
-    """Put `text` (the "## TITLE" section) into the markdown file `path`, replacing the old one if present."""
-    old = path.read_text() if path.exists() else ""
-    head = f"## {TITLE}"
-    if head in old:
-        start = old.index(head)
-        nxt = old.find("\n## ", start + len(head))
-        rest = old[nxt + 1 :] if nxt >= 0 else ""
-        new = old[:start] + text + ("\n" + rest if rest else "")
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + text
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(new)
-    tmp.replace(path)
+    """Put `text` (this benchmark's "## TITLE" section) into the markdown file `path` (_common.replace_section)."""
+    from _common import replace_section as replace
+
+    replace(path, text, TITLE)
 
 
 def cmd_run(args) -> int:

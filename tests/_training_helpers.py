@@ -13,6 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
+def model_kwargs(name: str) -> tuple[dict, dict]:
+    """conf/model/<name>.yaml's I-frame and P-frame constructor kwargs (interpolations resolved, no _target_)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{name}.yaml"), resolve=True)
+    i, p = dict(cfg["iframe"]), dict(cfg["pframe"])
+    i.pop("_target_")
+    p.pop("_target_")
+    return i, p
+
+
 def compose_cfg(experiment: str, overrides: list[str] = (), return_hydra_config: bool = False):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(

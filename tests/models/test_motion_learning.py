@@ -14,17 +14,9 @@ from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from gvc.models.video import VideoCodec
 from gvc.objectives import LossWeights, PFrameObjective
+from tests._training_helpers import model_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def model_kwargs(name: str) -> tuple[dict, dict]:
-    """conf/model/<name>.yaml's I-frame and P-frame kwargs (without _target_)."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"), resolve=True)
-    i, p = dict(cfg["iframe"]), dict(cfg["pframe"])
-    i.pop("_target_")
-    p.pop("_target_")
-    return i, p
 
 
 def small_codecs(seed: int = 0, **overrides) -> tuple[IFrameCodec, PFrameCodec]:

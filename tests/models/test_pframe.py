@@ -5,24 +5,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from gvc.data.datasets import make_synthetic_clip
 from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from tests._entropy_fit import fit_bottleneck
+from tests._training_helpers import model_kwargs
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "smoke.yaml"
 
 
 def smoke_kwargs() -> tuple[dict, dict]:
     """The smoke model's I-frame and P-frame kwargs, as conf/model/smoke.yaml sets them."""
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)
-    i, p = dict(cfg["iframe"]), dict(cfg["pframe"])
-    i.pop("_target_")
-    p.pop("_target_")
-    return i, p
+    return model_kwargs("smoke")
 
 
 def make_codecs(seed: int = 0, **overrides) -> tuple[IFrameCodec, PFrameCodec]:
