@@ -1,8 +1,6 @@
 """PFrameCodec: init from the I-frame codec, one code path for forward/compress/decompress, real bits vs
 estimate, switches (free latent, flow input, random shift, stop-gradient)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,8 +10,6 @@ from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from tests._entropy_fit import fit_bottleneck
 from tests._training_helpers import model_kwargs
-
-CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "smoke.yaml"
 
 
 def smoke_kwargs() -> tuple[dict, dict]:
