@@ -648,6 +648,7 @@ def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
             "name": name, "target_bpp": r["point"], "kind": r["kind"], "file_bpp": file_bpp,
             "rel_error": file_bpp / r["point"] - 1, "psnr_y": mean("psnr_y"),
             "intra_psnr_y_same_bpp": intra, "intra_models": len(curve),
+            "intra_interpolated": intra is not None,
             "drift_db": mean("drift_db"), "p_over_i_bits": mean("p_over_i_bits"), "flow_epe": mean("flow_epe"),
             "zero_motion_epe": mean("zero_motion_epe"), "oracle_psnr_y": mean("oracle_psnr_y"),
             "oracle_bpp_est": mean("oracle_bpp_est"),
