@@ -148,9 +148,9 @@ def test_two_level_controller_hifics_values_and_early_schedule():
     and a rate weight x 1/2; the state (including the step count) round-trips."""
     from omegaconf import OmegaConf
 
-    from tests.models.test_pframe import CONF
+    from tests._training_helpers import CONF
 
-    cfg = OmegaConf.load(CONF.parents[1] / "rate" / "two_level.yaml")
+    cfg = OmegaConf.load(CONF / "rate" / "two_level.yaml")
     ctrl = TwoLevelRateController(
         cfg.lambda_a,
         cfg.lambda_b,
