@@ -172,6 +172,10 @@ class PFrameObjective(_FrameTerms):
     w_flow * sg(D / L_flow) * L_flow with D = C_D * mse_scale * MSE, so its value is w_flow times the distortion
     term's whatever the quality (a fixed weight beside D = 770 units at 18 dB gave the flow term ~1% of the
     MSE term's gradient on the decoded flow); false: w_flow * L_flow.
+
+    flow_rate_lambda (stage.flow_loss.rate_lambda): the weight of the flow latent's rate, in place of the
+    controller's lambda_R for those bits (None: lambda_R for every bit). The loss is then
+    C * (lambda_R * R_res + flow_rate_lambda * R_flow + ...); the controller still reads the total rounded rate.
     """
 
     def __init__(
@@ -180,10 +184,12 @@ class PFrameObjective(_FrameTerms):
         perceptual: nn.Module | None,
         conditional_d: bool = True,
         flow_relative: bool = False,
+        flow_rate_lambda: float | None = None,
     ):
         super().__init__(weights, perceptual)
         self.conditional_d = bool(conditional_d)
         self.flow_relative = bool(flow_relative)
+        self.flow_rate_lambda = None if flow_rate_lambda is None else float(flow_rate_lambda)
 
     def d_condition(self, out: Mapping) -> torch.Tensor:
         latent = out["d_latent"].detach()
@@ -210,6 +216,9 @@ class PFrameObjective(_FrameTerms):
             flow_q = {k: v for k, v in o["likelihoods_q"].items() if k.startswith("flow_")}
             if flow_q:
                 terms["bpp_flow_q"] = losses.bpp(flow_q, x.shape[-2] * x.shape[-1]).mean().detach()
+            flow_lik = {k: v for k, v in o["likelihoods"].items() if k.startswith("flow_")}
+            if flow_lik:
+                terms["bpp_flow"] = losses.bpp(flow_lik, x.shape[-2] * x.shape[-1]).mean()
             if o.get("sigma") is not None:
                 terms["sigma"] = o["sigma"].detach().float().mean()
             for k, v in terms.items():
@@ -235,6 +244,8 @@ class PFrameObjective(_FrameTerms):
         if gan_sum is not None:
             acc["p_loss"] = gan_sum
         acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)
+        if self.flow_rate_lambda is not None and "bpp_flow" in acc:  # the flow bits at their own weight
+            acc["loss"] = acc["loss"] + self.weights.C * (self.flow_rate_lambda - lambda_r) * acc["bpp_flow"]
         return acc
 
     def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[Mapping]):

@@ -229,6 +229,23 @@ def test_pframe_loss_averages_p_frames_and_adds_flow_inside_c():
     assert float(terms["flow_epe"]) == pytest.approx(2.0)
 
 
+def test_flow_rate_lambda_prices_the_flow_bits_apart_from_the_controllers_lambda():
+    """stage.flow_loss.rate_lambda: the flow latent's bits weigh flow_rate_lambda, the residual's lambda_R;
+    the rounded rate the controller reads is unchanged. By hand: 1 flow bit and 3 residual bits on 16 pixels."""
+    w = hifi_weights(w_lpips=0.0)
+    clip = torch.zeros(1, 2, 3, 4, 4)
+    lik = {"flow_y": torch.full((1, 1, 1, 1), 0.5), "res_y": torch.full((1, 3, 1, 1), 0.5)}
+    outs = [{}, {"x_hat": torch.full((1, 3, 4, 4), 0.1), "likelihoods": lik, "likelihoods_q": lik}]
+    mse = 0.01
+    for rate_lambda, flow_weight in ((None, 50.0), (4.0, 4.0)):
+        terms = PFrameObjective(w, None, flow_rate_lambda=rate_lambda)(clip, outs, lambda_r=50.0)
+        want = 0.1 * 2**-5 * (50.0 * 3 / 16 + flow_weight * 1 / 16 + 0.75 * 65025.0 * mse)
+        assert float(terms["loss"]) == pytest.approx(want, rel=1e-5)
+        assert float(terms["bpp_q"]) == pytest.approx(4 / 16) and float(terms["bpp_flow_q"]) == pytest.approx(
+            1 / 16
+        )
+
+
 # ------------------------------------------------------------------------------------------------ 4. precision
 
 

@@ -117,7 +117,11 @@ class PFrameModule(GVCModule):
             raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
         self.lpips = lpips if self.weights.w_lpips > 0 else None
         self.objective = PFrameObjective(
-            self.weights, self.lpips, self.conditional_d, bool(self.flow_cfg.get("relative", False))
+            self.weights,
+            self.lpips,
+            self.conditional_d,
+            bool(self.flow_cfg.get("relative", False)),
+            self.flow_cfg.get("rate_lambda"),
         )
         self.size_multiple = int(video.size_multiple)
         self._current_t: int | None = None
