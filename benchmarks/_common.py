@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -25,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -578,3 +580,15 @@ def replace_section(path: Path, text: str, title: str) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text(new)
     tmp.replace(path)
+
+
+def interp_log(x: float, xs: list[float], ys: list[float]) -> float | None:
+    """y at x on the piecewise-linear curve over log(xs), between measured points only: None when x lies
+    outside [min(xs), max(xs)] or fewer than 2 points were measured (never an extrapolation)."""
+    if len(xs) < 2:
+        return None
+    order = np.argsort(xs)
+    lx, yy = np.log(np.asarray(xs)[order]), np.asarray(ys)[order]
+    if not lx[0] <= math.log(x) <= lx[-1]:
+        return None
+    return float(np.interp(math.log(x), lx, yy))

@@ -35,7 +35,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, machine_line, random_crops, read_frames, table  # noqa: E402
+from _common import base_parser, interp_log, machine_line, random_crops, read_frames, table  # noqa: E402
 
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025)  # [ours] around compressai's 0.013 (~0.2 bpp on this data)
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
@@ -76,29 +76,30 @@ def forward(net, x):
     return out["x_hat"], out["likelihoods"]
 
 
-def pad64(x: torch.Tensor) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, (-w) % 64, 0, (-h) % 64), mode="replicate")
-
-
 @torch.no_grad()
 def code(net, x: torch.Tensor) -> tuple[float, torch.Tensor]:
     """Real compress + decompress of x (1, 3, H, W) -> (bits in the strings, decoded frame clamped)."""
+    from gvc.training.base import pad_to_multiple
+
     h, w = x.shape[-2:]
-    enc = net.compress(pad64(x))
+    enc = net.compress(pad_to_multiple(x, 64))
     bits = 8 * sum(len(s[0]) for s in enc["strings"])
     x_hat = net.decompress(enc["strings"], enc["shape"])["x_hat"][..., :h, :w].clamp(0, 1)
     return bits, x_hat
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1.0 / max(float(F.mse_loss(a, b)), 1e-12))
+    """PSNR (dB) of frames in [0, 1]: gvc.objectives.psnr."""
+    from gvc.objectives import psnr as frame_psnr
+
+    return float(frame_psnr(a, b))
 
 
 def luma(x: torch.Tensor, matrix: str) -> torch.Tensor:
-    """Y' of RGB in [0, 1] (full-range luma weights of `matrix`)."""
-    kr, kb = {"bt709": (0.2126, 0.0722)}.get(matrix, (0.299, 0.114))
-    return kr * x[:, 0] + (1 - kr - kb) * x[:, 1] + kb * x[:, 2]
+    """Y' (B, 1, H, W) in [0, 1] of RGB in [0, 1], full range, luma weights of `matrix` (gvc.data.color)."""
+    from gvc.data.color import rgb_to_yuv444
+
+    return rgb_to_yuv444(x, matrix, full_range=True)[:, :1] / 255.0
 
 
 @torch.no_grad()
@@ -143,15 +144,6 @@ def crops_from(sets: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
     return random_crops(sets[i], BATCH, CROP, gen)
 
 
-def interp(x: float, xs: list[float], ys: list[float]) -> float | None:
-    """ys at x, linear in log(x) between measured points only (None outside)."""
-    order = np.argsort(xs)
-    lx, yy = np.log(np.asarray(xs)[order]), np.asarray(ys)[order]
-    if not lx[0] <= math.log(x) <= lx[-1]:
-        return None
-    return float(np.interp(math.log(x), lx, yy))
-
-
 def bd_rate(anchor: list[dict], test: list[dict]) -> float | None:
     """Bjontegaard delta rate (%) of test vs anchor on PSNR-Y (4+ points each), or None (fewer points, no
     overlap, or a curve that is not monotone: short trainings can give one)."""
@@ -181,7 +173,10 @@ def run(models: list[str], lambdas, steps: int, out_json: Path | None) -> dict:
     train_crops = torch.cat([random_crops(s, 16, CROP, gen) for s in train_sets])
     result = json.loads(out_json.read_text()) if out_json and out_json.exists() else {}
     result.setdefault("runs", {})
-    result.update(steps=steps, lambdas=list(lambdas), machine=machine_line(torch.device("cpu")))
+    result.update(steps=steps, lambdas=list(lambdas))
+    result.setdefault(
+        "machine", machine_line(torch.device("cpu"))
+    )  # where the runs were trained, kept on re-renders
     for name in models:
         for lam in lambdas:
             key = f"{name}@{lam}"
@@ -275,7 +270,7 @@ def summarize(result: dict) -> dict:
         deltas = []
         for p in pts:
             ref = (
-                interp(p["bpp"], [a["bpp"] for a in anchor], [a["psnr_y"] for a in anchor])
+                interp_log(p["bpp"], [a["bpp"] for a in anchor], [a["psnr_y"] for a in anchor])
                 if anchor
                 else None
             )

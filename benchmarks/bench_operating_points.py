@@ -55,7 +55,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, machine_line, table  # noqa: E402
+from _common import base_parser, interp_log, machine_line, table  # noqa: E402
 
 POINTS = (0.064, 0.13, 0.22)
 EVAL_FRAMES = 32
@@ -180,18 +180,6 @@ MODEL_LABELS = {
     "small": "the small model (conf/model/small.yaml)",
     "smoke": "the smoke-size model (conf/model/smoke.yaml, as the bench used before the small model existed)",
 }
-
-
-def interp_log(x: float, xs: list[float], ys: list[float]) -> float | None:
-    """y at x on the piecewise-linear curve over log(xs), between measured points only: None when x lies
-    outside [min(xs), max(xs)] or fewer than 2 points were measured (never an extrapolation)."""
-    if len(xs) < 2:
-        return None
-    order = np.argsort(xs)
-    lx, yy = np.log(np.asarray(xs)[order]), np.asarray(ys)[order]
-    if not lx[0] <= math.log(x) <= lx[-1]:
-        return None
-    return float(np.interp(math.log(x), lx, yy))
 
 
 # ------------------------------------------------------------------------------------------------ training
