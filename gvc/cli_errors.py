@@ -127,6 +127,19 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why `path` could not be created under its nearest existing parent ("X is a file, not a folder" /
+    "the folder X is not writable"), or None."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            if not os.access(parent, os.W_OK):
+                return f"the folder {parent} is not writable"
+            return None
+    return None
+
+
 def check_output(out: Path, inputs: dict[str, Path | None], overwrite: bool, folder_ok: bool = False) -> None:
     """Refuse an output that is one of ``inputs`` (what it is -> path), that exists without ``overwrite`` (-y), or
     whose folder cannot exist (a file in the way) or is not writable. A missing folder is created by the command
@@ -144,13 +157,9 @@ def check_output(out: Path, inputs: dict[str, Path | None], overwrite: bool, fol
             raise GVCError(f"-o {out} is a folder; give a file name")
         if not overwrite:
             raise GVCError(f"-o {out} exists; add -y to overwrite it")
-    for parent in out.resolve().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GVCError(f"-o {out}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise GVCError(f"-o {out}: the folder {parent} is not writable")
-            break
+    problem = folder_problem(out.resolve())
+    if problem:
+        raise GVCError(f"-o {out}: {problem}")
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gvc.cli_errors import folder_problem
 from gvc.errors import CheckpointError, ConfigError
 from gvc.training.callbacks import LAST, AtomicCheckpoint, AtomicCheckpointIO, ModelFileExport
 
@@ -53,13 +54,9 @@ def check_output_dir(path) -> None:
     out = Path(path).absolute()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"paths.output_dir={path}: is a file, not a folder")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"paths.output_dir={path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise ConfigError(f"paths.output_dir={path}: the folder {parent} is not writable")
-            return
+    problem = folder_problem(out)
+    if problem:
+        raise ConfigError(f"paths.output_dir={path}: {problem}")
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -104,7 +104,24 @@ def warp_l1(prev: np.ndarray, cur: np.ndarray, maps: tuple[np.ndarray, np.ndarra
     return float(np.abs(cur - warped)[mask].mean())
 
 
-class WarpErrorMetric(Metric):
+class ConsecutiveFrameMetric(Metric):
+    """A metric of each frame t >= 1 with frame t-1 (source and decoded): NaN for frame 0, then
+    `pair(prev_ref, prev_dist, ref, dist)` -> the value of the one column."""
+
+    def begin(self, width: int, height: int, fps: float) -> None:
+        super().begin(width, height, fps)
+        self._prev: tuple[Frame, Frame] | None = None
+
+    def pair(self, pref: Frame, pdist: Frame, ref: Frame, dist: Frame) -> float:
+        raise NotImplementedError
+
+    def add(self, ref: Frame, dist: Frame) -> None:
+        value = math.nan if self._prev is None else self.pair(*self._prev, ref, dist)
+        self._values[self.columns[0]].append(value)
+        self._prev = (ref, dist)
+
+
+class WarpErrorMetric(ConsecutiveFrameMetric):
     """Warping error of the decoded video under the source's DIS flow, minus the source's own (module docstring).
 
     Columns: ``warp_error`` (lower is better, 0 = as consistent as the source) per frame t >= 1.
@@ -121,23 +138,14 @@ class WarpErrorMetric(Metric):
                 "error": "mean |RGB| in 8-bit levels over forward-backward consistent pixels, decoded minus "
                          "source"}  # fmt: skip
 
-    def begin(self, width: int, height: int, fps: float) -> None:
-        super().begin(width, height, fps)
-        self._prev: tuple[Frame, Frame] | None = None
-
-    def add(self, ref: Frame, dist: Frame) -> None:
-        if self._prev is None:
-            self._values["warp_error"].append(math.nan)
-        else:
-            pref, pdist = self._prev
-            maps = self.flow(pref.y, ref.y)
-            e_dist = warp_l1(_rgb255(pdist), _rgb255(dist), maps)
-            e_src = warp_l1(_rgb255(pref), _rgb255(ref), maps)
-            self._values["warp_error"].append(e_dist - e_src)
-        self._prev = (ref, dist)
+    def pair(self, pref: Frame, pdist: Frame, ref: Frame, dist: Frame) -> float:
+        maps = self.flow(pref.y, ref.y)
+        e_dist = warp_l1(_rgb255(pdist), _rgb255(dist), maps)
+        e_src = warp_l1(_rgb255(pref), _rgb255(ref), maps)
+        return e_dist - e_src
 
 
-class TLPMetric(Metric):
+class TLPMetric(ConsecutiveFrameMetric):
     """tLP (TecoGAN) with ST-LPIPS as the distance: per frame t >= 1, ``|D(dec_t, dec_{t-1}) - D(src_t,
     src_{t-1})|`` (lower is better, 0 = the decoded video changes as perceptually as the source does)."""
 
@@ -160,19 +168,10 @@ class TLPMetric(Metric):
         net = self.distance.net
         return float(net(a.rgb.to(self.device), b.rgb.to(self.device), normalize=True).mean())
 
-    def begin(self, width: int, height: int, fps: float) -> None:
-        super().begin(width, height, fps)
-        self._prev: tuple[Frame, Frame] | None = None
-
-    def add(self, ref: Frame, dist: Frame) -> None:
-        if self._prev is None:
-            self._values["tlp"].append(math.nan)
-        else:
-            pref, pdist = self._prev
-            key = (_digest(pref.y), _digest(ref.y))
-            if key not in self._source:
-                if len(self._source) > 4096:
-                    self._source.clear()
-                self._source[key] = self._d(ref, pref)
-            self._values["tlp"].append(abs(self._d(dist, pdist) - self._source[key]))
-        self._prev = (ref, dist)
+    def pair(self, pref: Frame, pdist: Frame, ref: Frame, dist: Frame) -> float:
+        key = (_digest(pref.y), _digest(ref.y))
+        if key not in self._source:
+            if len(self._source) > 4096:
+                self._source.clear()
+            self._source[key] = self._d(ref, pref)
+        return abs(self._d(dist, pdist) - self._source[key])
