@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             raise GVCError(f"`gvc {args.command}` has no handler")
         return int(func(args) or 0)
 
-    return run_main(run)
+    return run_main(
+        run, sigterm=True
+    )  # SIGTERM cleans up like Ctrl-C (README: a failed encode leaves nothing)
 
 
 if __name__ == "__main__":

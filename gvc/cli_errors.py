@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,31 @@ from gvc.errors import ConfigError, GVCError
 USER_ERROR = 2
 #: exit status when the output pipe closed before the work was complete (128 + SIGPIPE, as a shell reports it)
 BROKEN_PIPE = 141
+#: exit status after SIGTERM (128 + SIGTERM, as a shell reports it)
+TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, batch schedulers, container stops), raised where the command is, like Ctrl-C: the
+    clean-up of a partial output and of the folders made for it runs as for SIGINT."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 _state = {"complete": False}
 
@@ -92,13 +119,16 @@ def _drop_stdout() -> None:
         pass
 
 
-def run_main(fn: Callable[[], int | None]) -> int:
+def run_main(fn: Callable[[], int | None], sigterm: bool = False) -> int:
     """Run ``fn`` and turn every user error into one `error:` line on stderr and exit status 2; a closed output
-    pipe is status 0 once the work is complete, else 141 (see the module doc)."""
+    pipe is status 0 once the work is complete, else 141 (see the module doc). With ``sigterm``, SIGTERM stops
+    ``fn`` as Ctrl-C does (its outputs are cleaned up), with status 143 (the codec commands; training has its own
+    SIGTERM handling: a checkpoint, then a clean stop)."""
     quiet_library_warnings()
     _state["complete"] = False
     try:
-        rc = int(fn() or 0)
+        with _sigterm_as_interrupt() if sigterm else contextlib.nullcontext():
+            rc = int(fn() or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return rc
     except GVCError as e:
@@ -112,6 +142,10 @@ def run_main(fn: Callable[[], int | None]) -> int:
         return BROKEN_PIPE
     except OSError as e:
         msg = os_error_message(e)
+    except Terminated:
+        with contextlib.suppress(OSError, ValueError):
+            print("terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -414,3 +414,68 @@ def test_a_decoded_y4m_keeps_the_pixel_aspect_ratio(tmp_path, model_file, capsys
         main(["encode", str(tmp_path / "plain.y4m"), "-o", str(plain), "--model", str(model_file), "-q"]) == 0
     )
     assert plain.stat().st_size == stream.stat().st_size - 4
+
+
+def test_printed_size_and_bpp_count_the_aspect_field(tmp_path, model_file, capsys):
+    """A Y4M with a pixel aspect ratio (A128:117) puts 4 more bytes in the header; `gvc encode` printed the size
+    (and bpp, --json, the estimate-vs-file percentage) without them."""
+    torch.manual_seed(4)
+    write_y4m(tmp_path / "plain.y4m", [torch.rand(3, 64, 64) for _ in range(2)], fps=25)
+    head, body = (tmp_path / "plain.y4m").read_bytes().split(b"\n", 1)
+    src = tmp_path / "pal.y4m"
+    src.write_bytes(head.replace(b" A1:1 ", b" A128:117 ") + b"\n" + body)
+    out, stats = tmp_path / "pal.gvc", tmp_path / "pal.json"
+    capsys.readouterr()
+    assert (
+        main(["encode", str(src), "-o", str(out), "--model", str(model_file), "-q", "--json", str(stats)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    size = out.stat().st_size
+    assert f"{size} bytes" in printed, (size, printed)
+    assert f"bpp {8 * size / (2 * 64 * 64):.5f} (file size)" in printed, printed
+    record = json.loads(stats.read_text())
+    assert record["file_bytes"] == size and record["bpp"] == 8 * size / (2 * 64 * 64)
+    assert record["container_bytes"] == size - record["payload_bytes"]
+    est = record["estimated_bits"]
+    assert f"vs file {8 * size} bits: {100 * (8 * size - est) / est:+.2f}%" in printed, printed
+
+
+def test_sigterm_mid_encode_leaves_nothing_behind(tmp_path, model_file):
+    """`timeout`, batch schedulers and container stops send SIGTERM: like Ctrl-C, the partial `.part` file and the
+    folder the command created go (they used to stay)."""
+    import signal
+    import time
+
+    torch.manual_seed(5)
+    src = tmp_path / "long.y4m"
+    write_y4m(src, [torch.rand(3, 64, 64) for _ in range(600)], fps=25)
+    out = tmp_path / "new" / "a.gvc"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gvc.cli",
+            "encode",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(model_file),
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    part = Path(str(out) + ".part")
+    deadline = time.monotonic() + 120
+    while not part.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert part.exists(), proc.communicate()
+    time.sleep(0.2)  # a few frames into the encode
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err.decode(), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.y4m"]

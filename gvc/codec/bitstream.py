@@ -361,11 +361,7 @@ class BitstreamReader:
                 "give a file written by `gvc encode`"
             )
         if version != FORMAT_VERSION:
-            newer = version > FORMAT_VERSION
-            raise BitstreamError(
-                f"{self.name}: bitstream format version {version}, this gvc reads version {FORMAT_VERSION}: "
-                + ("upgrade gvc" if newer else "re-encode it with this gvc")
-            )
+            self._other_version(prefix, version, plen)
         if plen not in (_PAYLOAD_V1.size, _PAYLOAD_V1.size + _SAR.size):
             raise BitstreamError(
                 f"{self.name}: header payload of {plen} bytes, version {version} has {_PAYLOAD_V1.size}: "
@@ -413,6 +409,26 @@ class BitstreamReader:
             return header.validate()
         except BitstreamError as e:
             raise BitstreamError(f"{self.name}: {e}; the file is corrupted or not from gvc") from None
+
+    def _other_version(self, prefix: bytes, version: int, plen: int) -> None:
+        """Raise for a header of another format version: "upgrade gvc" only when its checksum holds (every
+        version's header ends in a CRC of what precedes it); a flipped bit in the version field is corruption."""
+        try:
+            payload = self._read(plen, "the stream header")
+            (crc,) = _CRC.unpack(self._read(_CRC.size, "the header checksum"))
+            intact = crc == _crc(prefix + payload)
+        except BitstreamError:
+            intact = False
+        if not intact:
+            raise BitstreamError(
+                f"{self.name}: header checksum mismatch (the version field reads {version}): the file is "
+                "corrupted; re-encode it"
+            )
+        newer = version > FORMAT_VERSION
+        raise BitstreamError(
+            f"{self.name}: bitstream format version {version}, this gvc reads version {FORMAT_VERSION}: "
+            + ("upgrade gvc" if newer else "re-encode it with this gvc")
+        )
 
     # -- packets
     def read_packet(self) -> FramePacket | None:
@@ -537,8 +553,9 @@ class BitstreamWriter:
         self._f = f
         self.header = header
         self._start = f.tell() if f.seekable() else None
-        f.write(header.to_bytes())
-        self.bytes_written = HEADER_BYTES
+        head = header.to_bytes()
+        f.write(head)
+        self.bytes_written = len(head)  # HEADER_BYTES, + 4 when the header carries a pixel aspect ratio
         self.frames_written = 0
 
     def write_packet(self, packet: FramePacket) -> int:

@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Codec commands only (encode/decode/info); the full `gvc` command is gvc.cli:main. User errors: one
     `error:` line, exit code 2 (gvc.cli.run_main)."""
-    return run_main(lambda: _run(argv))
+    return run_main(lambda: _run(argv), sigterm=True)
 
 
 def _run(argv) -> int:

@@ -55,7 +55,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.codec.bitstream import (
-    HEADER_BYTES,
     BitstreamReader,
     BitstreamWriter,
     FramePacket,
@@ -513,7 +512,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
             else:
                 tmp.unlink(missing_ok=True)
     stats.seconds = time.perf_counter() - t0
-    assert stats.file_bytes == HEADER_BYTES + sum(fr.bytes for fr in stats.frames)
+    assert stats.file_bytes == len(header.to_bytes()) + sum(fr.bytes for fr in stats.frames)
     return stats
 
 

@@ -280,9 +280,16 @@ def test_wrong_magic_and_version():
     data = _stream()
     with pytest.raises(BitstreamError, match="not a gvc bitstream"):
         parse_bitstream(b"RIFF" + data[4:])
-    newer = data[:4] + struct.pack(">H", bs.FORMAT_VERSION + 1) + data[6:]
+    # a real newer file: its header checksum holds
+    head = data[:4] + struct.pack(">H", bs.FORMAT_VERSION + 1) + data[6 : HEADER_BYTES - 4]
+    newer = head + struct.pack(">I", zlib.crc32(head)) + data[HEADER_BYTES:]
     with pytest.raises(BitstreamError, match="version 2, this gvc reads version 1: upgrade gvc"):
         parse_bitstream(newer)
+    # a flipped bit in the version field: the checksum fails, so the file is corrupt, not newer
+    flipped = data[:4] + struct.pack(">H", bs.FORMAT_VERSION ^ 0x40) + data[6:]
+    with pytest.raises(BitstreamError, match="header checksum mismatch .*corrupted") as err:
+        parse_bitstream(flipped)
+    assert "upgrade" not in str(err.value)
     with pytest.raises(BitstreamError, match="not a gvc bitstream"):
         parse_bitstream(b"")  # empty file
     with pytest.raises(BitstreamError, match="not a gvc bitstream"):
