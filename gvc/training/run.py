@@ -62,6 +62,9 @@ def check_output_dir(path) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Start-up checks that would otherwise fail late (or deep inside Lightning/torch); raises ConfigError
     naming the key."""
+    from gvc.training.schema import check_schema
+
+    check_schema(cfg, unknown_only=True)  # an unknown key (e.g. a typo added with `+`) first
     _int_key(cfg, "stage.max_steps", 1)
     trainer_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
     if trainer_steps not in (None, -1):
@@ -77,6 +80,7 @@ def check_config(cfg: DictConfig) -> None:
         _int_key(cfg, key, 2, allow_none=True, even=True)
     _int_key(cfg, "data.val_batch_size", 1, allow_none=True)
     _int_key(cfg, "seed", 0)
+    check_schema(cfg)  # values of the type conf/ gives them (stage.lr a number, ...)
     if cfg.get("paths") is not None:
         check_output_dir(cfg.paths.output_dir)
     stage = cfg.stage

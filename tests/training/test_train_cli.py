@@ -54,6 +54,49 @@ def test_bad_overrides_are_one_error_line(override, needles, tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        # a misspelt key added with `+` used to be ignored (a full-length run, or the perceptual term left on)
+        ("+stage.max_step=40", ["unknown config key stage.max_step", "did you mean stage.max_steps?"]),
+        ("+loss.w_lpip=0", ["unknown config key loss.w_lpip", "did you mean loss.w_lpips?"]),
+        ("+model.chanels=8", ["unknown config key model.chanels", "conf/model/*.yaml"]),
+        ("+model.iframe.chanels=8", ["unknown config key model.iframe.chanels", "model.iframe.channels"]),
+        ("+rate.targt_bpp=0.1", ["unknown config key rate.targt_bpp", "rate.target_bpp"]),
+        ("+data.batchsize=2", ["unknown config key data.batchsize", "data.batch_size"]),
+        ("+max_steps=40", ["unknown config key max_steps", "did you mean stage.max_steps?"]),
+        # a value of the wrong type used to end in a Lightning traceback (or Python's '<=' not supported)
+        ("stage.lr=abc", ["stage.lr='abc'", "want a float"]),
+        ("stage.d_lr=abc", ["stage.d_lr='abc'", "want a float"]),
+        ("loss.w_lpips=abc", ["loss.w_lpips='abc'", "want a float"]),
+        ("stage.warmup_steps=abc", ["stage.warmup_steps='abc'", "want an integer"]),
+        ("rate.target_bpp=abc", ["rate.target_bpp='abc'", "want a float"]),
+        ("stage.betas=0.9", ["stage.betas=0.9", "want a list"]),
+    ],
+)
+def test_unknown_keys_and_wrong_types_are_one_error_line_before_a_run_folder(
+    override, needles, tmp_path, capsys
+):
+    train = _train_script()
+    argv = ["+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}", override]
+    assert train.main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_experiment_and_group_passes_the_schema():
+    """The schema is read from conf/: every shipped combination composes without an unknown key or a bad type,
+    and a number given as an integer (stage.lr=1) is a number."""
+    from gvc.training.schema import check_schema
+
+    for exp in sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")):
+        check_schema(compose_cfg(exp))
+    for extra in (["data=synthetic"], ["data=shards"], ["model=small"], ["rate=two_level", "stage.lr=1"]):
+        check_schema(compose_cfg("smoke_pframe", extra))
+
+
 def test_output_dir_under_a_file_is_one_error_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
