@@ -479,3 +479,19 @@ def test_sigterm_mid_encode_leaves_nothing_behind(tmp_path, model_file):
     assert proc.returncode == 143, err
     assert "Traceback" not in err.decode(), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.y4m"]
+
+
+def test_export_of_a_non_checkpoint_says_what_the_file_is(tmp_path, stream, model_file, capsys):
+    """`gvc export x.gvc` leaked PyTorch's weights_only advice ("arbitrary code execution"); a model file given
+    to export is named as one."""
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    for path, needle in ((stream, "is a .gvc bitstream"), (text, "is a text file")):
+        err = _one_error_line(capsys, ["export", str(path), "-o", str(tmp_path / "m.gvcm")])
+        assert needle in err and "not a gvc training checkpoint" in err and "checkpoints/last.ckpt" in err, (
+            err
+        )
+        assert "weights_only" not in err and "arbitrary code" not in err, err
+    err = _one_error_line(capsys, ["export", str(model_file), "-o", str(tmp_path / "m.gvcm")])
+    assert "is already a gvc model file" in err, err
+    assert not (tmp_path / "m.gvcm").exists()

@@ -68,8 +68,25 @@ def test_the_readme_has_the_commands():
     )
 
 
+@pytest.fixture(scope="module")
+def stage1_model(tmp_path_factory) -> Path:
+    """A real stage-1 model file (the tiny smoke I-frame codec): what the README says stage.iframe_ckpt takes."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from gvc.codec.modelfile import save_model_file
+    from gvc.models.iframe import IFrameCodec
+
+    kwargs = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "smoke.yaml"), resolve=True)["iframe"]
+    kwargs.pop("_target_")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("stage1") / "model.gvcm"
+    save_model_file(path, IFrameCodec(**kwargs))
+    return path
+
+
 @pytest.mark.parametrize("program, args", COMMANDS, ids=[" ".join([p, *a])[:90] for p, a in COMMANDS])
-def test_readme_command_parses(program, args, tmp_path):
+def test_readme_command_parses(program, args, tmp_path, stage1_model):
     if program == "gvc":
         build_parser(args).parse_args(args)  # ConfigError (one `error:` line for a user) if it does not parse
         return
@@ -77,8 +94,7 @@ def test_readme_command_parses(program, args, tmp_path):
         assert compose_checked(CONF, "evaluate", args) is not None
         return
     # train.py: the stage-1 model the README tells the user to give, as a real file
-    stand_in = tmp_path / "model.gvcm"
-    stand_in.write_bytes(b"")
+    stand_in = stage1_model
     args = [f"stage.iframe_ckpt={stand_in}" if a.startswith("stage.iframe_ckpt=") else a for a in args]
     cfg = compose_checked(CONF, "train", [*args, f"paths.output_dir={tmp_path / 'run'}"])
     assert cfg is not None

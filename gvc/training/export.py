@@ -16,10 +16,13 @@ import torch
 from torch import nn
 
 from gvc.cli_errors import ArgumentParser, check_output, created_folders, run_main, work_complete
-from gvc.codec.modelfile import build_model, load_model_file, read_model_file, save_model_file
+from gvc.codec.modelfile import FORMAT_TAG as MODEL_FILE_TAG
+from gvc.codec.modelfile import build_model, load_model_file, read_model_file, save_model_file, what_file_is
 from gvc.errors import CheckpointError, ModelFileError
 
 CKPT_KEY = "gvc"
+#: what a training checkpoint is, for the errors that get something else
+WHAT_A_CKPT_IS = "a training checkpoint is OUTPUT_DIR/checkpoints/last.ckpt of a train.py run"
 
 
 def read_checkpoint(path) -> dict:
@@ -32,8 +35,15 @@ def read_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for damaged or foreign files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({msg})") from e
+        # what the file is, never torch's own message (its weights_only advice is for programmers)
+        raise CheckpointError(
+            f"{path} is {what_file_is(path)}, not a gvc training checkpoint; {WHAT_A_CKPT_IS}"
+        ) from e
+    if isinstance(ckpt, dict) and ckpt.get("format") == MODEL_FILE_TAG:
+        raise CheckpointError(
+            f"{path} is already a gvc model file (.gvcm), not a training checkpoint: use it as it is "
+            "(gvc encode --model, stage.iframe_ckpt)"
+        )
     if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a gvc training checkpoint (no '{CKPT_KEY}' entry or state_dict)")
     spec = ckpt[CKPT_KEY].get("export")
@@ -72,6 +82,28 @@ def load_codec(path) -> nn.Module:
         except ModelFileError as e:
             raise CheckpointError(str(e)) from e
     return codec_from_checkpoint(path)
+
+
+#: the class of stage-2 codecs (I-frame codec + P-frame branch), as checkpoints and model files name it
+VIDEO_CODEC = "gvc.models.video.VideoCodec"
+
+
+def check_stage1_file(path, key: str = "stage.iframe_ckpt") -> None:
+    """CheckpointError naming ``key`` unless ``path`` is a stage-1 training checkpoint or model file: a .gvc
+    stream, a text file, ... are named for what they are, and a stage-2 model (a VideoCodec) is refused."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gvcm":
+            class_path = read_model_file(path)["class_path"]
+        else:
+            class_path = read_checkpoint(path)[CKPT_KEY]["export"]["class_path"]
+    except (ModelFileError, CheckpointError) as e:
+        raise CheckpointError(f"{key}={e}") from None
+    if class_path == VIDEO_CODEC:
+        raise CheckpointError(
+            f"{key}={path} is a stage-2 (P-frame) model; stage 2 starts from the stage-1 run's model.gvcm or "
+            "checkpoints/last.ckpt (train.py +experiment=..._iframe)"
+        )
 
 
 def training_record(path) -> dict:

@@ -97,6 +97,10 @@ def check_config(cfg: DictConfig) -> None:
             )
         if stage.get("iframe_ckpt") and not Path(stage.iframe_ckpt).is_file():
             raise CheckpointError(f"stage.iframe_ckpt={stage.iframe_ckpt}: no such file")
+        if stage.get("iframe_ckpt"):
+            from gvc.training.export import check_stage1_file
+
+            check_stage1_file(stage.iframe_ckpt)  # a .gvc, a text file, a stage-2 model: named, refused
         max_t = int(stage.unroll[-1][1])
         mcl = cfg.data.get("max_clip_length")
         if mcl is not None and int(mcl) < max_t:

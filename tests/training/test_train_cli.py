@@ -86,6 +86,49 @@ def test_unknown_keys_and_wrong_types_are_one_error_line_before_a_run_folder(
     assert not (tmp_path / "run").exists()
 
 
+def _stage2_model_file(path):
+    """A stage-2 (VideoCodec) model file of the smoke model."""
+    import torch
+
+    from gvc.codec.modelfile import save_model_file
+    from gvc.models.iframe import IFrameCodec
+    from gvc.models.pframe import PFrameCodec
+    from gvc.models.video import VideoCodec
+    from tests._training_helpers import model_kwargs
+
+    i, p = model_kwargs("smoke")
+    torch.manual_seed(0)
+    iframe, pframe = IFrameCodec(**i), PFrameCodec(**p)
+    save_model_file(path, VideoCodec(iframe, pframe, {"_target_": "gvc.models.flow.DISFlow"}))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["gvc", "text", "stage2"])
+def test_a_wrong_file_as_iframe_ckpt_is_one_error_line(kind, tmp_path, capsys):
+    """A .gvc stream given as stage.iframe_ckpt leaked PyTorch's weights_only advice; a stage-2 model file was
+    accepted without a word."""
+    if kind == "gvc":
+        path = tmp_path / "a.gvc"
+        path.write_bytes(b"\x89GVC" + bytes(60))
+        needles = ["is a .gvc bitstream", "not a gvc training checkpoint"]
+    elif kind == "text":
+        path = tmp_path / "notes.ckpt"
+        path.write_text("hello\n")
+        needles = ["is a text file"]
+    else:
+        path = _stage2_model_file(tmp_path / "p.gvcm")
+        needles = ["is a stage-2 (P-frame) model", "stage-1 run's model.gvcm"]
+    train = _train_script()
+    argv = ["+experiment=smoke_pframe", f"paths.output_dir={tmp_path / 'run'}", f"stage.iframe_ckpt={path}"]
+    assert train.main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert f"stage.iframe_ckpt={path}" in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert "weights_only" not in err and "arbitrary code" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_every_experiment_and_group_passes_the_schema():
     """The schema is read from conf/: every shipped combination composes without an unknown key or a bad type,
     and a number given as an integer (stage.lr=1) is a number."""
