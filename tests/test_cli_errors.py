@@ -495,3 +495,45 @@ def test_export_of_a_non_checkpoint_says_what_the_file_is(tmp_path, stream, mode
     err = _one_error_line(capsys, ["export", str(model_file), "-o", str(tmp_path / "m.gvcm")])
     assert "is already a gvc model file" in err, err
     assert not (tmp_path / "m.gvcm").exists()
+
+
+def test_converted_inputs_are_said_once(tmp_path, model_file):
+    """A gray or 16-bit PNG folder (and a 4:4:4 or 10-bit video) was converted without a word; a plain 8-bit RGB
+    source still prints nothing on stderr."""
+    import cv2
+    import numpy as np
+
+    frames = tmp_path / "gray16"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:06d}.png"), np.full((64, 64), 1000 * (i + 1), np.uint16))
+    res = subprocess.run(
+        [sys.executable, "-m", "gvc.cli", "encode", str(frames), "-o", str(tmp_path / "g.gvc")]
+        + ["--model", str(model_file), "-q", "--no-estimate"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    notes = [line for line in res.stderr.splitlines() if line]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {frames}:"), res.stderr
+    assert "16-bit" in notes[0] and "gray" in notes[0], notes
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "gray", "yuv420p10le"])
+def test_converted_videos_are_said_once(pix_fmt, tmp_path):
+    import imageio_ffmpeg
+
+    from gvc.data import open_video
+
+    src = tmp_path / f"{pix_fmt}.mkv"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=25"]
+        + ["-frames:v", "2", "-c:v", "ffv1", "-pix_fmt", pix_fmt, str(src)],
+        check=True,
+        timeout=120,
+    )
+    with open_video(src) as r:
+        assert r.conversion is not None and pix_fmt in r.conversion and "4:2:0" in r.conversion

@@ -157,6 +157,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         args.input, args.width, args.height, args.fps, matrix=args.matrix, full_range=args.full_range
     ) as reader:
         check_output(args.output, inputs, args.overwrite)
+        if reader.conversion:  # said once (README: what is converted and what is refused)
+            print(f"note: {args.input}: {reader.conversion}", file=sys.stderr)
         if args.json is not None:
             check_output(args.json, {**inputs, "output": args.output}, overwrite=True)
         with created_folders(args.output, args.json):

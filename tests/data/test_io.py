@@ -337,3 +337,48 @@ def test_container_random_access_is_frame_exact(tmp_path, name, args):
         for i in (37, 3, 20, 19, 0, 39, 8, 9, 1, 30):
             assert _same(r.read_yuv(i), seq[i]), i
         assert [_same(a, b) for a, b in zip(r.iter_yuv(12, 16), seq[12:16])] == [True] * 4
+
+
+def _run_hint(err: str, marker: str) -> None:
+    """Run the ffmpeg command an error message suggests (after `marker`), as printed, with imageio's ffmpeg."""
+    import shlex
+
+    import imageio_ffmpeg
+
+    cmd = err.split(marker, 1)[1].strip().rstrip(")")
+    argv = shlex.split(cmd)
+    assert argv[0] == "ffmpeg", cmd
+    res = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, (cmd, res.stderr)
+
+
+@pytest.mark.ffmpeg
+def test_suggested_fix_commands_run_as_printed(tmp_path):
+    """The odd-size hint lacked -pix_fmt yuv420p (a PNG folder or a 4:4:4 source stays 4:4:4); the C444 hint
+    wrote its output over its input's name when the input was out.y4m (ffmpeg refuses that)."""
+    frames = tmp_path / "odd"
+    frames.mkdir()
+    for i in range(2):
+        cv2.imwrite(
+            str(frames / f"{i:06d}.png"), np.random.default_rng(i).integers(0, 255, (63, 65, 3), np.uint8)
+        )
+    with pytest.raises(VideoFormatError, match="is odd") as err:
+        open_video(frames)
+    assert "-pix_fmt yuv420p" in str(err.value)
+    _run_hint(str(err.value), "crop it: ")
+    with open_video(tmp_path / "odd_64x62.y4m") as r:  # the file the hint wrote: even, 4:2:0, readable
+        assert (r.width, r.height, len(r)) == (64, 62, 2)
+
+    src = tmp_path / "out.y4m"
+    src.write_bytes(b"YUV4MPEG2 W4 H4 F25:1 C444\nFRAME\n" + bytes(range(48)))
+    with pytest.raises(VideoFormatError, match="C444") as err:
+        open_video(src)
+    _run_hint(str(err.value), "Convert: ")
+    assert src.read_bytes().startswith(b"YUV4MPEG2 W4 H4 F25:1 C444")  # the input is untouched
+    with open_video(tmp_path / "out_420.y4m") as r:
+        assert (r.width, r.height, len(r)) == (4, 4, 1)

@@ -8,6 +8,7 @@ deletes it, so a failed write never leaves a file that looks finished.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -37,8 +38,26 @@ def check_even(path, width: int, height: int) -> None:
     if width % 2 or height % 2:
         raise VideoFormatError(
             f"{path}: size {width}x{height} is odd; 4:2:0 needs even width and height "
-            f"(crop it, e.g. ffmpeg -i in -vf crop={width // 2 * 2}:{height // 2 * 2}:0:0 out.y4m)"
+            f"(crop it: {crop_command(Path(path), width // 2 * 2, height // 2 * 2)})"
         )
+
+
+def crop_command(path: Path, width: int, height: int) -> str:
+    """The ffmpeg command that writes ``path`` cropped to ``width`` x ``height`` as an 8-bit 4:2:0 Y4M beside it,
+    under another name (ffmpeg refuses to write over its input). A PNG folder is read as a glob of its frames."""
+    src = (
+        f"-pattern_type glob -i {shlex.quote(f'{path}/*.png')}"
+        if path.is_dir()
+        else f"-i {shlex.quote(str(path))}"
+    )
+    out = path.with_name(f"{path.stem}_{width}x{height}.y4m")
+    return f"ffmpeg {src} -vf crop={width}:{height}:0:0 -pix_fmt yuv420p {shlex.quote(str(out))}"
+
+
+def convert_command(path: Path) -> str:
+    """The ffmpeg command that writes ``path`` as an 8-bit 4:2:0 Y4M beside it, under another name."""
+    out = path.with_name(f"{path.stem}_420.y4m")
+    return f"ffmpeg -i {shlex.quote(str(path))} -pix_fmt yuv420p {shlex.quote(str(out))}"
 
 
 def check_file(path: Path) -> None:
@@ -96,6 +115,8 @@ class VideoReader:
         self.full_range = True if full_range is None else bool(full_range)
         #: pixel (sample) aspect ratio (num, den) where the file states one (Y4M `A`), else None
         self.sample_aspect: tuple[int, int] | None = None
+        #: what gvc changes in this source before coding it (4:4:4, gray, 10-bit -> 8-bit 4:2:0 ...), or None
+        self.conversion: str | None = None
         self.chroma_upsample = chroma_upsample
         self.colour_source = "default"
 

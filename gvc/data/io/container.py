@@ -145,6 +145,8 @@ class AVReader(VideoReader):
         self.num_frames = m["num_frames"]
         if self.num_frames == 0:
             raise VideoFormatError(f"{self.path}: the video stream has zero frames")
+        if m["pix_fmt"] not in _420:
+            self.conversion = f"{m['pix_fmt']} video, converted to 8-bit 4:2:0 (yuv420p) by libswscale"
         self._index_of = {p: i for i, p in enumerate(self._pts)} if self._pts is not None else None
         self._container = None
         self._stream = None

@@ -55,8 +55,22 @@ class PNGDirReader(VideoReader):
         self._set_colour(Colour(None, None))
         first = self._load(0)
         self.height, self.width = first.shape[-2:]
+        self.conversion = self._conversion(self.files[0])
         check_even(self.path, self.width, self.height)
         self.num_frames = len(self.files)
+
+    @staticmethod
+    def _conversion(f: Path) -> str | None:
+        """What coding changes in these frames (judged by the first): gray, 16-bit, alpha."""
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        notes = []
+        if img.dtype == np.uint16:
+            notes.append("16-bit PNG frames: decoded output is 8-bit")
+        if img.ndim == 2:
+            notes.append("gray PNG frames: coded as RGB (R = G = B)")
+        elif img.shape[2] == 4:
+            notes.append("the alpha channel is dropped")
+        return "; ".join(notes) or None
 
     def _load(self, index: int) -> torch.Tensor:
         f = self.files[index]

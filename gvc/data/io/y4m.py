@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from gvc.data.io.base import DEFAULT_FPS, VideoReader, YUVFrame, check_even, check_file
+from gvc.data.io.base import DEFAULT_FPS, VideoReader, YUVFrame, check_even, check_file, convert_command
 from gvc.data.io.colour import colour_from_y4m
 from gvc.data.io.raw import FileWriter, frame_bytes, split_planes
 from gvc.errors import VideoFormatError
@@ -60,7 +60,7 @@ class Y4MReader(VideoReader):
         if self.chroma_tag not in Y4M_420_TAGS:
             raise VideoFormatError(
                 f"{self.path}: Y4M colour space C{self.chroma_tag} is not supported; only 8-bit 4:2:0 "
-                f"(C420jpeg/C420/C420paldv/C420mpeg2). Convert: ffmpeg -i {self.path.name} -pix_fmt yuv420p out.y4m"
+                f"(C420jpeg/C420/C420paldv/C420mpeg2). Convert: {convert_command(self.path)}"
             )
         self.color_range = params.get("XCOLORRANGE")
         self.sample_aspect = _aspect(params.get("A"))
