@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gvc.cli import main
-from gvc.codec.bitstream import FramePacket, StreamHeader, serialize
+from gvc.codec.bitstream import FramePacket, StreamHeader, open_bitstream, serialize
 from gvc.codec.coder import decode_video
 from gvc.codec.modelfile import load_model_file, save_model_file
 from gvc.data import write_png_dir, write_y4m
@@ -537,3 +537,62 @@ def test_converted_videos_are_said_once(pix_fmt, tmp_path):
     )
     with open_video(src) as r:
         assert r.conversion is not None and pix_fmt in r.conversion and "4:2:0" in r.conversion
+
+
+def test_json_given_the_input_names_json_not_o(tmp_path, source, model_file, capsys):
+    """`gvc encode --json in.y4m ...` took the video as --json's file and then blamed the missing input or -o."""
+    err = _one_error_line(
+        capsys, ["encode", "--json", str(source), "-o", str(tmp_path / "a.gvc"), "--model", str(model_file)]
+    )
+    assert "--json" in err and "looks like a video" in err and "--json stats.json" in err, err
+    assert "-o/--output" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_output_to_stdout_is_refused(tmp_path, source, stream, model_file, capsys, monkeypatch):
+    """`gvc decode -o -` wrote a PNG folder named `-`."""
+    monkeypatch.chdir(tmp_path)
+    err = _one_error_line(capsys, ["decode", str(stream), "-o", "-", "--model", str(model_file), "-q"])
+    assert "-o -: writing to standard output is not supported" in err
+    err = _one_error_line(capsys, ["encode", str(source), "-o", "-", "--model", str(model_file), "-q"])
+    assert "standard output" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refine_lr_help_prints_the_number(capsys):
+    from gvc.codec.cli import REFINE_LR_DEFAULT
+    from gvc.codec.refine import DEFAULT_LR
+
+    assert REFINE_LR_DEFAULT == DEFAULT_LR
+    with pytest.raises(SystemExit):
+        main(["encode", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {DEFAULT_LR:g})" in help_text and "DEFAULT_LR" not in help_text, help_text
+
+
+def read_header(path: Path) -> StreamHeader:
+    with open_bitstream(path) as r:
+        return r.header
+
+
+def test_a_header_only_file_says_so(tmp_path, stream, capsys):
+    """A file cut right after its header reported "file ends after frame -1"."""
+    header_only = tmp_path / "h.gvc"
+    header_only.write_bytes(stream.read_bytes()[: len(read_header(stream).to_bytes())])
+    err = _one_error_line(capsys, ["info", str(header_only)])
+    assert "ends after its header (0 of 3 frames" in err and "frame -1" not in err, err
+
+
+def test_a_truncated_stream_names_its_intact_frames_and_partial_writes_them(
+    tmp_path, stream, model_file, capsys
+):
+    """A stream cut inside its last frame decoded nothing and did not say that its first frames are intact."""
+    cut = tmp_path / "cut.gvc"
+    cut.write_bytes(stream.read_bytes()[:-20])
+    out = tmp_path / "out.y4m"
+    err = _one_error_line(capsys, ["decode", str(cut), "-o", str(out), "--model", str(model_file), "-q"])
+    assert "frames 0-1 are intact: add --partial" in err, err
+    assert not out.exists()
+    assert main(["decode", str(cut), "-o", str(out), "--model", str(model_file), "-q", "--partial"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("note: ") and "wrote the 2 intact frames" in err, err
+    assert out.read_bytes().count(b"FRAME\n") == 2

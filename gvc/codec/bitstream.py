@@ -454,9 +454,13 @@ class BitstreamReader:
         if raw_len is None:
             self._done = True
             if count is not None:
+                where = (
+                    f"after frame {i - 1} ({i} of {count} frames"
+                    if i
+                    else f"after its header (0 of {count} frames"
+                )
                 raise BitstreamError(
-                    f"{self.name}: file ends after frame {i - 1} ({i} of {count} frames, {start} bytes): truncated? "
-                    "re-encode or copy the whole file"
+                    f"{self.name}: file ends {where}, {start} bytes): truncated? re-encode or copy the whole file"
                 )
             return None
         (body_len,) = _U32.unpack(raw_len)

@@ -26,11 +26,36 @@ from gvc.cli_errors import (
     ArgumentParser,
     check_output,
     created_folders,
+    one_line,
     run_main,
     torch_device,
     work_complete,
 )
 from gvc.errors import GVCError
+
+#: gvc.codec.refine.DEFAULT_LR, written out so that --help does not import torch (a test keeps them equal)
+REFINE_LR_DEFAULT = 0.1
+#: suffixes of what is never a JSON stats file: the inputs of `gvc encode` and its output
+_NOT_JSON = (".y4m", ".yuv", ".mp4", ".mkv", ".mov", ".avi", ".webm", ".gvc", ".gvcm")
+
+
+def _json_path(value: str) -> Path:
+    """--json's file; a video or stream name there is the input or -o taken as --json's value."""
+    path = Path(value)
+    if path.suffix.lower() in _NOT_JSON:
+        raise argparse.ArgumentTypeError(
+            f"{value} looks like a video, not the JSON stats file --json writes (--json takes a file name: "
+            f"gvc encode IN -o OUT.gvc --model M.gvcm --json stats.json)"
+        )
+    return path
+
+
+def _no_stdout(path: Path) -> None:
+    if str(path) == "-":
+        raise GVCError(
+            "-o -: writing to standard output is not supported; give a file (.gvc for encode; .y4m, .yuv, "
+            ".mp4 or a folder for decode)"
+        )
 
 
 def add_parsers(subparsers) -> None:
@@ -78,7 +103,7 @@ def add_parsers(subparsers) -> None:
         "--refine-lr",
         type=float,
         default=None,
-        help="Adam step size of the refinement, in latent units (default gvc.codec.refine.DEFAULT_LR)",
+        help=f"Adam step size of the refinement, in latent units (default {REFINE_LR_DEFAULT:g})",
     )
     p.add_argument(
         "--refine-rate",
@@ -92,7 +117,13 @@ def add_parsers(subparsers) -> None:
         action="store_true",
         help="refine against rate + MSE only (leave out the perceptual term the model was trained with)",
     )
-    p.add_argument("--json", type=Path, default=None, help="also write the per-frame stats as JSON here")
+    p.add_argument(
+        "--json",
+        type=_json_path,
+        default=None,
+        metavar="STATS.json",
+        help="also write the per-frame stats as JSON to this file",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_encode)
 
@@ -114,6 +145,12 @@ def add_parsers(subparsers) -> None:
     p.add_argument("-y", "--overwrite", action="store_true", help="overwrite an existing output")
     p.add_argument("--model", type=Path, required=True, help="the model file the stream was encoded with")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="a truncated or damaged stream: write the intact frames before the first bad one (status 0, "
+        "with a note) instead of nothing",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_decode)
 
@@ -150,6 +187,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise GVCError(f"--{flag} must be positive, got {value}")
     if args.refine_steps < 0:
         raise GVCError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+    _no_stdout(args.output)
     inputs = {"input video": args.input, "model file": args.model}
     model = _load_model(args.model, args.device)
     refiner = _refiner(args, model)
@@ -250,7 +288,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     from gvc.codec.coder import decode_video
     from gvc.data.io import open_writer, raw_yuv_name
+    from gvc.errors import BitstreamError
 
+    _no_stdout(args.output)
     model = _load_model(args.model, args.device)
     t0 = time.perf_counter()
     video = decode_video(args.input, model, progress=not args.quiet, model_name=f"--model {args.model}")
@@ -270,9 +310,18 @@ def cmd_decode(args: argparse.Namespace) -> int:
             sample_aspect=video.header.sample_aspect,  # a .y4m keeps the source's pixel aspect ratio
         ) as writer,
     ):
-        for frame in video:
-            writer.write(frame)
-            n += 1
+        try:
+            for frame in video:
+                writer.write(frame)
+                n += 1
+        except BitstreamError as e:
+            if n == 0:
+                raise
+            if not args.partial:
+                raise BitstreamError(
+                    f"{e} (frames 0-{n - 1} are intact: add --partial to write those {n} frames)"
+                ) from None
+            print(f"note: {one_line(e)}; wrote the {n} intact frames before it (--partial)", file=sys.stderr)
     work_complete()
     dt = time.perf_counter() - t0
     size = args.input.stat().st_size

@@ -90,6 +90,13 @@ def check_config(cfg: DictConfig) -> None:
         from gvc.training.schedule import check_unroll_schedule
 
         check_unroll_schedule(stage.unroll)
+        warmup, max_steps = stage.get("flow_warmup_steps", 0), stage.get("max_steps")
+        if isinstance(warmup, int) and isinstance(max_steps, int) and not 0 <= warmup < max_steps:
+            raise ConfigError(
+                f"stage.flow_warmup_steps={warmup} must be in [0, stage.max_steps={max_steps}): warm-ups count "
+                f"steps and do not scale with stage.max_steps; lower stage.flow_warmup_steps (e.g. "
+                f"stage.flow_warmup_steps={max_steps * 3 // 20}) or raise stage.max_steps"
+            )
         if not stage.get("iframe_ckpt") and not stage.get("allow_random_iframe", False):
             raise ConfigError(
                 "stage 2 needs the stage-1 model: set stage.iframe_ckpt=PATH (a stage-1 checkpoint "

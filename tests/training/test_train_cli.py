@@ -129,6 +129,18 @@ def test_a_wrong_file_as_iframe_ckpt_is_one_error_line(kind, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_flow_warmup_past_max_steps_says_which_to_lower(tmp_path, capsys):
+    """`+experiment=smoke_pframe stage.max_steps=40` failed inside the run on flow_warmup_steps=60 without saying
+    that warm-ups count steps (they do not scale with max_steps) or which value to change."""
+    train = _train_script()
+    argv = ["+experiment=smoke_pframe", f"paths.output_dir={tmp_path / 'run'}", "stage.max_steps=40"]
+    assert train.main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "stage.flow_warmup_steps=60 must be in [0, stage.max_steps=40)" in err, err
+    assert "lower stage.flow_warmup_steps" in err and "do not scale" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_every_experiment_and_group_passes_the_schema():
     """The schema is read from conf/: every shipped combination composes without an unknown key or a bad type,
     and a number given as an integer (stage.lr=1) is a number."""
