@@ -596,3 +596,26 @@ def test_a_truncated_stream_names_its_intact_frames_and_partial_writes_them(
     err = capsys.readouterr().err
     assert err.startswith("note: ") and "wrote the 2 intact frames" in err, err
     assert out.read_bytes().count(b"FRAME\n") == 2
+
+
+def test_a_decoded_y4m_keeps_the_chroma_tag(tmp_path, model_file, capsys):
+    """A C420mpeg2 Y4M (left-sited chroma, what ffmpeg writes for most video) came back tagged C420jpeg."""
+    torch.manual_seed(6)
+    write_y4m(tmp_path / "plain.y4m", [torch.rand(3, 64, 64) for _ in range(2)], fps=25)
+    head, body = (tmp_path / "plain.y4m").read_bytes().split(b"\n", 1)
+    assert b" C420jpeg" in head
+    src = tmp_path / "mpeg2.y4m"
+    src.write_bytes(head.replace(b" C420jpeg", b" C420mpeg2") + b"\n" + body)
+    stream, out = tmp_path / "m.gvc", tmp_path / "back.y4m"
+    assert main(["encode", str(src), "-o", str(stream), "--model", str(model_file), "-q"]) == 0
+    assert main(["decode", str(stream), "-o", str(out), "--model", str(model_file), "-q"]) == 0
+    assert b" C420mpeg2" in out.read_bytes().split(b"\n", 1)[0]
+    capsys.readouterr()
+    assert main(["info", "--json", str(stream)]) == 0
+    assert json.loads(capsys.readouterr().out)["chroma_tag"] == "420mpeg2"
+    # the default tag (C420jpeg) writes the header it always did: one byte less
+    plain = tmp_path / "plain.gvc"
+    assert (
+        main(["encode", str(tmp_path / "plain.y4m"), "-o", str(plain), "--model", str(model_file), "-q"]) == 0
+    )
+    assert plain.stat().st_size == stream.stat().st_size - 1

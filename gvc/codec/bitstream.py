@@ -7,8 +7,11 @@ Layout (all integers big-endian)::
              | fps_num u32 | fps_den u32 | matrix u8 (0 bt709, 1 bt601) | full_range u8 | frame_count u32
              (0xFFFFFFFF = unknown: read packets until the end) | gop u32 (0 = only the first frame is intra)
              | flags u8 (bit 0: entropy parameters computed portably, on the CPU in float32 with one thread;
-             bit 1: the source's pixel aspect ratio follows; other bits must be 0)
-             [| sar_num u16 | sar_den u16: only with flag bit 1 (47 bytes); a 1:1 or unknown ratio is not written]
+             bit 1: the source's pixel aspect ratio follows; bit 2: the source's Y4M chroma tag follows; other
+             bits must be 0)
+             [| sar_num u16 | sar_den u16: only with flag bit 1 (+4 bytes); a 1:1 or unknown ratio is not written]
+             [| chroma u8: only with flag bit 2 (+1 byte), the Y4M tag C420 (1), C420mpeg2 (2), C420paldv (3); the
+             default C420jpeg is not written]
     packet   body_len u32 | body | crc32 u32 (of body)
     body     frame_type u8 (b"I" / b"P") | frame_index u32 | shift_dy u8 | shift_dx u8
              | n_shapes u8 | per shape: ndim u8, ndim x u16 | n_strings u8 | per string: length u32, bytes
@@ -70,7 +73,10 @@ _PREFIX = struct.Struct(">4sHH")
 _PAYLOAD_V1 = struct.Struct(f">{MODEL_ID_BYTES}sHHHHIIBBIIB")
 FLAG_PORTABLE_ENTROPY = 0x01
 FLAG_SAMPLE_ASPECT = 0x02
-KNOWN_FLAGS = FLAG_PORTABLE_ENTROPY | FLAG_SAMPLE_ASPECT
+FLAG_CHROMA_TAG = 0x04
+KNOWN_FLAGS = FLAG_PORTABLE_ENTROPY | FLAG_SAMPLE_ASPECT | FLAG_CHROMA_TAG
+#: Y4M 4:2:0 chroma tags by their header code (0, C420jpeg, the default, is never written)
+CHROMA_TAGS = ("420jpeg", "420", "420mpeg2", "420paldv")
 _SAR = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _BODY_HEAD = struct.Struct(">cIBB")
@@ -111,6 +117,8 @@ class StreamHeader:
     version: int = FORMAT_VERSION
     #: the source's pixel (sample) aspect ratio (num, den), e.g. (128, 117); None = square or unknown
     sample_aspect: tuple[int, int] | None = None
+    #: the source's Y4M chroma tag (chroma siting), one of CHROMA_TAGS; None = the default, 420jpeg
+    chroma_tag: str | None = None
 
     @property
     def fps(self) -> float:
@@ -155,6 +163,8 @@ class StreamHeader:
             len(self.sample_aspect) != 2 or not all(1 <= int(v) <= 0xFFFF for v in self.sample_aspect)
         ):
             problems.append(f"pixel aspect ratio {self.sample_aspect} not two values in 1..65535")
+        if self.chroma_tag is not None and self.chroma_tag not in CHROMA_TAGS:
+            problems.append(f"chroma tag {self.chroma_tag!r} not one of {CHROMA_TAGS}")
         if self.version != FORMAT_VERSION:
             problems.append(f"format version {self.version} (this gvc writes {FORMAT_VERSION})")
         if problems:
@@ -164,6 +174,10 @@ class StreamHeader:
     def _sar(self) -> bool:
         """Whether the header carries a pixel aspect ratio (a known one other than 1:1)."""
         return self.sample_aspect is not None and self.sample_aspect[0] != self.sample_aspect[1]
+
+    def _chroma(self) -> bool:
+        """Whether the header carries a chroma tag (one other than the default C420jpeg)."""
+        return self.chroma_tag not in (None, CHROMA_TAGS[0])
 
     def to_bytes(self) -> bytes:
         self.validate()
@@ -180,10 +194,13 @@ class StreamHeader:
             UNKNOWN_FRAME_COUNT if self.frame_count is None else self.frame_count,
             self.gop,
             (FLAG_PORTABLE_ENTROPY if self.portable_entropy else 0)
-            | (FLAG_SAMPLE_ASPECT if self._sar() else 0),
+            | (FLAG_SAMPLE_ASPECT if self._sar() else 0)
+            | (FLAG_CHROMA_TAG if self._chroma() else 0),
         )
         if self._sar():
             payload += _SAR.pack(*self.sample_aspect)
+        if self._chroma():
+            payload += bytes([CHROMA_TAGS.index(self.chroma_tag)])
         head = _PREFIX.pack(MAGIC, self.version, len(payload)) + payload
         return head + _CRC.pack(_crc(head))
 
@@ -362,7 +379,7 @@ class BitstreamReader:
             )
         if version != FORMAT_VERSION:
             self._other_version(prefix, version, plen)
-        if plen not in (_PAYLOAD_V1.size, _PAYLOAD_V1.size + _SAR.size):
+        if plen not in {_PAYLOAD_V1.size + a + c for a in (0, _SAR.size) for c in (0, 1)}:
             raise BitstreamError(
                 f"{self.name}: header payload of {plen} bytes, version {version} has {_PAYLOAD_V1.size}: "
                 "corrupted header; re-encode"
@@ -376,15 +393,23 @@ class BitstreamReader:
         mid, w, h, pw, ph, fnum, fden, mat, rng, count, gop, flags = _PAYLOAD_V1.unpack(
             payload[: _PAYLOAD_V1.size]
         )
-        sar = _SAR.unpack(payload[_PAYLOAD_V1.size :]) if plen > _PAYLOAD_V1.size else None
         if flags & ~KNOWN_FLAGS:
             raise BitstreamError(
                 f"{self.name}: unknown header flags 0x{flags:02x}: made by a newer gvc (upgrade) or corrupted"
             )
-        if bool(flags & FLAG_SAMPLE_ASPECT) != (sar is not None):
+        extra = payload[_PAYLOAD_V1.size :]
+        want = (_SAR.size if flags & FLAG_SAMPLE_ASPECT else 0) + (1 if flags & FLAG_CHROMA_TAG else 0)
+        if len(extra) != want:
             raise BitstreamError(
-                f"{self.name}: the header's aspect-ratio flag and its size disagree: corrupted header"
+                f"{self.name}: the header's aspect-ratio / chroma flags and its size disagree: corrupted header"
             )
+        sar = _SAR.unpack(extra[: _SAR.size]) if flags & FLAG_SAMPLE_ASPECT else None
+        chroma = None
+        if flags & FLAG_CHROMA_TAG:
+            code = extra[-1]
+            if not 1 <= code < len(CHROMA_TAGS):
+                raise BitstreamError(f"{self.name}: unknown chroma tag code {code}: corrupted header")
+            chroma = CHROMA_TAGS[code]
         if mat >= len(MATRICES) or rng > 1:
             raise BitstreamError(
                 f"{self.name}: unknown colour code (matrix {mat}, range {rng}): corrupted header"
@@ -404,6 +429,7 @@ class BitstreamReader:
             portable_entropy=bool(flags & FLAG_PORTABLE_ENTROPY),
             version=version,
             sample_aspect=sar,
+            chroma_tag=chroma,
         )
         try:
             return header.validate()

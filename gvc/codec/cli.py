@@ -308,6 +308,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             matrix=video.matrix,
             full_range=video.full_range,
             sample_aspect=video.header.sample_aspect,  # a .y4m keeps the source's pixel aspect ratio
+            chroma_tag=video.header.chroma_tag or "420jpeg",  # and its chroma tag (C420mpeg2, ...)
         ) as writer,
     ):
         try:
@@ -345,7 +346,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         r.check_complete()
     work_complete()  # the stream is read: a reader that stops early (`| head`) is not an error
     pixels = h.width * h.height
-    header_bytes = len(h.to_bytes())  # HEADER_BYTES, + 4 when it carries a pixel aspect ratio
+    header_bytes = len(h.to_bytes())  # HEADER_BYTES, + 4 with a pixel aspect ratio, + 1 with a chroma tag
     size = args.input.stat().st_size
     n = len(rows)
     bpp = 8 * size / max(1, n * pixels)
@@ -357,6 +358,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                     "bytes": size,
                     "header_bytes": header_bytes,
                     "sample_aspect": list(h.sample_aspect) if h.sample_aspect else None,
+                    "chroma_tag": h.chroma_tag,
                     "version": h.version,
                     "model_id": h.model_id.hex(),
                     "width": h.width,

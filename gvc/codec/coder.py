@@ -463,6 +463,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
         gop=gop_h,
         portable_entropy=bool(portable_entropy),
         sample_aspect=getattr(reader, "sample_aspect", None),
+        chroma_tag=getattr(reader, "chroma_tag", None),  # a Y4M's chroma siting, written back on decode
     )
     header.validate()
     device = _model_device(model)
