@@ -57,6 +57,25 @@ def test_psnr_metric_weights_yuv_six_one_one():
     assert out["psnr_rgb"] == pytest.approx(float(M.psnr(ref.rgb, dist.rgb)[0]))
 
 
+def test_plane_mean_metric_reads_a_known_shift_per_plane():
+    """Y lifted by 7 levels, U lowered by 3 and V untouched (away from clipping) read back exactly, signed."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(40, 200, (16, 16), dtype=np.uint8)
+    u = rng.integers(40, 200, (8, 8), dtype=np.uint8)
+    v = rng.integers(40, 200, (8, 8), dtype=np.uint8)
+    ref = M.Frame(y, u, v, torch.zeros(1, 3, 16, 16))
+    dist = M.Frame(y + 7, u - 3, v.copy(), torch.zeros(1, 3, 16, 16))
+    metric = M.PlaneMeanMetric()
+    metric.begin(16, 16, 30.0)
+    metric.add(ref, dist)
+    metric.add(ref, ref)
+    out = metric.end()
+    assert out["mean_err_y"] == pytest.approx([7.0, 0.0])
+    assert out["mean_err_u"] == pytest.approx([-3.0, 0.0])
+    assert out["mean_err_v"] == pytest.approx([0.0, 0.0])
+    assert "plane_mean" in M.FRAME_METRICS and set(M.MEAN_ERROR_COLUMNS) == set(metric.columns)
+
+
 def test_ms_ssim_identical_is_one_and_matches_pytorch_msssim():
     pytorch_msssim = pytest.importorskip("pytorch_msssim")
     gen = torch.Generator().manual_seed(2)

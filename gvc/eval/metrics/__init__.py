@@ -13,6 +13,8 @@ module        name          columns                                     better  
 ============  ============  ==========================================  ======  ================================
 fidelity      psnr          psnr_rgb, psnr_y, psnr_u, psnr_v, psnr_yuv  higher  dB, mean of per-frame values;
                                                                                 psnr_yuv = (6 Y + U + V) / 8
+fidelity      plane_mean    mean_err_y, mean_err_u, mean_err_v          0 best  decoded - source plane mean, 8-bit
+                                                                                levels (signed colour shift)
 fidelity      ms_ssim       ms_ssim                                     higher  RGB [0, 1]; fewer scales if small
 perceptual    lpips         lpips                                       lower   AlexNet LPIPS v0.1, user weights
 perceptual    st_lpips      st_lpips                                    lower   ST-LPIPS AlexNet (not LPIPS)
@@ -35,6 +37,7 @@ A metric whose weights or tools are missing is built as :class:`UnavailableMetri
 from gvc.eval.metrics.base import (
     COLUMN_LABELS,
     HIGHER_IS_BETTER,
+    MEAN_ERROR_COLUMNS,
     PSNR_YUV_WEIGHTING,
     Frame,
     Metric,
@@ -46,9 +49,11 @@ from gvc.eval.metrics.distribution import InceptionPatchFeatures, fid_kid, patch
 from gvc.eval.metrics.fidelity import (
     MS_SSIM_BETAS,
     MSSSIMMetric,
+    PlaneMeanMetric,
     PSNRMetric,
     ms_ssim,
     ms_ssim_scales,
+    plane_mean_error,
     psnr,
     psnr_planes,
 )
@@ -70,6 +75,7 @@ __all__ = [
     "COLUMN_LABELS",
     "FRAME_METRICS",
     "HIGHER_IS_BETTER",
+    "MEAN_ERROR_COLUMNS",
     "MS_SSIM_BETAS",
     "PSNR_YUV_WEIGHTING",
     "SET_METRICS",
@@ -81,6 +87,7 @@ __all__ = [
     "MetricSuite",
     "PIMMetric",
     "PSNRMetric",
+    "PlaneMeanMetric",
     "STLPIPSMetric",
     "STLPIPSVGGMetric",
     "SourceFlow",
@@ -97,6 +104,7 @@ __all__ = [
     "ms_ssim",
     "ms_ssim_scales",
     "patches_256",
+    "plane_mean_error",
     "psnr",
     "psnr_planes",
     "resolve_weights",

@@ -20,6 +20,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "psnr_u": True,
     "psnr_v": True,
     "psnr_yuv": True,
+    "mean_err_y": False,  # signed colour shift: 0 is best (see MEAN_ERROR_COLUMNS)
+    "mean_err_u": False,
+    "mean_err_v": False,
     "ms_ssim": True,
     "lpips": False,
     "st_lpips": False,
@@ -38,6 +41,9 @@ COLUMN_LABELS: dict[str, str] = {
     "psnr_u": "PSNR U [dB]",
     "psnr_v": "PSNR V [dB]",
     "psnr_yuv": "PSNR YUV 6:1:1 [dB]",
+    "mean_err_y": "Y mean error [8-bit levels, decoded - source]",
+    "mean_err_u": "U mean error [8-bit levels, decoded - source]",
+    "mean_err_v": "V mean error [8-bit levels, decoded - source]",
     "ms_ssim": "MS-SSIM",
     "lpips": "LPIPS (AlexNet)",
     "st_lpips": "ST-LPIPS (AlexNet)",
@@ -49,6 +55,8 @@ COLUMN_LABELS: dict[str, str] = {
     "warp_error": "warping error vs source (source DIS flow) [8-bit levels]",
     "tlp": "tLP (ST-LPIPS AlexNet)",
 }
+#: signed columns whose best value is 0 (no RD curve or BD-rate is drawn over them)
+MEAN_ERROR_COLUMNS = ("mean_err_y", "mean_err_u", "mean_err_v")
 PSNR_YUV_WEIGHTING = "(6*Y + U + V) / 8 of per-frame PSNRs (DCVC); CompressAI uses (4*Y + U + V) / 6"
 
 

@@ -1,4 +1,4 @@
-"""Signal-fidelity metrics: PSNR (RGB and Y/U/V planes) and MS-SSIM."""
+"""Signal-fidelity metrics: PSNR (RGB and Y/U/V planes), the per-plane mean error (colour shift) and MS-SSIM."""
 
 from __future__ import annotations
 
@@ -116,6 +116,29 @@ class PSNRMetric(Metric):
         )
         for key, value in values.items():
             self._values[key].append(value)
+
+
+def plane_mean_error(ref: np.ndarray, dist: np.ndarray) -> float:
+    """Mean of (decoded - source) over one 8-bit plane, in 8-bit levels (signed: + brighter / more chroma)."""
+    return float(np.mean(dist.astype(np.float64)) - np.mean(ref.astype(np.float64)))
+
+
+class PlaneMeanMetric(Metric):
+    """The colour shift of a decoded frame: mean(decoded) - mean(source) per Y, U, V plane, in 8-bit levels.
+
+    0 is a colour-true codec; a PSNR can be good while a whole plane sits a few levels off (a darkened face, a
+    green cast), which this column shows and PSNR hides. Per-frame values; the clip value is their mean.
+    """
+
+    name = "plane_mean"
+    columns = ("mean_err_y", "mean_err_u", "mean_err_v")
+
+    def info(self) -> dict[str, Any]:
+        return {"unit": "8-bit levels, decoded minus source", "planes": "Y, U, V (4:2:0)"}
+
+    def add(self, ref: Frame, dist: Frame) -> None:
+        for col, a, b in zip(self.columns, (ref.y, ref.u, ref.v), (dist.y, dist.u, dist.v)):
+            self._values[col].append(plane_mean_error(a, b))
 
 
 class MSSSIMMetric(Metric):

@@ -11,13 +11,14 @@ import numpy as np
 from gvc.errors import ConfigError, MissingWeightsError
 from gvc.eval.metrics.base import Frame, Metric, UnavailableMetric
 from gvc.eval.metrics.distribution import InceptionPatchFeatures
-from gvc.eval.metrics.fidelity import MSSSIMMetric, PSNRMetric
+from gvc.eval.metrics.fidelity import MSSSIMMetric, PlaneMeanMetric, PSNRMetric
 from gvc.eval.metrics.perceptual import LPIPSMetric, PIMMetric, STLPIPSMetric, STLPIPSVGGMetric
 from gvc.eval.metrics.temporal import TLPMetric, WarpErrorMetric
 from gvc.eval.metrics.vmaf import VMAFMetric
 
 FRAME_METRICS: dict[str, type[Metric]] = {
     "psnr": PSNRMetric,
+    "plane_mean": PlaneMeanMetric,
     "ms_ssim": MSSSIMMetric,
     "lpips": LPIPSMetric,
     "st_lpips": STLPIPSMetric,

