@@ -244,7 +244,12 @@ class GVCModule(L.LightningModule):
             opts["aux"].zero_grad(set_to_none=True)
             self._nonfinite("generator loss or gradient")
             return False
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in g_params if p.grad is not None])
+        self.log("train/grad_norm", grad_norm.detach(), on_step=True, on_epoch=False)
         if self.grad_clip > 0:
+            # a norm above the clip on every step makes Adam see unit-norm gradients: the loss's overall scale
+            # (loss.C) then no longer matters (BENCHMARKS.md, the trainer against a plain loop)
+            self.log("train/grad_clipped", float(grad_norm > self.grad_clip), on_step=True, on_epoch=False)
             self.clip_gradients(opts["g"], gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
         opts["g"].step()
         opts["aux"].step()
