@@ -45,6 +45,7 @@ from _common import base_parser, machine_line, table  # noqa: E402
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
+CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
 DARK, SATURATION = 0.35, 1.8  # [ours] the darkened and saturated held-out copies
 LAMBDA = 0.013  # [ours] compressai's middle lambda (~0.2 bpp on this data)
 BUDGETS = (2000, 5000, 10000, 20000)
@@ -61,6 +62,11 @@ OVERRIDES = [
 ]
 
 
+#: the GAN twin: HiFiC's loss with ST-LPIPS (AlexNet, shipped weights) as the perceptual term, the MSE+LPIPS
+#: warm-up of smoke_iframe, then G and D; same lambda_R, steps and data as the MSE-only twin
+GAN_OVERRIDES = ["loss=gan", "loss.w_lpips=1.0", "stage.warmup_steps=1000"]
+
+
 def lambda_r() -> float:
     """lambda_R of the trainer with the loop's trade-off: C_D * 255^2 * MSE / lambda_R = lambda * 255^2 * MSE."""
     return 0.75 / LAMBDA
@@ -68,7 +74,9 @@ def lambda_r() -> float:
 
 # ------------------------------------------------------------------------------------------------ data
 def write_clips(work: Path) -> tuple[Path, dict[str, Path]]:
-    """Training Y4Ms under work/train and held-out Y4Ms (plain, dark, saturated) under work/held_out."""
+    """Training Y4Ms under work/train, held-out Y4Ms (plain, dark, saturated) under work/held_out and
+    work/train_crops.y4m (TRAIN_CROPS fixed crops of the training frames, one per frame). Returns (train
+    folder, clip name -> path), the held-out clips and "train_crops"."""
     from gvc.data import open_video, sample_clips
     from gvc.data.io import YUVFrame
     from gvc.data.io.y4m import Y4MWriter
@@ -119,12 +127,37 @@ def write_clips(work: Path) -> tuple[Path, dict[str, Path]]:
                     with writer(path, r) as w:
                         for g in fs:
                             w.write(g)
+    # the rate on training crops: 16 fixed 64x64 crops of the training frames, coded like the held-out clips
+    crops = held_dir.parent / "train_crops.y4m"
+    held["train_crops"] = crops
+    if not crops.exists():
+        rng = np.random.default_rng(0)
+        with (
+            open_video(train_dir / "bikes.y4m") as r_bikes,
+            open_video(train_dir / "bigbuckbunny.y4m") as r_bbb,
+        ):
+            with writer(crops, r_bikes) as w:
+                for i in range(TRAIN_CROPS):
+                    r = (r_bikes, r_bbb)[i % 2]
+                    f = r.read_yuv(int(rng.integers(len(r))))
+                    y0 = 2 * int(rng.integers((r.height - CROP) // 2 + 1))
+                    x0 = 2 * int(rng.integers((r.width - CROP) // 2 + 1))
+                    w.write(
+                        YUVFrame(
+                            f.y[y0 : y0 + CROP, x0 : x0 + CROP].copy(),
+                            f.u[y0 // 2 : (y0 + CROP) // 2, x0 // 2 : (x0 + CROP) // 2].copy(),
+                            f.v[y0 // 2 : (y0 + CROP) // 2, x0 // 2 : (x0 + CROP) // 2].copy(),
+                        )
+                    )
     return train_dir, held
 
 
-def overrides(train_dir: Path, seed: int, steps: int, out_dir: Path) -> list[str]:
+def overrides(train_dir: Path, seed: int, steps: int, out_dir: Path, gan: bool = False) -> list[str]:
+    """train.py's overrides of one twin (gan: the MSE-only loss settings replaced by GAN_OVERRIDES)."""
+    base = [o for o in OVERRIDES if not o.startswith(("loss", "stage.warmup"))] if gan else OVERRIDES
     return [
-        *OVERRIDES,
+        *base,
+        *(GAN_OVERRIDES if gan else []),
         f"rate.lambda_init={lambda_r():.6g}",
         f"data.train_path={train_dir}",
         f"seed={seed}",
@@ -134,14 +167,18 @@ def overrides(train_dir: Path, seed: int, steps: int, out_dir: Path) -> list[str
 
 
 # ------------------------------------------------------------------------------------------------ twins
-def run_trainer(train_dir: Path, seed: int, budgets, work: Path, python: str) -> dict[int, Path]:
-    """train.py to each budget in turn (exact resume from its own last.ckpt); budget -> model file."""
-    out_dir = work / f"trainer_seed{seed}"
+def run_trainer(
+    train_dir: Path, seed: int, budgets, work: Path, python: str, gan: bool = False
+) -> dict[int, Path]:
+    """train.py to each budget in turn (exact resume from its own last.ckpt); budget -> model file. gan: the
+    GAN twin (GAN_OVERRIDES on top: the same steps, lambda_R and data)."""
+    name = "trainer_gan" if gan else "trainer"
+    out_dir = work / f"{name}_seed{seed}"
     models = {}
     for steps in budgets:
-        model = work / f"trainer_seed{seed}_{steps}.gvcm"
+        model = work / f"{name}_seed{seed}_{steps}.gvcm"
         if not model.exists():
-            cmd = [python, str(ROOT / "train.py"), *overrides(train_dir, seed, steps, out_dir)]
+            cmd = [python, str(ROOT / "train.py"), *overrides(train_dir, seed, steps, out_dir, gan)]
             print(f"[trainer-parity] {shlex.join(cmd)}", file=sys.stderr, flush=True)
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if done.returncode != 0:
@@ -230,14 +267,34 @@ def run_loop(train_dir: Path, seed: int, budgets, work: Path) -> dict[int, Path]
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def measure(model: Path, held: dict[str, Path], work: Path) -> dict[str, dict]:
-    from gvc.eval.measure import measure_model
+METRICS = ("psnr", "plane_mean", "detail")
+#: ST-LPIPS-VGG (ST-LPIPS weights ship with stlpips-pytorch) on these clips only: VGG on every 640x272 frame
+#: costs minutes per model on 2 cores [ours]
+PERCEPTUAL_CLIPS = ("carphone_pristine", "carphone_pristine_dark")
 
-    out = {}
-    for name, clip in held.items():
-        p = measure_model(model, clip, work / "coded" / model.stem / name, gop=1)
+
+def measure(model: Path, clips: dict[str, Path], work: Path, done: dict, perceptual: bool) -> dict[str, dict]:
+    """Clip name -> {bpp, metric columns} of `model` on every clip not yet in `done` (or without a wanted
+    column); all-intra, through real files (gvc.eval.measure)."""
+    from gvc.eval.measure import measure_model
+    from gvc.eval.metrics import MetricSuite
+
+    suites = {False: MetricSuite(METRICS), True: MetricSuite((*METRICS, "st_lpips_vgg"))}
+    out = dict(done)
+    for name, clip in clips.items():
+        want_vgg = perceptual and name in PERCEPTUAL_CLIPS
+        have = out.get(name, {})
+        if have and "hf_ratio" in have and (not want_vgg or "st_lpips_vgg" in have):
+            continue
+        p = measure_model(model, clip, work / "coded" / model.stem / name, gop=1, suite=suites[want_vgg])
         out[name] = {"bpp": p.bpp, **{k: float(v) for k, v in p.summary.items()}}
     return out
+
+
+def train_twin(twin: str, train_dir: Path, seed: int, budgets, work: Path) -> dict[int, Path]:
+    if twin == "loop":
+        return run_loop(train_dir, seed, budgets, work)
+    return run_trainer(train_dir, seed, budgets, work, sys.executable, gan=twin == "trainer_gan")
 
 
 def run(args) -> dict:
@@ -247,37 +304,38 @@ def run(args) -> dict:
     result = json.loads(out_json.read_text()) if out_json and out_json.exists() else {}
     result.setdefault("runs", {})
     result.setdefault("machine", machine_line(__import__("torch").device("cpu")))
-    result.update(lambda_=LAMBDA, lambda_r=lambda_r(), budgets=list(args.budgets), seeds=list(args.seeds))
+    result.update(lambda_=LAMBDA, lambda_r=lambda_r(), gan_overrides=GAN_OVERRIDES)
     result["trainer_command"] = "python train.py " + " ".join(
-        overrides(Path("WORK/train"), args.seeds[0], max(args.budgets), Path("WORK/trainer_seedSEED"))
+        overrides(Path("WORK/train"), 1234, 20000, Path("WORK/trainer_seed1234"))
     )
-    train_dir, held = write_clips(work)
+    train_dir, clips = write_clips(work)
 
     def save():  # merge with what another process (another seed) wrote meanwhile
         if out_json:
             out_json.parent.mkdir(parents=True, exist_ok=True)
             if out_json.exists():
-                result["runs"] = {**json.loads(out_json.read_text()).get("runs", {}), **result["runs"]}
+                theirs = json.loads(out_json.read_text()).get("runs", {})
+                result["runs"] = {**theirs, **result["runs"]}
             out_json.write_text(json.dumps(result, indent=1))
 
     for seed in args.seeds:
         for twin in args.twins:
             t0 = time.time()
-            if twin == "trainer":
-                models = run_trainer(train_dir, seed, args.budgets, work, sys.executable)
-            else:
-                models = run_loop(train_dir, seed, args.budgets, work)
+            models = train_twin(twin, train_dir, seed, args.budgets, work)
             train_s = time.time() - t0
             for steps, model in models.items():
                 key = f"{twin}@{seed}@{steps}"
-                if key in result["runs"]:
+                old = result["runs"].get(key, {})
+                perceptual = twin != "loop"
+                clips_done = measure(model, clips, work, old.get("clips", {}), perceptual)
+                if clips_done == old.get("clips"):
                     continue
                 result["runs"][key] = {
                     "twin": twin,
                     "seed": seed,
                     "steps": steps,
-                    "train_s_all_budgets": train_s,
-                    "clips": measure(model, held, work),
+                    "train_s_all_budgets": old.get("train_s_all_budgets", train_s),
+                    "clips": clips_done,
                 }
                 print(f"[trainer-parity] {key}: measured", file=sys.stderr, flush=True)
                 save()
@@ -285,30 +343,50 @@ def run(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ report
+HELD_OUT_CLIPS = tuple(f"{n}{v}" for n in HELD_OUT for v in ("", "_dark", "_saturated"))
+
+
 def summarize(result: dict) -> dict:
-    """Per (twin, steps): mean over seeds (and spread) of each clip's bpp, PSNR-Y and plane errors; per steps:
-    trainer minus loop PSNR-Y per clip (mean over seeds)."""
+    """rows: (twin, steps) -> seeds and per clip (mean over seeds, spread) of every column; trainer_minus_loop:
+    steps -> clip -> PSNR-Y difference of the seed means; doubling: twin -> steps -> mean PSNR-Y change over the
+    held-out clips from steps/2 (or the previous budget) to steps; crop_rate_ratio: (twin, steps) -> mean over
+    held-out clips of file bpp / the training crops' file bpp."""
     cells: dict[tuple, list[dict]] = {}
     for r in result["runs"].values():
-        cells.setdefault((r["twin"], r["steps"]), []).append(r)
+        cells.setdefault((r["twin"], int(r["steps"])), []).append(r)
     rows = {}
-    for (twin, steps), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        clips = sorted(runs[0]["clips"])
+    for (twin, steps), runs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         per = {}
-        for c in clips:
-            vals = {k: [r["clips"][c][k] for r in runs] for k in runs[0]["clips"][c]}
+        for c in sorted(runs[0]["clips"]):
+            cols = set.intersection(*(set(r["clips"].get(c, {})) for r in runs))
+            vals = {k: [r["clips"][c][k] for r in runs] for k in cols}
             per[c] = {k: (float(np.mean(v)), float(np.ptp(v))) for k, v in vals.items()}
         rows[f"{twin}@{steps}"] = {"twin": twin, "steps": steps, "seeds": len(runs), "clips": per}
-    gaps = {}
+    gaps, doubling, ratios = {}, {}, {}
     for row in rows.values():
-        if row["twin"] != "trainer":
-            continue
-        loop = rows.get(f"loop@{row['steps']}")
-        if loop:
-            gaps[row["steps"]] = {
-                c: row["clips"][c]["psnr_y"][0] - loop["clips"][c]["psnr_y"][0] for c in row["clips"]
+        twin, steps, clips = row["twin"], row["steps"], row["clips"]
+        held = [c for c in HELD_OUT_CLIPS if c in clips]
+        if "train_crops" in clips:
+            ratios[f"{twin}@{steps}"] = float(
+                np.mean([clips[c]["bpp"][0] / clips["train_crops"]["bpp"][0] for c in held])
+            )
+        loop = rows.get(f"loop@{steps}")
+        if twin == "trainer" and loop:
+            gaps[steps] = {c: clips[c]["psnr_y"][0] - loop["clips"][c]["psnr_y"][0] for c in held}
+        before = [r for r in rows.values() if r["twin"] == twin and r["steps"] < steps]
+        if before:
+            prev = max(before, key=lambda r: r["steps"])
+            doubling.setdefault(twin, {})[steps] = {
+                "from": prev["steps"],
+                "dpsnr_y": float(
+                    np.mean([clips[c]["psnr_y"][0] - prev["clips"][c]["psnr_y"][0] for c in held])
+                ),
             }
-    return {"rows": rows, "trainer_minus_loop_psnr_y": gaps}
+    return {"rows": rows, "trainer_minus_loop_psnr_y": gaps, "doubling": doubling, "crop_rate_ratio": ratios}
+
+
+def _cell(m: dict, key: str, fmt: str = "{:.2f}") -> str:
+    return "-" if key not in m else fmt.format(m[key][0])
 
 
 def markdown(result: dict, summary: dict) -> str:
@@ -316,28 +394,81 @@ def markdown(result: dict, summary: dict) -> str:
     for row in summary["rows"].values():
         for clip, m in row["clips"].items():
             rows.append([
-                row["twin"], f"{row['steps']:,}", str(row["seeds"]), clip,
-                f"{m['bpp'][0]:.3f}", f"{m['psnr_y'][0]:.2f} (±{m['psnr_y'][1] / 2:.2f})",
-                f"{m['psnr_u'][0]:.2f}", f"{m['psnr_v'][0]:.2f}", f"{m['psnr_yuv'][0]:.2f}",
+                row["twin"], f"{row['steps']:,}", str(row["seeds"]), clip, _cell(m, "bpp", "{:.3f}"),
+                f"{m['psnr_y'][0]:.2f} (±{m['psnr_y'][1] / 2:.2f})", _cell(m, "psnr_u"), _cell(m, "psnr_v"),
+                _cell(m, "psnr_yuv"),
                 f"{m['mean_err_y'][0]:+.1f} / {m['mean_err_u'][0]:+.1f} / {m['mean_err_v'][0]:+.1f}",
+                _cell(m, "hf_ratio"), _cell(m, "st_lpips_vgg", "{:.3f}"),
             ])  # fmt: skip
     gap_rows = [
-        [f"{steps:,}", *[f"{g[c]:+.2f}" for c in sorted(g)]]
+        [f"{steps:,}", *[f"{g[c]:+.2f}" for c in HELD_OUT_CLIPS if c in g]]
         for steps, g in sorted(summary["trainer_minus_loop_psnr_y"].items(), key=lambda kv: int(kv[0]))
     ]
-    clips = sorted(next(iter(summary["trainer_minus_loop_psnr_y"].values()), {}))
+    dbl_rows = [
+        [twin, f"{d['from']:,} -> {int(steps):,}", f"{d['dpsnr_y']:+.2f}"]
+        for twin, by in summary["doubling"].items()
+        for steps, d in sorted(by.items(), key=lambda kv: int(kv[0]))
+    ]
+    ratio_rows = [[k.replace("@", " @ "), f"{v:.2f}x"] for k, v in summary["crop_rate_ratio"].items()]
+    twin_rows = []
+    for row in summary["rows"].values():
+        if row["twin"] not in ("trainer", "trainer_gan"):
+            continue
+        for clip in ("carphone_pristine", "carphone_pristine_dark", "bikes"):
+            m = row["clips"].get(clip)
+            if m:
+                twin_rows.append([
+                    "GAN" if row["twin"] == "trainer_gan" else "MSE-only", f"{row['steps']:,}", clip,
+                    _cell(m, "bpp", "{:.3f}"), _cell(m, "psnr_y"), _cell(m, "st_lpips_vgg", "{:.3f}"),
+                    _cell(m, "hf_ratio"), _cell(m, "sharpness", "{:.0f}"), _cell(m, "sharpness_source", "{:.0f}"),
+                ])  # fmt: skip
     lines = [
-        "## The trainer against a plain loop (bench_trainer_parity)",
+        "## The trainer against a plain loop, budgets and twins (bench_trainer_parity)",
         "",
-        f"Machine: {result['machine']}. conf/model/small.yaml I-frame codec, MSE-only, lambda {result['lambda_']} "
-        f"(trainer: lambda_R {result['lambda_r']:.4g}, controller off), 64x64 crops, batch 4, Adam 1e-3, clip 1, "
-        f"seeds {result['seeds']}; both twins read the same DataModule from the same seed. Held out: carphone "
-        "(never trained on) and bikes [200, 232), each also darkened (x0.35) and saturated (chroma x1.8), coded "
-        "all-intra through real files. Values are means over seeds; ± is half the spread between seeds.",
+        f"Machine: {result['machine']}. conf/model/small.yaml I-frame codec, lambda {result['lambda_']} "
+        f"(trainer: lambda_R {result['lambda_r']:.4g}, controller off), 64x64 crops, batch 4, Adam 1e-3, clip 1; "
+        "the loop and the MSE-only trainer read the same DataModule from the same seed. GAN twin: "
+        f"`{' '.join(result['gan_overrides'])}` on top of the same command. Held out: carphone (never trained on) "
+        "and bikes [200, 232), every 4th frame, each also darkened (x0.35) and saturated (chroma x1.8); "
+        "train_crops: 16 fixed 64x64 crops of the training frames. All coded all-intra through real files "
+        "(gvc.eval.measure). Values are means over seeds; ± is half the spread between seeds.",
         "",
         "    python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json",
+        "    python benchmarks/bench_trainer_parity.py --twins trainer_gan --seeds 1234 --markdown \\",
+        "        --out-json benchmarks/results/bench_trainer_parity.json",
         "",
         f"Trainer command (per budget, resumed): `{result['trainer_command']}`",
+        "",
+        "Trainer minus loop, PSNR-Y [dB] (seed means; goal: within 0.3 dB at a converged budget):",
+        "",
+        table(["steps", *[c for c in HELD_OUT_CLIPS]], gap_rows),
+        "",
+        "Budget: mean held-out PSNR-Y change from one budget to the next (goal: < 0.3 dB per doubling):",
+        "",
+        table(["twin", "steps", "dPSNR-Y"], dbl_rows),
+        "",
+        "Held-out file rate over the training crops' file rate (goal: within 1.3x):",
+        "",
+        table(["twin @ steps", "held-out / crop bpp"], ratio_rows),
+        "",
+        "GAN and MSE-only twins (same steps, data and lambda_R):",
+        "",
+        table(
+            [
+                "twin",
+                "steps",
+                "clip",
+                "file bpp",
+                "PSNR-Y",
+                "ST-LPIPS-VGG",
+                "HF ratio",
+                "sharpness",
+                "source sharpness",
+            ],
+            twin_rows,
+        ),  # fmt: skip
+        "",
+        "Every run and clip:",
         "",
         table(
             [
@@ -351,13 +482,11 @@ def markdown(result: dict, summary: dict) -> str:
                 "PSNR-V",
                 "PSNR-YUV 6:1:1",
                 "mean error Y / U / V [levels]",
+                "HF ratio",
+                "ST-LPIPS-VGG",
             ],
             rows,
         ),  # fmt: skip
-        "",
-        "Trainer minus loop, PSNR-Y [dB] (means over seeds; goal: within 0.3 dB at a converged budget):",
-        "",
-        table(["steps", *clips], gap_rows),
     ]
     return "\n".join(lines) + "\n"
 
@@ -366,7 +495,9 @@ def main() -> int:
     p = base_parser(__doc__)
     p.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    p.add_argument("--twins", nargs="+", default=["trainer", "loop"], choices=["trainer", "loop"])
+    p.add_argument(
+        "--twins", nargs="+", default=["trainer", "loop"], choices=["trainer", "loop", "trainer_gan"]
+    )
     p.add_argument("--work", default=str(ROOT / "outputs" / "bench_trainer_parity"))
     p.add_argument("--out-json", type=Path, default=None)
     args = p.parse_args()

@@ -76,6 +76,29 @@ def test_plane_mean_metric_reads_a_known_shift_per_plane():
     assert "plane_mean" in M.FRAME_METRICS and set(M.MEAN_ERROR_COLUMNS) == set(metric.columns)
 
 
+def test_detail_metric_blur_loses_high_frequencies_and_sharpness():
+    """A 3x3 box blur removes energy above a quarter cycle per pixel and lowers the Laplacian variance;
+    the source against itself is exactly 1 and equal sharpness."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 256, (64, 64)).astype(np.uint8)
+    pad = np.pad(y.astype(np.float64), 1, mode="edge")
+    blurred = sum(pad[i : i + 64, j : j + 64] for i in range(3) for j in range(3)) / 9.0
+    blurred = np.round(blurred).astype(np.uint8)
+    u = v = np.full((32, 32), 128, np.uint8)
+    rgb = torch.zeros(1, 3, 64, 64)
+    ref, dist = M.Frame(y, u, v, rgb), M.Frame(blurred, u, v, rgb)
+    metric = M.DetailMetric(cutoff=0.25)
+    metric.begin(64, 64, 30.0)
+    metric.add(ref, ref)
+    metric.add(ref, dist)
+    out = metric.end()
+    assert out["hf_ratio"][0] == pytest.approx(1.0)
+    assert out["hf_ratio"][1] < 0.2  # white noise through a 3x3 box: most energy above 0.25 c/px is gone
+    assert out["sharpness"][0] == pytest.approx(out["sharpness_source"][0])
+    assert out["sharpness"][1] < 0.2 * out["sharpness_source"][1]
+    assert M.laplacian_variance(np.full((8, 8), 77, np.uint8)) == 0.0
+
+
 def test_ms_ssim_identical_is_one_and_matches_pytorch_msssim():
     pytorch_msssim = pytest.importorskip("pytorch_msssim")
     gen = torch.Generator().manual_seed(2)

@@ -16,6 +16,8 @@ fidelity      psnr          psnr_rgb, psnr_y, psnr_u, psnr_v, psnr_yuv  higher  
 fidelity      plane_mean    mean_err_y, mean_err_u, mean_err_v          0 best  decoded - source plane mean, 8-bit
                                                                                 levels (signed colour shift)
 fidelity      ms_ssim       ms_ssim                                     higher  RGB [0, 1]; fewer scales if small
+detail        detail        hf_ratio, sharpness, sharpness_source       1 / src Y high-frequency energy over the
+                                                                                source's; Laplacian variance
 perceptual    lpips         lpips                                       lower   AlexNet LPIPS v0.1, user weights
 perceptual    st_lpips      st_lpips                                    lower   ST-LPIPS AlexNet (not LPIPS)
 perceptual    st_lpips_vgg  st_lpips_vgg                                lower   ST-LPIPS VGG (not LPIPS)
@@ -45,6 +47,7 @@ from gvc.eval.metrics.base import (
     default_weights_dir,
     resolve_weights,
 )
+from gvc.eval.metrics.detail import DetailMetric, hf_energy, laplacian_variance
 from gvc.eval.metrics.distribution import InceptionPatchFeatures, fid_kid, patches_256
 from gvc.eval.metrics.fidelity import (
     MS_SSIM_BETAS,
@@ -73,6 +76,7 @@ from gvc.eval.tools import ffmpeg_exe, ffmpeg_has
 __all__ = [
     "ALL_METRICS",
     "COLUMN_LABELS",
+    "DetailMetric",
     "FRAME_METRICS",
     "HIGHER_IS_BETTER",
     "MEAN_ERROR_COLUMNS",
@@ -100,6 +104,8 @@ __all__ = [
     "ffmpeg_exe",
     "ffmpeg_has",
     "fid_kid",
+    "hf_energy",
+    "laplacian_variance",
     "metric_columns",
     "ms_ssim",
     "ms_ssim_scales",

@@ -23,6 +23,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "mean_err_y": False,  # signed colour shift: 0 is best (see MEAN_ERROR_COLUMNS)
     "mean_err_u": False,
     "mean_err_v": False,
+    "hf_ratio": True,  # 1 is the source's detail; above 1 is added texture or noise
+    "sharpness": True,
+    "sharpness_source": True,
     "ms_ssim": True,
     "lpips": False,
     "st_lpips": False,
@@ -44,6 +47,9 @@ COLUMN_LABELS: dict[str, str] = {
     "mean_err_y": "Y mean error [8-bit levels, decoded - source]",
     "mean_err_u": "U mean error [8-bit levels, decoded - source]",
     "mean_err_v": "V mean error [8-bit levels, decoded - source]",
+    "hf_ratio": "high-frequency energy / source's (Y)",
+    "sharpness": "sharpness (Laplacian variance of Y)",
+    "sharpness_source": "source sharpness (Laplacian variance of Y)",
     "ms_ssim": "MS-SSIM",
     "lpips": "LPIPS (AlexNet)",
     "st_lpips": "ST-LPIPS (AlexNet)",

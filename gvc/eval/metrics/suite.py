@@ -10,6 +10,7 @@ import numpy as np
 
 from gvc.errors import ConfigError, MissingWeightsError
 from gvc.eval.metrics.base import Frame, Metric, UnavailableMetric
+from gvc.eval.metrics.detail import DetailMetric
 from gvc.eval.metrics.distribution import InceptionPatchFeatures
 from gvc.eval.metrics.fidelity import MSSSIMMetric, PlaneMeanMetric, PSNRMetric
 from gvc.eval.metrics.perceptual import LPIPSMetric, PIMMetric, STLPIPSMetric, STLPIPSVGGMetric
@@ -20,6 +21,7 @@ FRAME_METRICS: dict[str, type[Metric]] = {
     "psnr": PSNRMetric,
     "plane_mean": PlaneMeanMetric,
     "ms_ssim": MSSSIMMetric,
+    "detail": DetailMetric,
     "lpips": LPIPSMetric,
     "st_lpips": STLPIPSMetric,
     "st_lpips_vgg": STLPIPSVGGMetric,
