@@ -1,13 +1,11 @@
-"""Shared machinery of the stage-1 and stage-2 Lightning modules (manual optimization of G, aux and D).
+"""Shared machinery of the stage-1 and stage-2 Lightning modules: thin shells around one training update.
 
+- The update itself (optimizers, lr schedule, aux step, non-finite guard, clipping, GAN switch, rate-controller
+  feed) is `gvc.training.update.TrainingUpdate`, which the benchmarks run too. The modules pass it
+  `manual_backward` (precision plugins), Lightning's gradient clipping, Lightning's optimizer wrappers and the
+  strategy's all-reduce, and log its `StepResult`.
 - OUR step counter `gvc_step` (one per G+D training step that was applied), saved in the checkpoint; every
   schedule (warm-up, lr decay, quantization annealing, unroll T) reads it.
-- The rate controller is fed the batch bpp of the ROUNDED latents (`bpp_q`, what the file carries; no
-  gradient) averaged over all ranks, so every rank holds the same lambda_R; its state is in the checkpoint. The
-  noisy-latent rate is the loss term only (docs/METHOD.md section 1.4).
-- Non-finite guard: a step whose loss or gradients are not finite on ANY rank is skipped on every rank (no
-  optimizer update, no controller update, no step count), counted and logged; `max_nonfinite_in_a_row` skipped
-  steps in a row raise gvc.errors.TrainingError.
 - Frozen helpers (LPIPS) are not written to checkpoints.
 """
 
@@ -20,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvc.errors import CheckpointError, ConfigError, TrainingError
+from gvc.errors import CheckpointError
 from gvc.objectives import LossWeights, psnr  # noqa: F401  (psnr: re-exported for the stage modules)
 from gvc.training import schedule
 from gvc.training.speed import to_channels_last
+from gvc.training.update import OPTIMIZER_NAMES, StepResult, StrategyReducer, TrainingUpdate
 
 CKPT_KEY = "gvc"  # our entry in the Lightning checkpoint dict
 
@@ -56,8 +55,8 @@ def json_plain(value):
 
 
 class GVCModule(L.LightningModule):
-    """Base of IFrameModule / PFrameModule. Subclasses implement `generator_parameters`, `codec_modules`
-    (modules with aux_loss), `export_codec()` and the training step through `_optimize`.
+    """Base of IFrameModule / PFrameModule. Subclasses implement `generator_parameters`, `aux_loss`,
+    `export_codec()`, call `_build_update()` at the end of their __init__ and run the update through `_update`.
 
     Args:
         rate_controller: gvc.rate_control controller (update(bpp) -> lambda_R, state_dict/load_state_dict).
@@ -71,13 +70,8 @@ class GVCModule(L.LightningModule):
         self.loss_cfg = dict(loss)
         self.weights = LossWeights.from_config(self.loss_cfg)
         self.stage_cfg = dict(stage)
-        self.gvc_step = 0
-        self.nonfinite_in_a_row = 0
-        self.nonfinite_total = 0
-        self.max_nonfinite_in_a_row = int(self.stage_cfg.get("max_nonfinite_in_a_row", 20))
+        self.training_update: TrainingUpdate | None = None  # `_build_update`
         self.max_steps = int(self.stage_cfg["max_steps"])
-        self.warmup_steps = int(self.stage_cfg.get("warmup_steps", 0))
-        self.grad_clip = float(self.stage_cfg.get("grad_clip", 0.0) or 0.0)
         self.log_images_every = int(self.stage_cfg.get("log_images_every_n_steps", 0) or 0)
         self.lpips = None
         self.discriminator: nn.Module | None = None
@@ -125,11 +119,48 @@ class GVCModule(L.LightningModule):
             record["iframe"] = json_plain(iframe)
         return record
 
-    # ------------------------------------------------------------------ schedules
+    # ------------------------------------------------------------------ the update
+    def _build_update(
+        self, gan_from_step: int | None = None, controller_from_step: int = 0, base_lr=None
+    ) -> None:
+        """Build the training update over `generator_parameters()` and `self.discriminator` (see TrainingUpdate
+        for the arguments)."""
+        self.training_update = TrainingUpdate(
+            self.stage_cfg,
+            self.rate_controller,
+            list(self.generator_parameters()),
+            self.discriminator,
+            base_lr=base_lr,
+            gan_from_step=gan_from_step,
+            controller_from_step=controller_from_step,
+            reducer=StrategyReducer(lambda: self._trainer.strategy if self._trainer is not None else None),
+            backward=self.manual_backward,
+            clip=lambda opt, max_norm, _norm: self.clip_gradients(
+                opt, gradient_clip_val=max_norm, gradient_clip_algorithm="norm"
+            ),
+            optimizers=self._optimizers_by_name,
+        )
+
+    @property
+    def gvc_step(self) -> int:
+        return self.training_update.step
+
+    @gvc_step.setter
+    def gvc_step(self, value: int) -> None:
+        self.training_update.step = int(value)
+
+    @property
+    def nonfinite_total(self) -> int:
+        return self.training_update.nonfinite_total
+
+    @property
+    def nonfinite_in_a_row(self) -> int:
+        return self.training_update.nonfinite_in_a_row
+
     @property
     def gan_active(self) -> bool:
         """GAN loss and D step on: loss.gan and past the warm-up."""
-        return self.weights.gan and self.discriminator is not None and self.gvc_step >= self.warmup_steps
+        return self.training_update.gan_active
 
     @property
     def finished(self) -> bool:
@@ -138,148 +169,46 @@ class GVCModule(L.LightningModule):
     def quantization(self) -> tuple[str, dict]:
         return schedule.quantization(self.gvc_step, self.stage_cfg["quantization"])
 
-    def _apply_lr_schedule(self) -> None:
-        """Set the lr of G and D to base * lr_gamma^(milestones passed); the aux (quantile) lr stays constant."""
-        factor = schedule.lr_factor(
-            self.gvc_step, self.stage_cfg.get("lr_milestones") or [], self.stage_cfg.get("lr_gamma", 0.1)
-        )
-        lrs = {
-            "g": float(self.stage_cfg["lr"]) * factor,
-            "aux": float(self.stage_cfg["aux_lr"]),
-            "d": float(self.stage_cfg["d_lr"]) * factor,
-        }
-        for name, opt in self._optimizers_by_name().items():
-            for group in opt.param_groups:
-                base = group.get("base_lr")  # G groups with their own lr (generator_base_lr)
-                group["lr"] = lrs[name] if base is None or name != "g" else float(base) * factor
-
     def _set_d_trainable(self, flag: bool) -> None:
         """D's parameters take gradients only in the D step (the G step backpropagates through a frozen D)."""
         if self.discriminator is not None:
             self.discriminator.requires_grad_(flag)
 
-    # ------------------------------------------------------------------ optimizers
-    def generator_base_lr(self, name: str) -> float:
-        """The lr (before the schedule's factor) of generator parameter `name`: stage.lr; stage 2 gives the
-        residual codec its own."""
-        return float(self.stage_cfg["lr"])
-
     def configure_optimizers(self):
-        betas = tuple(self.stage_cfg.get("betas", (0.9, 0.999)))
-        groups: dict[float, list] = {}
-        aux = []
-        for name, p in self.generator_parameters():
-            if p.requires_grad:
-                if name.endswith("quantiles"):
-                    aux.append(p)
-                else:
-                    groups.setdefault(self.generator_base_lr(name), []).append(p)
-        if not groups:
-            raise ConfigError("no trainable generator parameters")
-        param_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in groups.items()]
-        opts = [torch.optim.Adam(param_groups, lr=float(self.stage_cfg["lr"]), betas=betas)]
-        opts.append(torch.optim.Adam(aux, lr=float(self.stage_cfg["aux_lr"])))
-        if self.discriminator is not None:
-            opts.append(
-                torch.optim.Adam(
-                    self.discriminator.parameters(), lr=float(self.stage_cfg["d_lr"]), betas=betas
-                )
-            )
-        return opts
+        """Fresh [G, aux(, D)] Adam optimizers of the training update (their states are in the checkpoint)."""
+        return self.training_update.build_optimizers()
 
     def _optimizers_by_name(self) -> dict:
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
-        names = ["g", "aux", "d"][: len(opts)]
-        return dict(zip(names, opts))
+        return dict(zip(OPTIMIZER_NAMES, opts))
 
-    # ------------------------------------------------------------------ distributed helpers
-    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        """Average a scalar tensor over all ranks (identity on one process)."""
-        if self.trainer is None or self.trainer.world_size == 1:
-            return value
-        return self.trainer.strategy.reduce(value.detach().clone(), reduce_op="mean")
+    def _update(self, g_loss: torch.Tensor, d_loss_fn, measured_bpp: torch.Tensor) -> StepResult:
+        """Run the training update (G + aux, then D when the GAN is active) and log what it did.
 
-    def _finite_everywhere(self, loss: torch.Tensor, params: Iterable[nn.Parameter]) -> bool:
-        """True iff the loss and every existing gradient of `params` are finite on every rank."""
-        ok = bool(torch.isfinite(loss.detach()).all())
-        if ok:
-            grads = [p.grad for p in params if p.grad is not None]
-            if grads:
-                norms = torch.stack([g.detach().float().abs().sum() for g in grads])
-                ok = bool(torch.isfinite(norms).all())
-        flag = torch.tensor(0.0 if ok else 1.0, device=loss.device)
-        return float(self._mean_over_ranks(flag)) == 0.0
+        measured_bpp: the batch's rounded-latent bpp (`bpp_q`, scalar tensor) for the rate controller."""
+        r = self.training_update(g_loss, self.aux_loss(), d_loss_fn, measured_bpp)
 
-    def _nonfinite(self, what: str) -> None:
-        self.nonfinite_in_a_row += 1
-        self.nonfinite_total += 1
-        self.log("train/nonfinite_total", float(self.nonfinite_total), on_step=True, on_epoch=False)
-        if self.nonfinite_in_a_row >= self.max_nonfinite_in_a_row:
-            raise TrainingError(
-                f"{self.nonfinite_in_a_row} training steps in a row had a non-finite {what} (last at step "
-                f"{self.gvc_step}; {self.nonfinite_total} in total); the run diverged: lower stage.lr, check the "
-                f"data for NaN/Inf frames, or resume from an earlier checkpoint"
-            )
+        def log(name: str, value) -> None:
+            self.log(name, float(value), on_step=True, on_epoch=False)
 
-    # ------------------------------------------------------------------ the shared optimization step
-    def _optimize(
-        self, g_loss: torch.Tensor, d_loss_fn, measured_bpp: torch.Tensor, update_controller: bool = True
-    ) -> bool:
-        """Apply one G (+aux) update from `g_loss` and, when the GAN is active, one D update from `d_loss_fn()`.
-
-        measured_bpp: the batch's rounded-latent bpp (`bpp_q`, scalar tensor), fed (all-reduced) to the rate
-        controller unless update_controller is False (the P-frame flow warm-up codes no residual, so its rate
-        says nothing about the target). Returns False when the step was skipped as non-finite.
-        """
-        opts = self._optimizers_by_name()
-        self._apply_lr_schedule()
-        g_params = [p for _, p in self.generator_parameters() if p.requires_grad]
-        aux = self.aux_loss()
-        opts["g"].zero_grad(set_to_none=True)
-        opts["aux"].zero_grad(set_to_none=True)
-        self.manual_backward(g_loss + aux)
-        if not self._finite_everywhere(g_loss + aux, g_params):
-            opts["g"].zero_grad(set_to_none=True)
-            opts["aux"].zero_grad(set_to_none=True)
-            self._nonfinite("generator loss or gradient")
-            return False
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in g_params if p.grad is not None])
-        self.log("train/grad_norm", grad_norm.detach(), on_step=True, on_epoch=False)
-        if self.grad_clip > 0:
+        if r.skipped is not None:
+            log("train/nonfinite_total", r.nonfinite_total)
+        if r.grad_norm is not None:
+            log("train/grad_norm", r.grad_norm)
+            log("train/aux_loss", r.aux_loss)
+        if r.grad_clipped is not None:
             # a norm above the clip on every step makes Adam see unit-norm gradients: the loss's overall scale
             # (loss.C) then no longer matters (BENCHMARKS.md, the trainer against a plain loop)
-            self.log("train/grad_clipped", float(grad_norm > self.grad_clip), on_step=True, on_epoch=False)
-            self.clip_gradients(opts["g"], gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-        opts["g"].step()
-        opts["aux"].step()
-        self.log("train/aux_loss", aux.detach(), on_step=True, on_epoch=False)
-
-        if self.gan_active:
-            opt_d = opts["d"]
-            self._set_d_trainable(True)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss = d_loss_fn()
-            self.manual_backward(d_loss)
-            if not self._finite_everywhere(d_loss, self.discriminator.parameters()):
-                opt_d.zero_grad(set_to_none=True)
-                self._nonfinite("discriminator loss or gradient")
-                return False
-            if self.grad_clip > 0:
-                self.clip_gradients(opt_d, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-            opt_d.step()
-            self.log("train/d_loss", d_loss.detach(), on_step=True, on_epoch=False)
-
-        bpp = float(self._mean_over_ranks(measured_bpp.detach().float()))
-        if update_controller:
-            self.rate_controller.update(bpp)
-        self.nonfinite_in_a_row = 0
-        self.gvc_step += 1
-        self.log("train/step", float(self.gvc_step), on_step=True, on_epoch=False)
-        self.log("train/lambda_r", float(self.rate_controller.lambda_r), on_step=True, on_epoch=False)
-        if self.rate_controller.bpp_ema is not None:
-            self.log("train/bpp_ema", float(self.rate_controller.bpp_ema), on_step=True, on_epoch=False)
-        return True
+            log("train/grad_clipped", r.grad_clipped)
+        if r.applied:
+            if r.d_loss is not None:
+                log("train/d_loss", r.d_loss)
+            log("train/step", r.step)
+            log("train/lambda_r", r.lambda_r)
+            if r.bpp_ema is not None:
+                log("train/bpp_ema", r.bpp_ema)
+        return r
 
     def aux_loss(self) -> torch.Tensor:
         """Sum of aux_loss() of every codec part with an entropy bottleneck being trained."""
@@ -324,10 +253,8 @@ class GVCModule(L.LightningModule):
                 f"{self.stage_cfg.get('name')!r}: resume with the matching experiment, or use a new output dir "
                 f"(stage 2 reads stage-1 weights through stage.iframe_ckpt)"
             )
-        self.gvc_step = int(state["step"])
+        self.training_update.load_state_dict(state)
         self.rate_controller.load_state_dict(state["rate_controller"])
-        self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        self.nonfinite_in_a_row = int(state.get("nonfinite_in_a_row", 0))
         # frozen helpers are not stored: put the current ones back so strict loading passes
         sd = checkpoint.setdefault("state_dict", {})
         for k, v in self.state_dict().items():

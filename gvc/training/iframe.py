@@ -60,6 +60,7 @@ class IFrameModule(GVCModule):
         if self.frame_sampling not in FRAME_SAMPLING:
             raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
         self.size_multiple = int(getattr(codec, "size_multiple", 64))
+        self._build_update()
 
     @classmethod
     def from_config(cls, model_cfg, instantiate, lpips, rate_controller, loss: Mapping, stage: Mapping):
@@ -127,7 +128,7 @@ class IFrameModule(GVCModule):
         def d_loss_fn():
             return self.objective.discriminator_loss(self.discriminator, x, out)
 
-        applied = self._optimize(g_loss, d_loss_fn, terms["bpp_q"])
+        applied = self._update(g_loss, d_loss_fn, terms["bpp_q"]).applied
         logs = {
             "train/g_loss": g_loss.detach(),
             "train/bpp": terms["bpp"].detach(),

@@ -38,6 +38,7 @@ from gvc.objectives import PFrameObjective, flow_epe
 from gvc.training import schedule
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
 from gvc.training.speed import plain_copy
+from gvc.training.update import stage_lr
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,13 @@ class PFrameModule(GVCModule):
         self._current_t: int | None = None
         #: the I-frame stage's training record (from stage.iframe_ckpt), kept in this stage's model file
         self.iframe_training: dict | None = None
+        # the GAN waits for the flow warm-up too; the controller holds lambda_R through it (the warm-up codes no
+        # residual, so its rate says nothing about the target); the residual codec has stage.residual_lr
+        self._build_update(
+            gan_from_step=max(int(self.stage_cfg["warmup_steps"]), self.flow_warmup_steps),
+            controller_from_step=self.flow_warmup_steps,
+            base_lr=stage_lr(self.stage_cfg, residual_prefix="video.pframe.res_"),
+        )
 
     @classmethod
     def from_config(cls, model_cfg, instantiate, lpips, rate_controller, loss: Mapping, stage: Mapping):
@@ -178,15 +186,6 @@ class PFrameModule(GVCModule):
     def generator_parameters(self):
         return self.video.pframe.named_parameters(prefix="video.pframe")
 
-    def generator_base_lr(self, name: str) -> float:
-        """stage.residual_lr for the residual codec (E_res, G_res, its bottleneck: initialised from the I-frame
-        codec, which a large lr with fresh optimizer state would wipe), stage.lr for the flow codec; a null
-        residual_lr means stage.lr."""
-        residual = self.stage_cfg.get("residual_lr")
-        if residual is not None and name.startswith(("video.pframe.res_",)):
-            return float(residual)
-        return float(self.stage_cfg["lr"])
-
     def aux_loss(self) -> torch.Tensor:
         return self.video.pframe.aux_loss()
 
@@ -237,10 +236,6 @@ class PFrameModule(GVCModule):
         """True while the residual branch is off (stage.flow_warmup_steps)."""
         return self.gvc_step < self.flow_warmup_steps
 
-    @property
-    def gan_active(self) -> bool:
-        return super().gan_active and not self.in_flow_warmup
-
     def _clip(self, batch) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
         if x.dim() != 5 or x.shape[1] < 2:
@@ -279,7 +274,7 @@ class PFrameModule(GVCModule):
             return self.objective.discriminator_loss(self.discriminator, clip, outs)
 
         i_out = outs[0]
-        applied = self._optimize(g_loss, d_loss_fn, terms["bpp_q"], update_controller=not warmup)
+        applied = self._update(g_loss, d_loss_fn, terms["bpp_q"]).applied
         logs = {
             "train/g_loss": g_loss.detach(),
             "train/bpp": terms["bpp"].detach(),
