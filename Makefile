@@ -45,8 +45,15 @@ bench-rd-c3: $(STAMP)
 
 # gvc's small I-frame codecs against compressai's MeanScaleHyperprior(32, 16): one fixed-lambda loop, 2000 steps,
 # four lambdas each, held-out frames through real compress() (~40 min on 2 cores; bench_iframe_parity.json).
+# Then the trainer against a plain loop (bench_trainer_parity): train.py and a 20-line loop on the same DataModule,
+# seed and crops, to 2k / 5k / 10k / 20k steps, two seeds each, plus the GAN twin to 10k; held-out clips (and
+# darkened / saturated copies) through real files (~2.5 h on 2 cores; finished runs are skipped on a rerun;
+# benchmarks/results/bench_trainer_parity.json).
 bench-parity: $(STAMP)
 	$(BIN)/python benchmarks/bench_iframe_parity.py --markdown --out-json benchmarks/results/bench_iframe_parity.json
+	$(BIN)/python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json
+	$(BIN)/python benchmarks/bench_trainer_parity.py --twins trainer_gan --seeds 1234 --budgets 2000 5000 10000 \
+		--markdown --out-json benchmarks/results/bench_trainer_parity.json
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

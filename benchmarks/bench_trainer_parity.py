@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 from _common import base_parser, machine_line, table  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
+NOTES = HERE / "notes" / "bench_trainer_parity.md"  # what the figures say (written by a person)
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
 CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
@@ -499,6 +500,8 @@ def markdown(result: dict, summary: dict) -> str:
             rows,
         ),  # fmt: skip
     ]
+    if NOTES.exists():  # the analysis, kept apart from the figures so that a re-render keeps it
+        lines += ["", NOTES.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -511,9 +514,10 @@ def main() -> int:
     )
     p.add_argument("--work", default=str(ROOT / "outputs" / "bench_trainer_parity"))
     p.add_argument("--out-json", type=Path, default=None)
+    p.add_argument("--from-json", type=Path, default=None, help="render a recorded result; train nothing")
     args = p.parse_args()
     args.budgets = sorted(args.budgets)
-    result = run(args)
+    result = json.loads(args.from_json.read_text()) if args.from_json else run(args)
     summary = summarize(result)
     if args.json:
         print(json.dumps({**result, "summary": summary}, indent=1))

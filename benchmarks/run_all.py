@@ -40,6 +40,7 @@ def machine_description() -> str:
 
 RD_BENCH = "bench_operating_points"
 PARITY_BENCH = "bench_iframe_parity"
+TRAINER_PARITY_BENCH = "bench_trainer_parity"  # hours of training: `make bench-parity`; rendered here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     # the operating-point benchmark trains models for ~45 min: `make bench-rd` runs it; here its last recorded
     # results (benchmarks/results/bench_rd_*.json) are rendered again so BENCHMARKS.md keeps them
     # likewise the I-frame parity benchmark (`make bench-parity`, ~40 min): its recorded JSON is rendered again
-    scripts = sorted(s for s in HERE.glob("bench_*.py") if s.stem not in (RD_BENCH, PARITY_BENCH))
+    scripts = sorted(
+        s for s in HERE.glob("bench_*.py") if s.stem not in (RD_BENCH, PARITY_BENCH, TRAINER_PARITY_BENCH)
+    )
     if args.only:
         scripts = [s for s in scripts if s.stem in set(args.only)]
     sections, failures = [], []
@@ -72,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     if parity.exists() and not args.only:  # cached runs: rendered, not retrained
         proc = subprocess.run(
             [sys.executable, str(HERE / f"{PARITY_BENCH}.py"), "--markdown", "--out-json", str(parity)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        sections.append(proc.stdout.strip() + "\n")
+    trainer_parity = HERE / "results" / f"{TRAINER_PARITY_BENCH}.json"
+    if trainer_parity.exists() and not args.only:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / f"{TRAINER_PARITY_BENCH}.py"), "--from-json", str(trainer_parity)],
             cwd=ROOT,
             capture_output=True,
             text=True,
