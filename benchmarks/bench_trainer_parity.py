@@ -27,6 +27,7 @@ to the legal range) of each. Every clip is coded all-intra into a real .gvc file
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -322,7 +323,9 @@ def run(args) -> dict:
             if out_json.exists():
                 theirs = json.loads(out_json.read_text()).get("runs", {})
                 result["runs"] = {**theirs, **result["runs"]}
-            out_json.write_text(json.dumps(result, indent=1))
+            tmp = out_json.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(result, indent=1))
+            os.replace(tmp, out_json)  # a reader never sees a half-written file
 
     for seed in args.seeds:
         for twin in args.twins:
