@@ -294,20 +294,6 @@ def build_video(model: str = "smoke", checkpoint_pframes: bool = False, iframe=N
     return VideoCodec(iframe, pframe, flow, freeze_iframe=True, checkpoint_pframes=checkpoint_pframes)
 
 
-def loss_weights():
-    """gvc.objectives.LossWeights from conf/loss/gan.yaml (the HiFiC weights the trainer uses)."""
-    from omegaconf import OmegaConf
-
-    from gvc.objectives import LossWeights
-
-    return LossWeights.from_config(OmegaConf.to_container(load_conf("loss", "gan"), resolve=True))
-
-
-def initial_lambda_r() -> float:
-    """The rate controller's initial lambda_R (conf/rate/proportional.yaml)."""
-    return float(load_conf("rate", "proportional").lambda_init)
-
-
 def random_lpips():
     """gvc.losses.LPIPSLoss with a random AlexNet backbone (no weights on this machine; same cost as real)."""
     import logging
@@ -318,109 +304,167 @@ def random_lpips():
     return LPIPSLoss(allow_random_init=True)
 
 
-def split_params(module: torch.nn.Module):
-    """(main parameters, entropy-bottleneck quantiles) of a codec; the quantiles train on the aux loss only."""
-    main, aux = [], []
-    for n, p in module.named_parameters():
-        if not p.requires_grad:
-            continue
-        (aux if n.endswith("quantiles") else main).append(p)
-    return main, aux
-
-
 # ------------------------------------------------------------------------------------------------ training steps
 
-
-class _GANStep:
-    """The optimizer side of a training step, as gvc.training.base runs it: G step on the objective's loss,
-    aux (quantile) step, then one D step. Subclasses give the forward and the objective's terms."""
-
-    def __init__(self, g_module, d_module, device, lr: float):
-        self.device = torch.device(device)
-        self.lambda_r = initial_lambda_r()
-        main, aux = split_params(g_module)
-        self.opt_g = torch.optim.Adam(main, lr=lr)
-        self.opt_aux = torch.optim.Adam(aux, lr=1e-3)
-        self.opt_d = torch.optim.Adam(d_module.parameters(), lr=lr)
-
-    def _optimize(self, d_module, loss, aux_loss_fn, d_loss_fn) -> torch.Tensor:
-        """Runs the three steps; d_module's grads are off during the G step's backward. -> the D loss."""
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        self.opt_aux.zero_grad(set_to_none=True)
-        aux_loss_fn().backward()
-        self.opt_aux.step()
-        d_module.requires_grad_(True)
-        with amp(self.device):
-            d_loss = d_loss_fn()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        return d_loss
+#: the stage-1 step the trainer runs past its GAN warm-up (conf/stage/iframe.yaml, conf/loss/gan.yaml,
+#: conf/rate/proportional.yaml): what the step-time, compile and DDP figures time
+IFRAME_STEP = ("stage=iframe", "loss=gan", "rate=proportional", "stage.warmup_steps=0")
+#: the stage-2 step past both warm-ups (conf/stage/pframe.yaml): residual branch and GAN on
+PFRAME_STEP = (
+    "stage=pframe",
+    "loss=gan",
+    "rate=proportional",
+    "stage.warmup_steps=0",
+    "stage.flow_warmup_steps=0",
+)
+#: the fixed-lambda loop (GAN off, rate.k_p = 0; smoke_iframe's stage: Adam lr 1e-3, aux 1e-3, clip 1): the
+#: trainer's MSE-only twin of benchmarks/bench_trainer_parity.py
+FIXED_LAMBDA = (
+    "+experiment=smoke_iframe",
+    "model=small",
+    "loss=mse",
+    "loss.w_lpips=0",
+    "rate.k_p=0",
+    "stage.warmup_steps=0",
+)
 
 
-class IFrameStep(_GANStep):
-    """One stage-1 training step with the trainer's objective (gvc.objectives.IFrameObjective, HiFiC weights
-    from conf/loss/gan.yaml, lambda_R at its initial value): G step, aux (quantile) step, then one D step on the
-    same reconstruction.
+def train_config(*overrides: str):
+    """The config train.py composes from conf/ for these overrides (Hydra compose of conf/train.yaml)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def plain(node) -> dict:
+    """A config node as a plain dict (interpolations resolved)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def training_update(cfg, generator, discriminator=None, **kwargs):
+    """gvc.training.update.TrainingUpdate of a composed config: its stage, a fresh rate controller from its rate
+    node, rank sync through torch.distributed (one process: none). kwargs go to TrainingUpdate."""
+    from gvc.training.update import DistributedReducer, TrainingUpdate
+
+    kwargs.setdefault("reducer", DistributedReducer())
+    return TrainingUpdate(plain(cfg.stage), instantiate(cfg.rate), generator, discriminator, **kwargs)
+
+
+def fixed_lambda_loss(net, x: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bpp, mse) of the fixed-lambda loop for any hyperprior codec with `likelihoods` (gvc or
+    compressai, its default training mode): loss = lam * 255^2 * MSE + bpp, bpp = the noisy-latent bits per
+    pixel of x (B, 3, H, W) in [0, 1], MSE on the [0, 1] scale."""
+    import torch.nn.functional as F
+
+    out = net(x)
+    bits = sum((-torch.log2(v)).sum() for v in out["likelihoods"].values())
+    bpp = bits / (x.shape[0] * x.shape[-2] * x.shape[-1])
+    mse = F.mse_loss(out["x_hat"], x)
+    return lam * 255**2 * mse + bpp, bpp, mse
+
+
+def fixed_lambda_update(net, lam: float):
+    """The trainer's update for the fixed-lambda loop (FIXED_LAMBDA) on `net`'s parameters; its controller holds
+    the trainer's equivalent lambda_R = C_D / lam (conf/loss/mse.yaml), never moving (k_p = 0)."""
+    cfg = train_config(*FIXED_LAMBDA)
+    cfg.rate.lambda_init = float(cfg.loss.C_D) / lam
+    return training_update(cfg, net.named_parameters())
+
+
+class IFrameStep:
+    """One stage-1 training step as the trainer runs it past its GAN warm-up (IFRAME_STEP): the quantization
+    mode of the stage's schedule, gvc.objectives.IFrameObjective (HiFiC weights of conf/loss/gan.yaml, lambda_R
+    of the controller), then gvc.training.update.TrainingUpdate (G + aux step, clip, non-finite guard, D step,
+    rate controller).
 
     x: (B, 3, H, W) in [0, 1]. `codec`/`disc` may be DistributedDataParallel wrappers (then `codec_module` /
     `disc_module` are the plain modules; the G step calls D's plain module with D's grads off).
     """
 
-    def __init__(self, codec, disc, lpips, device, codec_module=None, disc_module=None, lr: float = 1e-4):
-        from gvc.objectives import IFrameObjective
+    def __init__(self, codec, disc, lpips, device, codec_module=None, disc_module=None, overrides=()):
+        from gvc.objectives import IFrameObjective, LossWeights
 
+        self.device = torch.device(device)
         self.codec, self.disc = codec, disc
         self.codec_module = codec_module or codec
         self.disc_module = disc_module or disc
-        self.objective = IFrameObjective(loss_weights(), lpips)
-        super().__init__(self.codec_module, self.disc_module, device, lr)
+        cfg = train_config(*IFRAME_STEP, *overrides)
+        self.objective = IFrameObjective(LossWeights.from_config(plain(cfg.loss)), lpips)
+        self.update = training_update(cfg, self.codec_module.named_parameters(), self.disc_module)
 
     def __call__(self, x: torch.Tensor) -> dict:
-        self.disc_module.requires_grad_(False)
+        from gvc.training import schedule
+
+        up = self.update
+        mode, qparams = schedule.quantization(up.step, up.stage["quantization"])
+        up.freeze_discriminator()
         with amp(self.device):
-            out = self.codec(x, mode="noise")
-            terms = self.objective(x, out, self.lambda_r, self.disc_module)
-        d_loss = self._optimize(
-            self.disc_module,
-            terms["loss"],
-            self.codec_module.aux_loss,
-            lambda: self.objective.discriminator_loss(self.disc, x, out),
-        )
-        return {
-            "loss": float(terms["loss"].detach()),
-            "bpp": float(terms["bpp"].detach()),
-            "d_loss": float(d_loss.detach()),
-        }
+            out = self.codec(x, mode=mode, **qparams)
+            d = self.disc_module if up.gan_active else None
+            terms = self.objective(x, out, up.rate_controller.lambda_r, d)
+
+        def d_loss_fn():
+            with amp(self.device):
+                return self.objective.discriminator_loss(self.disc, x, out)
+
+        r = up(terms["loss"], self.codec_module.aux_loss(), d_loss_fn, terms["bpp_q"])
+        return {"loss": r.g_loss, "bpp": float(terms["bpp"].detach()), "d_loss": r.d_loss, "result": r}
 
 
-class PFrameStep(_GANStep):
-    """One stage-2 step with the trainer's objective (gvc.objectives.PFrameObjective, HiFiC weights, lambda_R
-    initial, w_flow = stage.flow_loss.start of conf/stage/pframe.yaml): G step over the P-frames of a clip
-    (VideoCodec.forward_clip), aux step, then one D_P step. clip (B, T, 3, H, W) in [0, 1]."""
+class PFrameStep:
+    """One stage-2 step as the trainer runs it past both warm-ups (PFRAME_STEP): VideoCodec.forward_clip with
+    the residual branch, gvc.objectives.PFrameObjective built as gvc.training.pframe builds it (stage.conditional_d,
+    stage.flow_loss.relative and rate_lambda; w_flow from the stage's flow schedule), then the trainer's update
+    (residual codec at stage.residual_lr). clip (B, T, 3, H, W) in [0, 1]."""
 
-    def __init__(self, video, disc, lpips, device, lr: float = 1e-4):
-        from gvc.objectives import PFrameObjective
+    def __init__(self, video, disc, lpips, device, overrides=()):
+        from gvc.objectives import LossWeights, PFrameObjective
+        from gvc.training import schedule
+        from gvc.training.update import stage_lr
 
+        self.device = torch.device(device)
         self.video, self.disc = video, disc
-        self.objective = PFrameObjective(loss_weights(), lpips)
-        self.w_flow = float(load_conf("stage", "pframe").flow_loss.start)
-        super().__init__(video.pframe, disc, device, lr)
+        cfg = train_config(*PFRAME_STEP, *overrides)
+        stage = plain(cfg.stage)
+        self.flow_cfg = schedule.resolve_flow_anneal(
+            stage["flow_loss"], stage["flow_warmup_steps"], stage["max_steps"]
+        )
+        self.objective = PFrameObjective(
+            LossWeights.from_config(plain(cfg.loss)),
+            lpips,
+            bool(stage["conditional_d"]),
+            bool(self.flow_cfg["relative"]),
+            self.flow_cfg["rate_lambda"],
+        )
+        self.update = training_update(
+            cfg,
+            video.pframe.named_parameters(),
+            disc,
+            base_lr=stage_lr(stage, residual_prefix="res_"),
+            gan_from_step=max(stage["warmup_steps"], stage["flow_warmup_steps"]),
+            controller_from_step=stage["flow_warmup_steps"],
+        )
 
     def __call__(self, clip: torch.Tensor) -> float:
-        self.disc.requires_grad_(False)
+        from gvc.training import schedule
+
+        up = self.update
+        mode, qparams = schedule.quantization(up.step, up.stage["quantization"])
+        w_flow = schedule.flow_weight(up.step, self.flow_cfg)
+        up.freeze_discriminator()
         with amp(self.device):
-            outs = self.video.forward_clip(clip, mode="noise")
-            loss = self.objective(clip, outs, self.lambda_r, self.w_flow, self.disc)["loss"]
-        self._optimize(
-            self.disc,
-            loss,
-            self.video.pframe.aux_loss,
-            lambda: self.objective.discriminator_loss(self.disc, clip, outs),
-        )
-        return float(loss.detach())
+            outs = self.video.forward_clip(clip, mode=mode, **qparams)
+            d = self.disc if up.gan_active else None
+            terms = self.objective(clip, outs, up.rate_controller.lambda_r, w_flow, d)
+
+        def d_loss_fn():
+            with amp(self.device):
+                return self.objective.discriminator_loss(self.disc, clip, outs)
+
+        return up(terms["loss"], self.video.pframe.aux_loss(), d_loss_fn, terms["bpp_q"]).g_loss
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -503,39 +547,21 @@ def random_crops(
     return torch.stack(out)
 
 
-def fit_iframe(
-    codec,
-    frames: torch.Tensor,
-    steps: int,
-    crop: int = 64,
-    batch: int = 4,
-    lmbda: float = 0.1,
-    lr: float = 3e-3,
-):
-    """Briefly fit an IFrameCodec (rate + lmbda * 255^2 * MSE, Adam lr, aux step each step) on random crops of
-    `frames` (N, 3, H, W) so its latents and entropy models are non-trivial; then update() the CDFs and eval().
-    Returns dict(seconds, bpp, psnr) of the last step (noise mode)."""
-    from gvc import losses
-
+def fit_iframe(codec, frames: torch.Tensor, steps: int, crop: int = 64, batch: int = 4, lmbda: float = 0.1):
+    """Briefly fit an IFrameCodec with the fixed-lambda loop (`fixed_lambda_loss`: rate + lmbda * 255^2 * MSE;
+    the trainer's update, `fixed_lambda_update`) on random crops of `frames` (N, 3, H, W), so its latents and
+    entropy models are non-trivial; then update() the CDFs and eval(). Returns dict(seconds, bpp, psnr) of the
+    last step (noise mode)."""
     codec.train()
-    main, aux = split_params(codec)
-    opt, opt_aux = torch.optim.Adam(main, lr=lr), torch.optim.Adam(aux, lr=1e-2)
+    update = fixed_lambda_update(codec, lmbda)
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     last = {}
     for _ in range(steps):
         x = random_crops(frames, batch, crop, gen)
-        out = codec(x, mode="noise")
-        rate = losses.rate_bits(out["likelihoods"]).mean() / (crop * crop)
-        m = losses.mse(out["x_hat"], x)
-        loss = rate + lmbda * 255.0**2 * m
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        opt_aux.zero_grad(set_to_none=True)
-        codec.aux_loss().backward()
-        opt_aux.step()
-        last = {"bpp": float(rate.detach()), "psnr": float(-10 * torch.log10(m.detach()))}
+        loss, bpp, mse = fixed_lambda_loss(codec, x, lmbda)
+        update(loss, codec.aux_loss(), None, bpp)
+        last = {"bpp": float(bpp.detach()), "psnr": float(-10 * torch.log10(mse.detach()))}
     codec.eval()
     codec.update(force=True)
     return {

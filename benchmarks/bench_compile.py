@@ -2,8 +2,9 @@
 
     python benchmarks/bench_compile.py [--markdown | --json] [--device cpu|cuda] [--quick] [--models smoke paper]
 
-One stage-1 training step (benchmarks/_common.IFrameStep: G step with rate + 255^2 MSE + LPIPS (random AlexNet)
-+ GAN, aux step, D step) in four variants: eager, channels_last, compile, compile + channels_last. The options are
+One stage-1 training step (benchmarks/_common.IFrameStep: the trainer's step past its GAN warm-up, HiFiC loss
+with LPIPS (random AlexNet) through gvc.training.update.TrainingUpdate: G + aux step, clip, non-finite guard, D
+step, rate controller) in four variants: eager, channels_last, compile, compile + channels_last. The options are
 applied as gvc.training.speed does in training: in-place `nn.Module.compile()` of E_I, G_I, the hyperprior towers
 (IFRAME_CODEC_TARGETS) and D_I; channels_last on every module's weights (codec, D, LPIPS) and on the input frames.
 Each (model, variant) runs in a fresh process with an empty inductor cache directory, so "first step" is the

@@ -4,8 +4,9 @@
 
 Plain torch: torch.multiprocessing.spawn + torch.distributed (gloo, localhost) + DistributedDataParallel around
 the smoke IFrameCodec and its discriminator D_I; each process runs the stage-1 step of benchmarks/_common.py
-(G step: rate + 255^2 MSE + LPIPS (random AlexNet) + GAN; aux step on the entropy-bottleneck quantiles, which
-DDP ignores (they are local, like an aux optimizer); D step) on its own `--batch` random crops (weak scaling:
+(IFrameStep: HiFiC loss with LPIPS (random AlexNet) through the trainer's update, gvc.training.update, with
+torch.distributed as its reducer: G + aux step (the entropy-bottleneck quantiles, which DDP ignores: they are
+local, like an aux optimizer), clip, non-finite guard on every rank, D step, all-reduced rate controller) on its own `--batch` random crops (weak scaling:
 the global batch grows with the processes). Every process uses one torch thread. Time per step = median over
 the timed steps on rank 0, after warm-up steps and a barrier. samples/s = processes * batch / step time;
 efficiency = samples/s(2 processes) / (2 * samples/s(1 process)). A 1-process 2-thread run is listed for

@@ -6,8 +6,8 @@ bits in the file vs the likelihood estimate.
 1. MACs/pixel of E_I (g_a), G_I (g_s), h_a and h_s (mean + scale towers) of conf/model/{smoke,paper}.yaml,
    counted by torch.utils.flop_counter.FlopCounterMode on a 1x3x256x256 input (FLOPs / 2; convolutions only,
    norms and activations not counted), divided by 256*256.
-2. One stage-1 training step (G step: rate + 255^2 MSE + LPIPS (random AlexNet) + GAN with HiFiC weights, aux
-   step, D step), median of timed steps after warm-up.
+2. One stage-1 training step (_common.IFrameStep: HiFiC loss with LPIPS (random AlexNet) through the trainer's
+   update, gvc.training.update: G + aux step, clip, D step), median of timed steps after warm-up.
 3. Encode / decode time per megapixel on a centre crop of bigbuckbunny frame 0, split into the networks
    (g_a, h_a, h_s, g_s) and entropy coding (compressai EntropyBottleneck / GaussianConditional compress and
    decompress incl. CDF index selection), random-init weights (CDFs built by update()).

@@ -3,9 +3,10 @@ trained by ONE fixed-lambda loop with the same steps, crops and data, measured o
 real compress()/decompress() (`make bench-parity`).
 
 The loop (compressai's habit, identical for every model): loss = lambda * 255^2 * MSE + bpp (noisy-latent
-bpp), Adam lr 1e-3, global grad-norm clip 1, a separate Adam (lr 1e-3) on the entropy bottleneck's quantiles
-with the aux loss, batch 4 of 64x64 crops drawn by one seeded generator from training frames (bikes [0, 200),
-bigbuckbunny [0, 100)), `--steps` steps (2000 by default), one CPU thread.
+bpp) through the trainer's update (gvc.training.update.TrainingUpdate with smoke_iframe's stage, GAN off,
+rate.k_p = 0: Adam lr 1e-3, global grad-norm clip 1, a separate Adam (lr 1e-3) on the entropy bottleneck's
+quantiles with the aux loss, the non-finite guard), batch 4 of 64x64 crops drawn by one seeded generator from
+training frames (bikes [0, 200), bigbuckbunny [0, 100)), `--steps` steps (2000 by default), one CPU thread.
 
 Held out: every 4th frame of carphone [0, 32) (a clip never trained on) and of bikes [200, 232) (frames never
 trained on), coded whole (replicate-padded to a multiple of 64; bits over the unpadded pixels). Figures per
@@ -28,14 +29,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, interp_log, machine_line, random_crops, read_frames, table  # noqa: E402
+from _common import (  # noqa: E402
+    base_parser,
+    fixed_lambda_loss,
+    fixed_lambda_update,
+    interp_log,
+    machine_line,
+    random_crops,
+    read_frames,
+    table,
+)
 
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025)  # [ours] around compressai's 0.013 (~0.2 bpp on this data)
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
@@ -68,12 +77,6 @@ def build(spec):
     from gvc.models.iframe import IFrameCodec
 
     return IFrameCodec(**spec)
-
-
-def forward(net, x):
-    """(x_hat, likelihoods dict) in training mode for either kind of model (gvc: its default "noise" mode)."""
-    out = net(x)
-    return out["x_hat"], out["likelihoods"]
 
 
 @torch.no_grad()
@@ -205,54 +208,42 @@ def run(models: list[str], lambdas, steps: int, out_json: Path | None) -> dict:
 
 
 def train_on_sets(net, sets, lam, steps, seed: int = 0):
-    """`train` with crops alternating between the training clips (one seeded generator for every model)."""
+    """The fixed-lambda loop (_common.fixed_lambda_loss) through the trainer's update (_common.fixed_lambda_update:
+    GAN off, lambda fixed), crops alternating between the training clips (one seeded generator for every
+    model); the step time is the forward plus the update."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    params = [p for n, p in net.named_parameters() if not n.endswith("quantiles")]
-    aux = [p for n, p in net.named_parameters() if n.endswith("quantiles")]
-    opt, opt_aux = torch.optim.Adam(params, lr=1e-3), torch.optim.Adam(aux, lr=1e-3)
+    update = fixed_lambda_update(net, lam)
     net.train()
     times, bpps = [], []
     for _ in range(steps):
         x = crops_from(sets, gen)
         t0 = time.perf_counter()
-        x_hat, lik = forward(net, x)
-        bpp = sum((-torch.log2(v)).sum() for v in lik.values()) / (BATCH * CROP * CROP)
-        loss = lam * 255**2 * F.mse_loss(x_hat, x) + bpp
-        opt.zero_grad(set_to_none=True)
-        opt_aux.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        net.aux_loss().backward()
-        opt_aux.step()
+        loss, bpp, _ = fixed_lambda_loss(net, x, lam)
+        update(loss, net.aux_loss(), None, bpp)
         times.append(time.perf_counter() - t0)
-        bpps.append(float(bpp))
+        bpps.append(float(bpp.detach()))
     net.update(force=True)
     net.eval()
     return {"step_s": float(np.median(times[10:] or times)), "train_bpp_noisy": float(np.mean(bpps[-100:]))}
 
 
 def interleaved_step_times(models: list[str], steps: int = 60, lam: float = 0.013) -> dict[str, float]:
-    """Median seconds per training step of each model, the models' steps interleaved one by one on the same
-    crops, so that a busy machine slows every model alike (the per-run step times above are not comparable when
-    the load changes between runs)."""
+    """Median seconds per training step (the forward plus the trainer's update, as in `train_on_sets`) of each
+    model, the models' steps interleaved one by one on the same crops, so that a busy machine slows every model
+    alike (the per-run step times above are not comparable when the load changes between runs)."""
     torch.set_num_threads(1)
     train_sets, _ = load_data()
-    nets = {m: build(MODELS[m]) for m in models}
-    opts = {m: torch.optim.Adam(n.parameters(), lr=1e-4) for m, n in nets.items()}
+    nets = {m: build(MODELS[m]).train() for m in models}
+    updates = {m: fixed_lambda_update(n, lam) for m, n in nets.items()}
     gen = torch.Generator().manual_seed(7)
     times: dict[str, list[float]] = {m: [] for m in models}
     for _ in range(steps):
         x = crops_from(train_sets, gen)
         for m, net in nets.items():
             t0 = time.perf_counter()
-            x_hat, lik = forward(net, x)
-            bpp = sum((-torch.log2(v)).sum() for v in lik.values()) / (BATCH * CROP * CROP)
-            loss = lam * 255**2 * F.mse_loss(x_hat, x) + bpp + net.aux_loss()
-            opts[m].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[m].step()
+            loss, bpp, _ = fixed_lambda_loss(net, x, lam)
+            updates[m](loss, net.aux_loss(), None, bpp)
             times[m].append(time.perf_counter() - t0)
     return {m: float(np.median(t[5:])) for m, t in times.items()}
 

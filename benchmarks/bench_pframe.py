@@ -6,8 +6,8 @@ activation checkpointing; encode / decode frames/s of the smoke VideoCodec on th
 1. Stage-2 training step as gvc.training.pframe does it: VideoCodec.forward_clip (frozen I-frame codec, DIS flow
    on the CPU, noise quantization) on a (B, T, 3, H, W) crop of consecutive bikes frames, the trainer's loss
    over the P-frames (gvc.objectives.PFrameObjective via _common.PFrameStep: rate + 255^2 MSE + LPIPS (random
-   AlexNet) + Charbonnier flow + GAN of D_P on [y_res_hat, y_free]),
-   backward + Adam, then one D_P step. T = 2, 3, 4, 6, 9, checkpoint_pframes off / on. Each configuration runs
+   AlexNet) + Charbonnier flow (stage.flow_loss, relative) + GAN of D_P on [y_res_hat, y_free]), then the
+   trainer's update (gvc.training.update.TrainingUpdate: G + aux step, clip, non-finite guard, one D_P step). T = 2, 3, 4, 6, 9, checkpoint_pframes off / on. Each configuration runs
    in a fresh Python process: on CPU the peak RSS over the steps (VmHWM, reset just before the first step) and
    that minus the RSS before the first step (models, data, imports); on CUDA torch.cuda.max_memory_allocated.
 2. encode_video / decode_video (gvc.codec.coder; I-frame then P-frames, no GOP) of the first N frames of each

@@ -3,7 +3,8 @@
     python benchmarks/gpu_suite.py [--device cuda|cpu] [--tiny] [--markdown | --json] [--benchmarks BENCHMARKS.md]
 
 1. Stage-2 training step (benchmarks/_common.PFrameStep: VideoCodec.forward_clip + gvc.objectives.PFrameObjective,
-   aux step, D_P step; bf16 autocast on CUDA) of the paper model at 256x256, T=9, batch 8: median step time,
+   then the trainer's update, gvc.training.update.TrainingUpdate: G + aux step, clip, D_P step; bf16 autocast
+   on CUDA) of the paper model at 256x256, T=9, batch 8: median step time,
    FLOPs per step (torch.utils.flop_counter.FlopCounterMode over one whole step: forward, backward, D step),
    achieved TFLOP/s and MFU against the GPU's dense bf16 peak; the DIS flow (OpenCV, CPU) share of the step.
 2. The same at T=12 with activation checkpointing (VideoCodec checkpoint_pframes): step time and peak memory
