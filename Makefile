@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-parity: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json
 	$(BIN)/python benchmarks/bench_trainer_parity.py --twins trainer_gan --seeds 1234 --budgets 2000 5000 10000 \
 		--markdown --out-json benchmarks/results/bench_trainer_parity.json
+
+# The small flow codec alone on DIS flow: decoded-flow EPE vs zero motion on held-out pairs (~30 min on 2 cores;
+# benchmarks/results/bench_flow_codec.json).
+bench-flow: $(STAMP)
+	$(BIN)/python benchmarks/bench_flow_codec.py --markdown --out-json benchmarks/results/bench_flow_codec.json
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

@@ -41,6 +41,8 @@ def machine_description() -> str:
 RD_BENCH = "bench_operating_points"
 PARITY_BENCH = "bench_iframe_parity"
 TRAINER_PARITY_BENCH = "bench_trainer_parity"  # hours of training: `make bench-parity`; rendered here
+FLOW_CODEC_BENCH = "bench_flow_codec"  # ~30 min of training: `make bench-flow`; rendered here
+RENDERED = (TRAINER_PARITY_BENCH, FLOW_CODEC_BENCH)  # rendered from results/<name>.json with --from-json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,16 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )
         sections.append(proc.stdout.strip() + "\n")
-    trainer_parity = HERE / "results" / f"{TRAINER_PARITY_BENCH}.json"
-    if trainer_parity.exists() and not args.only:
-        proc = subprocess.run(
-            [sys.executable, str(HERE / f"{TRAINER_PARITY_BENCH}.py"), "--from-json", str(trainer_parity)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        sections.append(proc.stdout.strip() + "\n")
+    for name in RENDERED:
+        recorded = HERE / "results" / f"{name}.json"
+        if recorded.exists() and not args.only:
+            proc = subprocess.run(
+                [sys.executable, str(HERE / f"{name}.py"), "--from-json", str(recorded)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            sections.append(proc.stdout.strip() + "\n")
     for recorded in sorted((HERE / "results").glob("bench_rd_*.json")):
         proc = subprocess.run(
             [sys.executable, str(HERE / f"{RD_BENCH}.py"), "--from-json", str(recorded)],
