@@ -34,7 +34,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CONF = ROOT / "conf"
+from gvc import config_dir  # noqa: E402 (the gvc of this checkout: ROOT is on the path above)
+
+CONF = config_dir()
 CLIP_ORDER = ("carphone_pristine", "bikes", "bigbuckbunny")
 
 

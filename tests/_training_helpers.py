@@ -9,8 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from gvc import config_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = config_dir()
 
 
 def model_kwargs(name: str) -> tuple[dict, dict]:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from gvc import config_dir
 from gvc.cli import build_parser, compose_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-CONF = ROOT / "conf"
+CONF = config_dir()
 
 
 def _bash_lines(text: str) -> list[str]:

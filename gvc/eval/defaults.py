@@ -6,16 +6,13 @@ from __future__ import annotations
 import copy
 import functools
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gvc import config_dir
 from gvc.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-"""conf/ of the source checkout: ``evaluate.yaml`` there holds the default of every evaluation key."""
 
 
 def _now(pattern: str) -> str:
@@ -26,9 +23,8 @@ def _now(pattern: str) -> str:
 def _evaluate_yaml() -> dict[str, Any]:
     """conf/evaluate.yaml, unresolved, with its defaults list applied: the ``eval_data`` group (null or a
     conf/eval_data/*.yaml) becomes the ``dataset`` key, as evaluate.py passes it. Read once per process."""
-    path = CONF_DIR / "evaluate.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: the evaluation defaults are read from conf/ of the source tree")
+    conf = config_dir()  # ConfigError when gvc's conf/ is not installed
+    path = conf / "evaluate.yaml"
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     dataset: dict[str, Any] | None = None
     for entry in raw.pop("defaults", []):
@@ -43,7 +39,7 @@ def _evaluate_yaml() -> dict[str, Any]:
                 f"{path}: the default eval_preset must be null (a preset is chosen on the command line)"
             )
         if entry.get("eval_data") is not None:
-            group = CONF_DIR / "eval_data" / f"{entry['eval_data']}.yaml"
+            group = conf / "eval_data" / f"{entry['eval_data']}.yaml"
             dataset = OmegaConf.to_container(OmegaConf.load(group), resolve=False)
     if "dataset" in raw:
         raise ConfigError(f"{path}: set the dataset through the eval_data group, not a `dataset` key")
@@ -68,4 +64,4 @@ def default_codecs() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(_evaluate_yaml()["baselines"])
 
 
-__all__ = ["CONF_DIR", "default_codecs", "default_config"]
+__all__ = ["default_codecs", "default_config"]
