@@ -222,3 +222,50 @@ def test_datamodule_batch_hook_hands_over_to_the_module_hook():
     )
     trainer.fit(Probe(), datamodule=dm)
     assert seen and all(d == torch.float32 for d in seen)
+
+
+def _find_crop(crop: torch.Tensor, frames: torch.Tensor) -> bool:
+    """True iff `crop` (3, s, s) equals frames[t, :, y:y+s, x:x+s] exactly for some frame t and even y, x."""
+    s = crop.shape[-1]
+    _, _, h, w = frames.shape
+    corner = frames[:, :, 0 : h - s + 1 : 2, 0 : w - s + 1 : 2]  # candidate top-left pixels (T, 3, ny, nx)
+    hits = (corner == crop[:, 0, 0][None, :, None, None]).all(dim=1).nonzero()
+    return any(
+        torch.equal(frames[t, :, 2 * y : 2 * y + s, 2 * x : 2 * x + s], crop) for t, y, x in hits.tolist()
+    )
+
+
+def test_training_crops_are_exactly_what_the_coder_feeds(tmp_path):
+    """The training data are the coder's frames: every crop the trainer's DataModule (conf/data/folder.yaml,
+    through train.py's composition) draws equals a crop of the RGB frames `gvc encode` reads from the same file
+    (the same reader, colour matrix, range and chroma upsampling), for a limited-range and a full-range file.
+    A training pipeline that converted colour another way (another matrix, range or a clamp) would train the
+    codec on frames it never codes."""
+    from hydra.utils import instantiate
+
+    from gvc.data import open_video
+    from gvc.data.io.y4m import Y4MWriter
+    from tests._training_helpers import compose_cfg
+
+    folder = tmp_path / "clips"
+    with open_video(sample_clips()["carphone_pristine"]) as r:
+        frames = list(r.iter_yuv(0, 6))
+    for name, full in (("limited", False), ("full", True)):
+        with Y4MWriter(folder / f"{name}.y4m", fps=25.0, matrix="bt601", full_range=full) as w:
+            for f in frames:
+                w.write(f)
+    cfg = compose_cfg(
+        "smoke_iframe",
+        ["data.kind=folder", f"data.train_path={folder}", "data.num_workers=0", "data.samples_per_video=6"],
+    )
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup("fit")
+    coder_frames = {}
+    for path in sorted(folder.glob("*.y4m")):
+        with open_video(path) as reader:  # what gvc encode opens (no colour flags: what the file states)
+            coder_frames[path.stem] = torch.stack(list(reader.iter_rgb(0, len(reader))))
+    assert not torch.equal(coder_frames["limited"], coder_frames["full"])  # the two conventions differ
+    batch = torch.cat(list(dm.train_dataloader()))[:, 0]
+    assert batch.shape[0] == 12
+    found = {k: sum(_find_crop(c, v) for c in batch) for k, v in coder_frames.items()}
+    assert found == {"limited": 6, "full": 6}, found
