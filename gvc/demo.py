@@ -1,12 +1,15 @@
 """`make demo`: the main job end to end on the bundled sample footage, tiny model, CPU.
 
-1. stage 1: `python train.py +experiment=smoke_iframe` (I-frame GAN codec on the sample clips);
-2. stage 2: `python train.py +experiment=smoke_pframe stage.iframe_ckpt=...` (P-frame branch, two unroll stages);
+1. stage 1: `python -m gvc.train +experiment=smoke_iframe` (train.py's program; I-frame GAN codec on the
+   sample clips);
+2. stage 2: `python -m gvc.train +experiment=smoke_pframe stage.iframe_ckpt=...` (P-frame branch, two unroll
+   stages);
 3. `gvc encode` a real clip (carphone, 176x144) in low-delay I+P mode into a `.gvc` file;
 4. `gvc decode` it from the file and the model file alone, `gvc info` on the stream;
 5. prints bpp per frame type (from the file) and PSNR per frame (decoded vs source, RGB, BT.709 full range).
 
-Everything goes under `outputs/demo/` (removed and rewritten on each run).
+Everything goes under `outputs/demo/` of the current folder (removed and rewritten on each run); nothing is read
+from the source tree, so an installed wheel runs it too (`python -m gvc.demo`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _run(cmd: list[str]) -> None:
     print(f"\n$ {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT)
+    proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise SystemExit(f"demo: step failed (exit {proc.returncode}): {' '.join(cmd)}")
     print(f"[demo] step took {time.perf_counter() - t0:.0f} s", flush=True)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo")
+    parser.add_argument("--out", type=Path, default=Path("outputs") / "demo")
     parser.add_argument(
         "--clip",
         default="carphone_pristine",
@@ -83,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     iframe_dir, pframe_dir = args.out / "iframe", args.out / "pframe"
     t_start = time.perf_counter()
     py = sys.executable
-    _run([py, "train.py", "+experiment=smoke_iframe", f"paths.output_dir={iframe_dir}"])
+    train = [py, "-m", "gvc.train"]
+    _run([*train, "+experiment=smoke_iframe", f"paths.output_dir={iframe_dir}"])
     _run(
         [
-            py,
-            "train.py",
+            *train,
             "+experiment=smoke_pframe",
             f"stage.iframe_ckpt={iframe_dir / 'checkpoints' / 'last.ckpt'}",
             f"paths.output_dir={pframe_dir}",
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = json.loads(
         subprocess.run(
-            gvc + ["info", str(stream), "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+            gvc + ["info", str(stream), "--json"], capture_output=True, text=True, check=True
         ).stdout
     )
     pixels = info["width"] * info["height"]
