@@ -51,6 +51,11 @@ log = logging.getLogger("gvc.eval")
 
 # keys whose null is a value (all frames, imageio-ffmpeg's binary, no dataset); a null elsewhere: the default
 _NULLABLE = ("frames", "ffmpeg", "dataset", "preset")
+# groups of fixed keys: a caller's keys go on top of conf/evaluate.yaml's one by one (as `export.png=true` does
+# on the command line), so every key of the group has its value from the yaml and is read without a default
+_GROUPS = ("colour", "export", "fid_kid")
+#: the keys a dataset (conf/eval_data/*.yaml, or a caller's ``dataset``) must give (resolve_dataset reads them)
+DATASET_KEYS = ("root", "pattern", "sequences")
 
 
 @dataclass
@@ -101,7 +106,8 @@ class EvalConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
-        """conf/evaluate.yaml's values with the keys of ``cfg`` on top (a key given replaces the default whole;
+        """conf/evaluate.yaml's values with the keys of ``cfg`` on top (a key given replaces the default whole,
+        except the fixed-key groups ``colour``, ``export`` and ``fid_kid``, which take the given keys one by one;
         None for a key that cannot be null means the default), checked: ConfigError names the bad key."""
         if isinstance(cfg, EvalConfig):
             return cfg
@@ -113,11 +119,27 @@ class EvalConfig:
         extra = set(merged) - set(names)
         if extra:
             raise ConfigError(f"conf/evaluate.yaml has keys EvalConfig does not know: {sorted(extra)}")
-        merged.update({k: v for k, v in cfg.items() if v is not None or k in _NULLABLE})
+        given = {k: v for k, v in cfg.items() if v is not None or k in _NULLABLE}
+        for group in _GROUPS:
+            if isinstance(given.get(group), Mapping) and isinstance(merged.get(group), Mapping):
+                unknown_keys = sorted(set(given[group]) - set(merged[group]))
+                if unknown_keys:
+                    raise ConfigError(
+                        f"unknown {group} keys {unknown_keys}; known (conf/evaluate.yaml): {sorted(merged[group])}"
+                    )
+                given[group] = {**merged[group], **given[group]}
+        merged.update(given)
         missing = [n for n in names if n not in merged]
         if missing:
             raise ConfigError(f"evaluation keys {missing} are missing: conf/evaluate.yaml sets every key")
         _check_types(merged)
+        if merged["dataset"] is not None:
+            lacking = [k for k in DATASET_KEYS if k not in merged["dataset"]]
+            if lacking:
+                raise ConfigError(
+                    f"dataset keys {lacking} are missing: a dataset gives {list(DATASET_KEYS)} "
+                    "(see conf/eval_data/mcl_jcv.yaml)"
+                )
         out = cls(**merged)
         out.baselines = {k: dict(v or {}) for k, v in (out.baselines or {}).items()}
         out.sweep = {k: list(v or []) for k, v in (out.sweep or {}).items()}
@@ -155,6 +177,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "metrics": (list, tuple),
     "metric_options": (dict,),
     "colour": (dict,),
+    "fid_kid": (dict,),
+    "dataset": (dict,),
     "bd_min_points": (int,),
     "export": (dict,),
     "progress": (bool,),
@@ -421,7 +445,7 @@ class Evaluator:
             feats = self._source_features(src)
             if feats is not None:
                 source_features[src.name] = feats
-            if cfg.export.get("enabled"):
+            if cfg.export["enabled"]:
                 self._export(src, vpoints)
             if cfg.pictures:
                 pictures[src.name] = self._pictures(src, vpoints)
@@ -537,9 +561,9 @@ class Evaluator:
             frames = self._codec(p["codec"]).decode(Path(p["bitstream"]), src)
             decoded[p["key"]] = frames
             export_reconstruction(frames, root / f"{p['codec']}_{p['setting']}", name, src.fps,
-                                  png=bool(opts.get("png")), matrix=src.colour["matrix"],
+                                  png=bool(opts["png"]), matrix=src.colour["matrix"],
                                   full_range=src.colour["full_range"])  # fmt: skip
-        if not opts.get("side_by_side"):
+        if not opts["side_by_side"]:
             return
         anchors = [p for p in points if p["codec"] == self.cfg.anchor]
         for p in points:
@@ -552,7 +576,7 @@ class Evaluator:
                 / f"{src.name}__gvc_{p['setting']}__vs__{closest['codec']}_{closest['setting']}.mp4"
             )
             side_by_side([src.frames, decoded[p["key"]], decoded[closest["key"]]], out, src.fps,
-                         crf=int(opts.get("side_by_side_crf", 10)))  # fmt: skip
+                         crf=int(opts["side_by_side_crf"]))  # fmt: skip
 
 
 def evaluate(cfg: Mapping[str, Any] | EvalConfig, command_line: str | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class SourceVideo:
             self.width, self.height, self.fps = reader.width, reader.height, float(reader.fps)
             # the convention actually used: what the container states, else the configured default
             self.colour = {"matrix": reader.matrix, "full_range": bool(reader.full_range),
-                           "chroma_upsample": getattr(reader, "chroma_upsample", "nearest")}  # fmt: skip
+                           "chroma_upsample": reader.chroma_upsample}  # fmt: skip
         if not self.frames:
             raise VideoFormatError(f"{self.path}: no frames")
         self.name = self.path.stem
@@ -68,7 +68,7 @@ class SourceVideo:
 
     def to_frame(self, f: YUVFrame) -> Frame:
         rgb = yuv420_to_rgb(f.y, f.u, f.v, self.colour["matrix"], self.colour["full_range"],
-                            self.colour.get("chroma_upsample", "nearest"))  # fmt: skip
+                            self.colour["chroma_upsample"])  # fmt: skip
         return Frame(f.y, f.u, f.v, rgb[None])
 
     def pairs(self, decoded: Sequence[YUVFrame]) -> Iterator[tuple[Frame, Frame]]:
@@ -101,7 +101,7 @@ def resolve_dataset(dataset: Mapping[str, Any]) -> list[Path]:
     if not root.is_dir():
         raise VideoFormatError(f"dataset root {root} does not exist; set eval_data.root (e.g. MCL_JCV_ROOT)")
     out, missing = [], []
-    for index in dataset.get("sequences", []):
+    for index in dataset["sequences"]:
         pattern = str(dataset["pattern"]).format(index=int(index))
         found = sorted(root.glob(pattern))
         if len(found) != 1:

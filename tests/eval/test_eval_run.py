@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gvc import config_dir
 from gvc.data.io import YUVFrame, open_video
 from gvc.errors import ConfigError, VideoFormatError
 from gvc.eval import run as R
@@ -160,7 +161,7 @@ def test_evaluate_yaml_is_the_one_source_of_the_defaults(monkeypatch):
 
     from omegaconf import OmegaConf
 
-    composed = OmegaConf.to_container(compose_checked(ROOT / "conf", "evaluate", []), resolve=True)
+    composed = OmegaConf.to_container(compose_checked(config_dir(), "evaluate", []), resolve=True)
     composed.pop("hydra", None)
     composed["dataset"] = composed.pop("eval_data", None)
     got = dataclasses.asdict(R.EvalConfig.from_mapping({}))
@@ -184,6 +185,34 @@ def test_evaluate_yaml_is_the_one_source_of_the_defaults(monkeypatch):
     assert R.EvalConfig.from_mapping({"gop": 4}).gop == 4
 
 
+def test_the_fixed_key_groups_take_a_callers_keys_one_by_one_over_the_yaml(monkeypatch):
+    """`export`, `colour` and `fid_kid` given in part keep the yaml's other keys (as `export.png=true` does on the
+    command line), so the runner reads each of them without a default of its own; a misspelt key is refused."""
+    from gvc.eval import defaults
+
+    yaml = defaults._evaluate_yaml()
+    cfg = R.EvalConfig.from_mapping(
+        {"export": {"enabled": True}, "colour": {"matrix": "bt601"}, "fid_kid": {"kid_subsets": 4}}
+    )
+    assert cfg.export == {**yaml["export"], "enabled": True} and set(cfg.export) == {
+        "enabled", "png", "side_by_side", "side_by_side_crf"
+    }  # fmt: skip
+    assert cfg.colour == {**yaml["colour"], "matrix": "bt601"}
+    assert cfg.fid_kid == {**yaml["fid_kid"], "kid_subsets": 4}
+    changed = {**yaml, "export": {**yaml["export"], "side_by_side_crf": 23}}
+    monkeypatch.setattr(defaults, "_evaluate_yaml", lambda: changed)
+    assert R.EvalConfig.from_mapping({"export": {"enabled": True}}).export["side_by_side_crf"] == 23
+    with pytest.raises(ConfigError, match=r"unknown export keys \['side_by_side_cfr'\]"):
+        R.EvalConfig.from_mapping({"export": {"side_by_side_cfr": 5}})
+
+
+def test_a_dataset_without_the_keys_it_needs_is_refused_naming_them(tmp_path):
+    with pytest.raises(ConfigError, match=r"dataset keys \['sequences'\] are missing"):
+        R.EvalConfig.from_mapping(
+            {"dataset": {"root": str(tmp_path), "pattern": "videoSRC{index:02d}_*.yuv"}}
+        )
+
+
 @pytest.mark.ffmpeg
 def test_side_by_side_mp4(tmp_path):
     rng = np.random.default_rng(0)
@@ -203,7 +232,7 @@ def test_runner_gvc_model_file_and_side_by_side(tmp_path):
     from gvc.codec.modelfile import save_model_file
     from gvc.models.iframe import IFrameCodec
 
-    kwargs = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/smoke.yaml").iframe)
+    kwargs = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml").iframe)
     kwargs.pop("_target_")
     torch.manual_seed(0)
     model_path = tmp_path / "smoke.gvcm"
@@ -328,7 +357,7 @@ def test_first_evaluation_two_models_matched_baselines_records_and_pictures(tmp_
     from gvc.models.iframe import IFrameCodec
     from gvc.models.video import VideoCodec
 
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model/smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     torch.manual_seed(0)
     iframe = IFrameCodec(**{k: v for k, v in cfg["iframe"].items() if k != "_target_"})
     record = {"stage": "iframe", "step": 7, "objective": {"lambda_R": 2.0}}
