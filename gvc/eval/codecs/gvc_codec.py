@@ -44,12 +44,16 @@ def model_settings(paths: Sequence[Path]) -> list[str]:
 
 
 class GVCCodec:
-    """The gvc codec over a set of model files; ``labels`` (from :func:`model_settings`) are its settings."""
+    """The gvc codec over a set of model files; ``labels`` (from :func:`model_settings`) are its settings.
+
+    ``refiner``: a gvc.codec.refine.LatentRefiner for encode-time refinement (`gvc encode --refine-steps N`);
+    None codes the encoder's latents. With a refiner, each encode's ``extra["refine"]`` lists the refined frames'
+    reports (gvc.codec.refine.FrameRefinement as dicts)."""
 
     name = "gvc"
     ext = "gvc"
 
-    def __init__(self, models: Sequence[str | Path], gop: int = -1, device: str = "cpu"):
+    def __init__(self, models: Sequence[str | Path], gop: int = -1, device: str = "cpu", refiner=None):
         self.paths = [Path(str(m)).expanduser() for m in models]
         missing = [str(p) for p in self.paths if not p.is_file()]
         if missing:
@@ -61,6 +65,7 @@ class GVCCodec:
         self.by_label = dict(zip(self.labels, self.paths))
         self.gop = int(gop)
         self.device = device
+        self.refiner = refiner
         self._sha = {label: file_sha256(p) for label, p in self.by_label.items()}
         self._models: dict[str, torch.nn.Module] = {}
 
@@ -93,6 +98,10 @@ class GVCCodec:
             colour.append("--full-range" if full else "--limited-range")
         encode = ["gvc", "encode", str(video.path), "-o", str(out), "--model", model, "--gop", str(self.gop),
                   "--frames", str(video.count), *colour, "--device", str(self.device), "-q", "-y"]  # fmt: skip
+        if self.refiner is not None:
+            encode += ["--refine-steps", str(self.refiner.steps)]
+            if self.refiner.rate != "objective":
+                encode += ["--refine-rate", str(self.refiner.rate)]
         decode = ["gvc", "decode", str(out), "-o", str(Path(out).with_suffix(".y4m")), "--model", model,
                   "--device", str(self.device), "-q", "-y"]  # fmt: skip
         return f"{shlex.join(encode)} && {shlex.join(decode)}"
@@ -112,13 +121,15 @@ class GVCCodec:
         model = self.model(setting)
         t0 = time.perf_counter()
         with open_video(video.path, **video.requested_colour) as reader, torch.no_grad():
-            stats = encode_video(reader, model, out, gop=self.gop, frames=video.count)
+            stats = encode_video(reader, model, out, gop=self.gop, frames=video.count, refiner=self.refiner)
         seconds = time.perf_counter() - t0
         size = Path(out).stat().st_size
         call = self.cli_commands(video, setting, Path(out))
         types = [f.frame_type for f in stats.frames]
         extra = {"model": str(self.by_label[setting]), "estimated_bpp": stats.estimated_bpp,
                  "container_bytes": stats.container_bytes, "structure": gop_structure(types)}  # fmt: skip
+        if self.refiner is not None:
+            extra["refine"] = [f.refine for f in stats.frames if f.refine is not None]
         return EncodedFile(Path(out), size, 8.0 * size / video.pixels, setting, call, seconds, extra)
 
     def decode(self, path: Path, video=None) -> list[YUVFrame]:
