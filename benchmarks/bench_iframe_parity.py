@@ -22,7 +22,6 @@ PSNR-Y) where both curves have 4 points.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -148,25 +147,15 @@ def crops_from(sets: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
 
 
 def bd_rate(anchor: list[dict], test: list[dict]) -> float | None:
-    """Bjontegaard delta rate (%) of test vs anchor on PSNR-Y (4+ points each), or None (fewer points, no
-    overlap, or a curve that is not monotone: short trainings can give one)."""
-    if len(anchor) < 4 or len(test) < 4:
-        return None
-    import bjontegaard as bd
+    """Bjontegaard delta rate (%) of test vs anchor on PSNR-Y (gvc.eval.rd.bd_rate, 4+ points each), or None
+    (fewer points, no overlap, or a curve that is not monotone: short trainings can give one)."""
+    from gvc.eval.rd import bd_rate as rd_bd_rate
 
     try:
-        value = float(
-            bd.bd_rate(
-                [p["bpp"] for p in anchor],
-                [p["psnr_y"] for p in anchor],
-                [p["bpp"] for p in test],
-                [p["psnr_y"] for p in test],
-                method="akima",
-            )
-        )
-    except Exception:  # non-overlapping or non-monotone curves
+        return rd_bd_rate([p["bpp"] for p in anchor], [p["psnr_y"] for p in anchor], [p["bpp"] for p in test],
+                          [p["psnr_y"] for p in test], method="akima", min_points=4)  # fmt: skip
+    except ValueError:
         return None
-    return value if math.isfinite(value) else None  # nan: the curves are not monotone
 
 
 def run(models: list[str], lambdas, steps: int, out_json: Path | None) -> dict:
