@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import lzma
-import math
 import os
 import shutil
 import subprocess
@@ -336,104 +335,48 @@ def fit_seconds(ckpt: Path) -> float | None:
     return None if timer is None else float(timer["time_elapsed"]["train"])
 
 
-def psnr(a, b) -> float:
-    import numpy as np
+def code_clip(model: Path, clip: Path, out: Path, s: Sizes, suite) -> dict:
+    """Code a held-out clip through a real .gvc file and decode it (gvc.eval.measure.measure_model: the coder
+    `gvc encode` / `gvc decode` run, in this process) into out/<clip stem>/; per-frame PSNR-Y, ST-LPIPS
+    (``suite``: the metric suite with psnr and st_lpips, built once), packet bits and types, drift, P/I bits."""
+    from gvc.eval.measure import drift_db, drift_frames, measure_model, p_over_i_bits
 
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
-
-
-def code_clip(model: Path, clip: Path, out: Path, s: Sizes, perceptual) -> dict:
-    """`gvc encode` then `gvc decode` (gvc.cli.main, in this process) through real files; per-frame PSNR-Y,
-    ST-LPIPS, bits and types."""
-    import numpy as np
-
-    from gvc.cli import main as gvc
-    from gvc.data.io import open_video
-    from gvc.eval.metrics.base import Frame
-
-    out.mkdir(parents=True, exist_ok=True)
-    stream, decoded, stats = (
-        out / f"{clip.stem}.gvc",
-        out / f"{clip.stem}_decoded.y4m",
-        out / f"{clip.stem}.json",
-    )
-    frames = [] if s.eval_frames is None else ["--frames", str(s.eval_frames)]
-    enc = ["encode", str(clip), "-o", str(stream), "--model", str(model), "--device", s.device, "--json",
-           str(stats), "-y", "-q", *frames]  # fmt: skip
-    dec = ["decode", str(stream), "-o", str(decoded), "--model", str(model), "--device", s.device, "-y", "-q"]
     t0 = time.perf_counter()
-    if gvc(enc) != 0 or gvc(dec) != 0:
-        raise SystemExit(f"gpu-learn: gvc encode/decode of {clip} failed (see above)")
+    point = measure_model(model, clip, out / clip.stem, frames=s.eval_frames, suite=suite, device=s.device)
     seconds = time.perf_counter() - t0
-    info = json.loads(stats.read_text())
-    with open_video(clip) as r_src, open_video(decoded) as r_dec:
-        src, dec = list(r_src.iter_yuv()), list(r_dec.iter_yuv())
-        src = src[: len(dec)]
-        psnrs = [psnr(a.y, b.y) for a, b in zip(src, dec)]
-        perceptual.begin(r_src.width, r_src.height, r_src.fps)
-        for i, (a, b) in enumerate(zip(src, dec)):
-            fa = Frame(a.y, a.u, a.v, r_src.read_rgb(i)[None])
-            fb = Frame(b.y, b.u, b.v, r_dec.read_rgb(i)[None])
-            perceptual.add(fa, fb)
-        st_lpips = perceptual.end()[perceptual.columns[0]]
-    types = [f["frame_type"] for f in info["frames"]]
-    bits = [8 * f["bytes"] for f in info["frames"]]
-    i_bits = [b for b, t in zip(bits, types) if t == "I"]
-    p_bits = [b for b, t in zip(bits, types) if t == "P"]
-    later = min(29, len(psnrs) - 1)  # frame 30 (1-based), or the last
+    psnrs = point.per_frame["psnr_y"]
+    pair = drift_frames(len(psnrs))
     return {
-        "frames": len(dec),
-        "size": f"{info['width']}x{info['height']}",
-        "file_bytes": stream.stat().st_size,
-        "file_bpp": 8.0 * stream.stat().st_size / (len(dec) * info["width"] * info["height"]),
-        "psnr_y": float(np.mean(psnrs)),
+        "frames": point.frames,
+        "size": f"{point.width}x{point.height}",
+        "file_bytes": point.bytes,
+        "file_bpp": point.bpp,
+        "psnr_y": float(sum(psnrs) / len(psnrs)),
         "psnr_y_per_frame": psnrs,
-        "st_lpips": float(np.mean(st_lpips)),
-        "p_over_i_bits": float(np.mean(p_bits) / np.mean(i_bits)) if p_bits and i_bits else None,
-        "drift_db": psnrs[later] - psnrs[1] if len(psnrs) > 2 else None,
-        "drift_frames": [2, later + 1],
-        "types": "".join(types),
-        "bits_per_frame": bits,
+        "st_lpips": point.summary.get("st_lpips"),
+        "p_over_i_bits": p_over_i_bits(point.frame_bits, point.frame_types),
+        "drift_db": drift_db(psnrs),
+        "drift_frames": list(pair) if pair else None,
+        "types": "".join(point.frame_types),
+        "bits_per_frame": point.frame_bits,
         "code_s": seconds,
     }
 
 
 def flow_figures(model: Path, clip: Path, s: Sizes) -> dict:
-    """Decoded-flow EPE against the flow between the ORIGINAL frames (the frozen estimator's), and the zero-motion
-    EPE (that flow's mean magnitude), over the clip's P-frames, frame area only. The decoded flow is the P-frame
-    codec's flow_hat with rounded latents (what the decoder reconstructs), coded as the file is (low delay)."""
-    import numpy as np
-    import torch
+    """Decoded-flow EPE against the flow between the ORIGINAL frames and the zero-motion EPE over the clip's
+    P-frames, frame area only (gvc.eval.motion; no oracle stream here)."""
+    from gvc.eval.motion import measure_motion
 
-    from gvc.codec.modelfile import load_model_file
-    from gvc.data.io import open_video
-    from gvc.training.base import pad_to_multiple
-
-    device = torch.device(s.device)
-    video = load_model_file(model, device=device).eval()
-    with open_video(clip) as r:
-        frames = list(r.iter_rgb())[: s.eval_frames]
-    x = torch.stack(frames)[None].to(device)
-    h, w = x.shape[-2:]
-    xp = pad_to_multiple(x, video.size_multiple)
-    epe, zero = [], []
-    with torch.no_grad():
-        outs = video.forward_clip(xp, mode="round")
-        for t in range(1, xp.shape[1]):
-            true = video.flow_estimator(xp[:, t - 1], xp[:, t]).float()[..., :h, :w]
-            dec = outs[t]["flow_hat"].float()[..., :h, :w]
-            epe.append(float((dec - true).norm(dim=1).mean()))
-            zero.append(float(true.norm(dim=1).mean()))
-    return {"flow_epe": float(np.mean(epe)), "zero_motion_epe": float(np.mean(zero)),
-            "flow_epe_ratio": float(np.mean(epe) / max(np.mean(zero), 1e-9))}  # fmt: skip
+    m = measure_motion(model, clip, frames=s.eval_frames, device=s.device, oracle=False).summary()
+    return {k: m[k] for k in ("flow_epe", "zero_motion_epe", "flow_epe_ratio")}
 
 
 def run(s: Sizes, bundle: Path, work: Path) -> dict:
     import torch
     from _common import machine_line
 
-    from gvc.eval.metrics.perceptual import STLPIPSMetric
+    from gvc.eval.metrics import MetricSuite
 
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
@@ -442,10 +385,10 @@ def run(s: Sizes, bundle: Path, work: Path) -> dict:
     stage1 = train("iframe", s, work, data, [])
     stage2 = train("pframe", s, work, data, [f"stage.iframe_ckpt={stage1['model']}"])
     model = Path(stage2["model"])
-    perceptual = STLPIPSMetric("alex", device=s.device)
+    suite = MetricSuite(("psnr", "st_lpips"), {"st_lpips": {"device": s.device}})
     clips = {}
     for clip in sorted((data / "heldout").glob("*.y4m")):
-        c = code_clip(model, clip, work / "code", s, perceptual)
+        c = code_clip(model, clip, work / "code", s, suite)
         c.update(flow_figures(model, clip, s))
         log(f"{clip.name}: {c['file_bpp']:.4f} bpp, {c['psnr_y']:.2f} dB, drift {c['drift_db']:+.2f} dB, "
             f"P/I {c['p_over_i_bits']:.3f}, flow EPE {c['flow_epe']:.2f} px (zero motion {c['zero_motion_epe']:.2f})")  # fmt: skip

@@ -29,8 +29,8 @@ class ModelPoint:
     """One coded video: ``bpp`` (file bits / source pixels), ``bytes``, ``frames``, ``summary`` (column -> mean
     over frames), ``per_frame`` (column -> values), ``frame_bits`` (packet bits per frame, in coding order),
     ``frame_types`` ("I" / "P"), ``unavailable`` (metric -> why not), ``encode_s`` (seconds of the encode),
-    ``refine`` (with a refiner: the refined frames' reports), ``decoded`` (with ``keep_decoded``: the decoded
-    8-bit 4:2:0 frames; never in :meth:`as_dict`)."""
+    ``refine`` (with a refiner: the refined frames' reports), ``width`` / ``height`` (the source's, pixels),
+    ``decoded`` (with ``keep_decoded``: the decoded 8-bit 4:2:0 frames; never in :meth:`as_dict`)."""
 
     video: str
     bpp: float
@@ -43,6 +43,8 @@ class ModelPoint:
     unavailable: dict[str, str] = field(default_factory=dict)
     encode_s: float = 0.0
     refine: list[dict[str, Any]] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
     decoded: list[YUVFrame] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,6 +60,8 @@ class ModelPoint:
             "unavailable": dict(self.unavailable),
             "encode_s": self.encode_s,
             "refine": list(self.refine),
+            "width": self.width,
+            "height": self.height,
         }
 
 
@@ -107,6 +111,8 @@ def measure_model(
         unavailable=dict(scores.unavailable),
         encode_s=float(encoded.encode_s),
         refine=list(encoded.extra.get("refine", [])),
+        width=src.width,
+        height=src.height,
         decoded=decoded if keep_decoded else None,
     )
 

@@ -55,7 +55,7 @@ def test_tiny_run_on_cpu_writes_every_figure(bundle, tmp_path):
     for c in res["clips"].values():
         assert c["frames"] == gpu_learn.TINY.eval_frames and c["types"] == "I" + "P" * (c["frames"] - 1)
         assert c["drift_frames"] == [2, c["frames"]] and c["zero_motion_epe"] > 0
-    assert (work / "code" / "bikes_200-232.gvc").stat().st_size > 0
+    assert (work / "code" / "bikes_200-232" / "model.gvc").stat().st_size > 0
     model = out / "model.gvcm"
     assert model.stat().st_size < gpu_learn.MODEL_LIMIT_MIB * 2**20
     assert res["model_file_mib"] == pytest.approx(model.stat().st_size / 2**20)

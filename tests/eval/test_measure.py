@@ -51,6 +51,7 @@ def test_measure_model_scores_the_file_it_writes(tmp_path):
     point = measure_model(model, path, tmp_path / "work", keep_decoded=True)
     stream = tmp_path / "work" / "m.gvc"
     assert point.frame_types == ["I", "P", "P", "P"] and point.frames == 4
+    assert (point.width, point.height) == (96, 64)
     assert point.bytes == stream.stat().st_size
     assert point.bpp == pytest.approx(8 * point.bytes / (4 * 64 * 96))
     assert 0 < sum(point.frame_bits) <= 8 * point.bytes
