@@ -27,7 +27,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, machine_line, table  # noqa: E402
+from _common import CONF, base_parser, machine_line, table  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
@@ -68,7 +68,7 @@ def build():
 
     from gvc.models.pframe import PFrameCodec
 
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "small.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "small.yaml"), resolve=True)
     kw = {k: v for k, v in cfg["pframe"].items() if k != "_target_"}
     return PFrameCodec(**kw)
 

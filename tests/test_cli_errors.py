@@ -13,6 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gvc import config_dir
 from gvc.cli import main
 from gvc.codec.bitstream import FramePacket, StreamHeader, open_bitstream, serialize
 from gvc.codec.coder import decode_video
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     kwargs = dict(cfg["iframe"])
     kwargs.pop("_target_")
     torch.manual_seed(0)
@@ -230,7 +231,7 @@ def test_missing_output_folders_are_removed_when_the_command_fails(tmp_path, str
 def _checkpoint(tmp_path: Path) -> Path:
     """A gvc training checkpoint as training writes it: the codec's weights under a prefix, and how to rebuild
     it (gvc.export: class path, config, prefix, training record)."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     kwargs = dict(cfg["iframe"])
     kwargs.pop("_target_")
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gvc import config_dir
 from gvc.codec.coder import decode_video, encode_video
 from gvc.codec.modelfile import load_model_file, model_id, save_model_file
 from gvc.data import sample_clips
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _smoke(flow_spec_dict) -> VideoCodec:
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     torch.manual_seed(0)
     iframe = IFrameCodec(**{k: v for k, v in cfg["iframe"].items() if k != "_target_"})
     pframe = PFrameCodec(**{k: v for k, v in cfg["pframe"].items() if k != "_target_"})
@@ -65,7 +66,7 @@ def test_old_spelling_model_file_keeps_its_id_and_decodes(tmp_path):
 
 def test_loss_weights_come_only_from_the_yaml():
     """LossWeights has no defaults: every value comes from conf/loss/*.yaml, and a missing key is named."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "gan.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "loss" / "gan.yaml"))
     w = LossWeights.from_config(cfg)
     assert (w.C, w.C_D, w.C_P, w.mse_scale, w.gan) == (
         cfg["C"],

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gvc import losses
+from gvc import config_dir, losses
 from gvc.models.bottleneck import HyperpriorBottleneck
 from gvc.models.warp import backward_warp, scale_space_blur
 from gvc.objectives import IFrameObjective, LossWeights, PFrameObjective
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def hifi_weights(**override) -> LossWeights:
     """LossWeights from conf/loss/gan.yaml (the one source of the HiFiC values), optionally overridden."""
-    cfg = {**OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "gan.yaml")), **override}
+    cfg = {**OmegaConf.to_container(OmegaConf.load(config_dir() / "loss" / "gan.yaml")), **override}
     return LossWeights.from_config(cfg)
 
 

@@ -77,11 +77,12 @@ def test_mid_size_model_file_is_under_16_mib(tmp_path):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from gvc import config_dir
     from gvc.cli import compose_checked
     from gvc.codec.modelfile import save_model_file
     from gvc.models.video import VideoCodec
 
-    conf = gpu_learn.ROOT / "conf"
+    conf = config_dir()
     cfgs = [compose_checked(conf, "train", [f"+experiment=gpu_learn_{s}"]) for s in ("iframe", "pframe")]
     assert OmegaConf.to_container(cfgs[0].model) == OmegaConf.to_container(cfgs[1].model)
     for cfg in cfgs:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gvc import config_dir
 from gvc.cli import main
 from gvc.codec.bitstream import HEADER_BYTES, read_bitstream
 from gvc.codec.coder import decode_video, encode_video, entropy_placement, pad_frame, shift_for_frame
@@ -27,7 +28,7 @@ FRAMES = 3
 
 def _smoke_kwargs() -> dict:
     """conf/model/smoke.yaml resolved: {"iframe": kwargs, "pframe": kwargs (without _target_), "flow": spec}."""
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     out = {k: dict(cfg[k]) for k in ("iframe", "pframe", "flow")}
     assert out["iframe"].pop("_target_") == "gvc.models.iframe.IFrameCodec"
     assert out["pframe"].pop("_target_") == "gvc.models.pframe.PFrameCodec"

@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gvc import config_dir
 from gvc.cli import main
 from gvc.codec.coder import decode_video, encode_video
 from gvc.codec.modelfile import load_model_file, read_model_file, save_model_file
@@ -25,7 +26,7 @@ STEPS = 4
 
 
 def _loss_cfg(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / f"{name}.yaml"))
+    return OmegaConf.to_container(OmegaConf.load(config_dir() / "loss" / f"{name}.yaml"))
 
 
 def _record(lambda_r: float = 2.0) -> dict:
@@ -43,7 +44,7 @@ def _record(lambda_r: float = 2.0) -> dict:
 @pytest.fixture(scope="module")
 def model() -> VideoCodec:
     torch.manual_seed(0)
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smoke.yaml"), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / "smoke.yaml"), resolve=True)
     m = VideoCodec(cfg["iframe"], cfg["pframe"], {**cfg["flow"], "preset": "fast"})
     m.pframe.init_from_iframe(m.iframe)
     m.eval().requires_grad_(False)

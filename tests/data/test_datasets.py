@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
+from gvc import config_dir
 from gvc.data import sample_clips
 from gvc.data.datamodule import ClipDataModule
 from gvc.data.datasets import (
@@ -21,7 +21,7 @@ from gvc.data.datasets import (
 )
 from gvc.errors import ConfigError, VideoFormatError
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
+CONF = config_dir() / "data"
 
 
 def _shift(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -2,17 +2,17 @@
 that reproduces the training-time forward pass, and the model-file round trip."""
 
 import json
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
+from gvc import config_dir
 from gvc.data.datasets import make_synthetic_clip
 from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.video import VideoCodec
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "smoke.yaml"
+CONF = config_dir() / "model" / "smoke.yaml"
 
 
 def smoke_model(seed: int = 0, **kw) -> VideoCodec:

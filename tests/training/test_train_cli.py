@@ -13,6 +13,7 @@ import sys
 import pytest
 from hydra.utils import instantiate
 
+from gvc import config_dir
 from gvc.training.run import LOGGER_IDS, build_loggers
 from tests._training_helpers import ROOT, compose_cfg, fast_overrides
 
@@ -146,7 +147,7 @@ def test_every_experiment_and_group_passes_the_schema():
     and a number given as an integer (stage.lr=1) is a number."""
     from gvc.training.schema import check_schema
 
-    for exp in sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")):
+    for exp in sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml")):
         check_schema(compose_cfg(exp))
     for extra in (["data=synthetic"], ["data=shards"], ["model=small"], ["rate=two_level", "stage.lr=1"]):
         check_schema(compose_cfg("smoke_pframe", extra))
