@@ -412,8 +412,8 @@ class IFrameStep:
             with amp(self.device):
                 return self.objective.discriminator_loss(self.disc, x, out)
 
-        r = up(terms["loss"], self.codec_module.aux_loss(), d_loss_fn, terms["bpp_q"])
-        return {"loss": r.g_loss, "bpp": float(terms["bpp"].detach()), "d_loss": r.d_loss, "result": r}
+        r = up(terms.loss, self.codec_module.aux_loss(), d_loss_fn, terms.bpp_q)
+        return {"loss": r.g_loss, "bpp": float(terms.bpp.detach()), "d_loss": r.d_loss, "result": r}
 
 
 class PFrameStep:
@@ -466,7 +466,7 @@ class PFrameStep:
             with amp(self.device):
                 return self.objective.discriminator_loss(self.disc, clip, outs)
 
-        return up(terms["loss"], self.video.pframe.aux_loss(), d_loss_fn, terms["bpp_q"]).g_loss
+        return up(terms.loss, self.video.pframe.aux_loss(), d_loss_fn, terms.bpp_q).g_loss
 
 
 # ------------------------------------------------------------------------------------------------ data

@@ -159,7 +159,7 @@ def bound_hits(codec, reader, device) -> tuple[int, int]:
     hits = total = 0
     with torch.no_grad():
         for rgb in reader.iter_rgb(0, len(reader)):
-            lik = codec(pad_frame(rgb[None].to(device), pw, ph), mode="round")["likelihoods"]["y"]
+            lik = codec(pad_frame(rgb[None].to(device), pw, ph), mode="round").likelihoods["y"]
             hits += int((lik < floor).sum())
             total += lik.numel()
     return hits, total

@@ -1,4 +1,4 @@
-"""Training objectives of both stages, apart from Lightning: frame outputs (+ D) in, a named loss dict out.
+"""Training objectives of both stages, apart from Lightning: frame outputs (+ D) in, `ObjectiveTerms` out.
 
 HiFiC's generator loss [HiFiC, verified in the reference code; docs/METHOD.md section 2.6], per frame:
 
@@ -26,6 +26,7 @@ from torch import nn
 
 from gvc import losses
 from gvc.errors import ConfigError
+from gvc.models.latents import FrameOut
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,33 @@ class LossWeights:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class ObjectiveTerms:
+    """What an objective returns (frozen: nothing changes it after return). Scalar tensors (0-d, float32).
+
+    loss: the generator loss to minimise (with gradient). bpp: rate of the training-mode latents, bits per pixel
+    of the source size (with gradient); bpp_q: of the rounded latents (no gradient: what the rate controller
+    reads and the file carries); mse: on the [0, 1] scale; psnr: dB (no gradient); perceptual: the perceptual
+    distance (0 when off). p_loss: the generator GAN term (None without a discriminator). P-frame objective
+    only (None otherwise, or when the frames lack them): flow_loss (Charbonnier vs the frozen flow), flow_epe
+    (pixels), bpp_flow / bpp_flow_q (the flow latent's share of bpp / bpp_q), sigma (mean blur std, pixels).
+    Averages over the P-frames for the P-frame objective.
+    """
+
+    loss: torch.Tensor
+    bpp: torch.Tensor
+    bpp_q: torch.Tensor
+    mse: torch.Tensor
+    psnr: torch.Tensor
+    perceptual: torch.Tensor
+    p_loss: torch.Tensor | None = None
+    flow_loss: torch.Tensor | None = None
+    flow_epe: torch.Tensor | None = None
+    bpp_flow: torch.Tensor | None = None
+    bpp_flow_q: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+
+
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Mean over items of 10 log10(1 / MSE) for frames in [0, 1] (x_hat clamped), dB; no gradient."""
     with torch.no_grad():
@@ -82,7 +110,8 @@ class _FrameTerms(nn.Module):
         self.perceptual = perceptual if weights.w_lpips > 0 else None
 
     def frame_terms(self, x: torch.Tensor, x_hat: torch.Tensor, likelihoods, likelihoods_q) -> dict:
-        """bpp (noisy, with gradient), bpp_q (rounded, none), mse ([0,1] scale), perceptual (0 when off)."""
+        """A working dict of one frame's terms (the objectives' own accumulator; they return ObjectiveTerms):
+        bpp (noisy, with gradient), bpp_q (rounded, none), mse ([0,1] scale), psnr, perceptual (0 when off)."""
         n = x.shape[-2] * x.shape[-1]
         terms = {
             "bpp": losses.bpp(likelihoods, n).mean(),
@@ -124,49 +153,54 @@ class FrameObjective(_FrameTerms):
     """One coded frame's rate-distortion objective with the GAN term off, what encode-time latent refinement
     (gvc.codec.refine) minimises: C * (lambda_R * R + C_D * mse_scale * MSE) + w_lpips * P.
 
-    forward(x, out, lambda_r) -> dict(loss, bpp, bpp_q, mse, perceptual, psnr): x (B, 3, H, W) in [0, 1]; out a
-    FrameOut (I or P) with x_hat cropped to x's size, likelihoods (R: with gradient) and likelihoods_q.
+    forward(x, out, lambda_r) -> ObjectiveTerms(loss, bpp, bpp_q, mse, perceptual, psnr): x (B, 3, H, W) in
+    [0, 1]; out a FrameOut (I or P) with x_hat cropped to x's size, likelihoods (R: with gradient) and
+    likelihoods_q.
     """
 
-    def forward(self, x: torch.Tensor, out: Mapping, lambda_r: float) -> dict:
-        t = self.frame_terms(x, out["x_hat"], out["likelihoods"], out["likelihoods_q"])
+    def forward(self, x: torch.Tensor, out: FrameOut, lambda_r: float) -> ObjectiveTerms:
+        t = self.frame_terms(x, out.x_hat, out.likelihoods, out.likelihoods_q)
         t["loss"] = self.combine(t, lambda_r, None)
-        return t
+        return ObjectiveTerms(**t)
 
 
 class IFrameObjective(_FrameTerms):
     """Stage-1 generator and discriminator losses.
 
-    forward(x, out, lambda_r, discriminator=None) -> dict(loss, bpp, bpp_q, mse, perceptual, psnr[, p_loss]):
-    x (B, 3, H, W) in [0, 1]; out: the I-frame codec's dict with x_hat cropped to x's size, likelihoods,
-    likelihoods_q, y_hat. With a discriminator (GAN active) the generator GAN term D(x_hat | sg(y_hat)) is added.
+    forward(x, out, lambda_r, discriminator=None) -> ObjectiveTerms(loss, bpp, bpp_q, mse, perceptual, psnr,
+    p_loss): x (B, 3, H, W) in [0, 1]; out: the I-frame codec's FrameOut with x_hat cropped to x's size,
+    likelihoods, likelihoods_q, y_hat. With a discriminator (GAN active) the generator GAN term
+    D(x_hat | sg(y_hat)) is added (p_loss; None without one).
     """
 
-    def forward(self, x: torch.Tensor, out: Mapping, lambda_r: float, discriminator: nn.Module | None = None):
-        t = self.frame_terms(x, out["x_hat"], out["likelihoods"], out["likelihoods_q"])
+    def forward(
+        self, x: torch.Tensor, out: FrameOut, lambda_r: float, discriminator: nn.Module | None = None
+    ) -> ObjectiveTerms:
+        t = self.frame_terms(x, out.x_hat, out.likelihoods, out.likelihoods_q)
         gan = None
         if discriminator is not None:
-            gan = losses.gan_g_loss(discriminator(out["x_hat"], out["y_hat"].detach()))
+            gan = losses.gan_g_loss(discriminator(out.x_hat, out.y_hat.detach()))
             t["p_loss"] = gan
         t["loss"] = self.combine(t, lambda_r, gan)
-        return t
+        return ObjectiveTerms(**t)
 
     @staticmethod
-    def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, out: Mapping) -> torch.Tensor:
+    def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, out: FrameOut) -> torch.Tensor:
         """Non-saturating D loss on (x, sg(x_hat)), both conditioned on sg(y_hat)."""
-        cond = out["y_hat"].detach()
-        return losses.gan_d_loss(discriminator(x, cond), discriminator(out["x_hat"].detach(), cond))
+        cond = out.y_hat.detach()
+        return losses.gan_d_loss(discriminator(x, cond), discriminator(out.x_hat.detach(), cond))
 
 
 class PFrameObjective(_FrameTerms):
     """Stage-2 losses over an unrolled clip, averaged over its P-frames (frame 0, the frozen I-frame, is out).
 
-    forward(clip, outs, lambda_r, w_flow=0, discriminator=None, conditional_d=True) -> dict(loss, bpp, bpp_q,
-    mse, perceptual, psnr, flow_loss, flow_epe[, p_loss]): clip (B, T, 3, H, W) in [0, 1]; outs: T per-frame
-    dicts (VideoCodec.forward_clip) with x_hat cropped to H x W; P-frame dicts carry likelihoods,
+    forward(clip, outs, lambda_r, w_flow=0, discriminator=None) -> ObjectiveTerms(loss, bpp, bpp_q, mse,
+    perceptual, psnr, flow_loss, flow_epe, p_loss, ...): clip (B, T, 3, H, W) in [0, 1]; outs: T FrameOuts
+    (VideoCodec.forward_clip) with x_hat cropped to H x W; P-frames carry likelihoods,
     likelihoods_q, flow_hat and flow_ref (pixels; None without the flow input: then no flow loss or EPE),
     d_latent (D_P's condition, None in the flow warm-up). conditional_d False gives D_P a zero latent.
-    Also returned, for logging: bpp_flow_q (the flow latent's rounded bpp) and sigma (mean blur std, pixels).
+    Also returned, for logging: bpp_flow_q (the flow latent's rounded bpp) and sigma (mean blur std, pixels);
+    a term the frames do not give (no flow latent, no flow_ref, no discriminator) is None.
 
     flow_relative (stage.flow_loss.relative): the flow term is stated relative to the distortion term,
     w_flow * sg(D / L_flow) * L_flow with D = C_D * mse_scale * MSE, so its value is w_flow times the distortion
@@ -191,18 +225,18 @@ class PFrameObjective(_FrameTerms):
         self.flow_relative = bool(flow_relative)
         self.flow_rate_lambda = None if flow_rate_lambda is None else float(flow_rate_lambda)
 
-    def d_condition(self, out: Mapping) -> torch.Tensor:
-        latent = out["d_latent"].detach()
+    def d_condition(self, out: FrameOut) -> torch.Tensor:
+        latent = out.d_latent.detach()
         return latent if self.conditional_d else torch.zeros_like(latent)
 
     def forward(
         self,
         clip: torch.Tensor,
-        outs: Sequence[Mapping],
+        outs: Sequence[FrameOut],
         lambda_r: float,
         w_flow: float = 0.0,
         discriminator: nn.Module | None = None,
-    ) -> dict:
+    ) -> ObjectiveTerms:
         p_frames = list(range(1, len(outs)))
         if not p_frames:
             raise ValueError("the P-frame objective needs clips of T >= 2 frames")
@@ -212,25 +246,25 @@ class PFrameObjective(_FrameTerms):
         for t in p_frames:
             o = outs[t]
             x = clip[:, t]
-            terms = self.frame_terms(x, o["x_hat"], o["likelihoods"], o["likelihoods_q"])
-            flow_q = {k: v for k, v in o["likelihoods_q"].items() if k.startswith("flow_")}
+            terms = self.frame_terms(x, o.x_hat, o.likelihoods, o.likelihoods_q)
+            flow_q = {k: v for k, v in o.likelihoods_q.items() if k.startswith("flow_")}
             if flow_q:
                 terms["bpp_flow_q"] = losses.bpp(flow_q, x.shape[-2] * x.shape[-1]).mean().detach()
-            flow_lik = {k: v for k, v in o["likelihoods"].items() if k.startswith("flow_")}
+            flow_lik = {k: v for k, v in o.likelihoods.items() if k.startswith("flow_")}
             if flow_lik:
                 terms["bpp_flow"] = losses.bpp(flow_lik, x.shape[-2] * x.shape[-1]).mean()
-            if o.get("sigma") is not None:
-                terms["sigma"] = o["sigma"].detach().float().mean()
+            if o.sigma is not None:
+                terms["sigma"] = o.sigma.detach().float().mean()
             for k, v in terms.items():
                 acc[k] = acc[k] + v / n if k in acc else v / n
-            flow_ref = o.get("flow_ref")
+            flow_ref = o.flow_ref
             if flow_ref is not None:
-                fl = losses.flow_loss(o["flow_hat"], flow_ref.detach(), self.weights.flow_eps) / n
+                fl = losses.flow_loss(o.flow_hat, flow_ref.detach(), self.weights.flow_eps) / n
                 flow_sum = fl if flow_sum is None else flow_sum + fl
-                epe = flow_epe(o["flow_hat"], flow_ref) / n
+                epe = flow_epe(o.flow_hat, flow_ref) / n
                 epe_sum = epe if epe_sum is None else epe_sum + epe
             if discriminator is not None:
-                g = losses.gan_g_loss(discriminator(o["x_hat"], self.d_condition(o))) / n
+                g = losses.gan_g_loss(discriminator(o.x_hat, self.d_condition(o))) / n
                 gan_sum = g if gan_sum is None else gan_sum + g
         flow_term = None
         if flow_sum is not None:
@@ -246,18 +280,26 @@ class PFrameObjective(_FrameTerms):
         acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)
         if self.flow_rate_lambda is not None and "bpp_flow" in acc:  # the flow bits at their own weight
             acc["loss"] = acc["loss"] + self.weights.C * (self.flow_rate_lambda - lambda_r) * acc["bpp_flow"]
-        return acc
+        return ObjectiveTerms(**acc)
 
-    def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[Mapping]):
+    def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[FrameOut]):
         """Mean over P-frames of the non-saturating D loss on (x_t, sg(x_hat_t)) with the frame's condition."""
         total = None
         for t in range(1, len(outs)):
             cond = self.d_condition(outs[t])
             d = losses.gan_d_loss(
-                discriminator(clip[:, t], cond), discriminator(outs[t]["x_hat"].detach(), cond)
+                discriminator(clip[:, t], cond), discriminator(outs[t].x_hat.detach(), cond)
             )
             total = d if total is None else total + d
         return total / (len(outs) - 1)
 
 
-__all__ = ["FrameObjective", "IFrameObjective", "LossWeights", "PFrameObjective", "flow_epe", "psnr"]
+__all__ = [
+    "FrameObjective",
+    "IFrameObjective",
+    "LossWeights",
+    "ObjectiveTerms",
+    "PFrameObjective",
+    "flow_epe",
+    "psnr",
+]

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from gvc import config_dir, losses
 from gvc.models.bottleneck import HyperpriorBottleneck
+from gvc.models.latents import FrameOut
 from gvc.models.warp import backward_warp, scale_space_blur
 from gvc.objectives import IFrameObjective, LossWeights, PFrameObjective
 from gvc.rate_control import ProportionalRateController, TwoLevelRateController
@@ -68,11 +69,9 @@ def test_iframe_training_feeds_the_controller_the_rounded_rate():
     with torch.no_grad():
         rounded = m.codec(x[:, 0], mode="round")
         noisy = m.codec(x[:, 0], mode="noise")
-    want = float(losses.bpp(rounded["likelihoods"], 64 * 64).mean())
+    want = float(losses.bpp(rounded.likelihoods, 64 * 64).mean())
     assert len(fed) == 1 and fed[0] == pytest.approx(want, rel=1e-4)
-    assert (
-        abs(float(losses.bpp(noisy["likelihoods"], 64 * 64).mean()) - want) > 0.05 * want
-    )  # not the noisy one
+    assert abs(float(losses.bpp(noisy.likelihoods, 64 * 64).mean()) - want) > 0.05 * want  # not the noisy one
 
 
 # ------------------------------------------------------------------------------------------------ 2. controller
@@ -191,14 +190,14 @@ def test_iframe_loss_composition_by_hand():
     x = torch.zeros(1, 3, 4, 4)
     x_hat = torch.full((1, 3, 4, 4), 0.1)
     lik = {"y": torch.full((1, 2, 1, 1), 0.5), "z": torch.full((1, 1, 1, 1), 0.25)}  # 2 + 2 bits = 4 bits
-    out = {"x_hat": x_hat, "likelihoods": lik, "likelihoods_q": lik, "y_hat": torch.zeros(1, 2, 1, 1)}
+    out = FrameOut("I", x_hat, likelihoods=lik, likelihoods_q=lik, y_hat=torch.zeros(1, 2, 1, 1))
     terms = obj(x, out, lambda_r=7.0, discriminator=ConstD())
     bpp = 4.0 / 16
     mse = 0.01
     g = math.log1p(math.exp(-0.5))  # softplus(-0.5)
     want = 0.1 * 2**-5 * (7.0 * bpp + 0.75 * 65025.0 * mse) + 0.15 * g + 1.0 * 0.25
-    assert float(terms["loss"]) == pytest.approx(want, rel=1e-6)
-    assert float(terms["bpp_q"]) == pytest.approx(bpp)
+    assert float(terms.loss) == pytest.approx(want, rel=1e-6)
+    assert float(terms.bpp_q) == pytest.approx(bpp)
 
 
 def test_pframe_loss_averages_p_frames_and_adds_flow_inside_c():
@@ -206,27 +205,28 @@ def test_pframe_loss_averages_p_frames_and_adds_flow_inside_c():
     obj = PFrameObjective(w, None)
     clip = torch.zeros(1, 3, 3, 4, 4)
     lik = {"flow_y": torch.full((1, 1, 1, 1), 0.5)}  # 1 bit
-    outs = [{}]
+    outs = [FrameOut("I", None)]
     for v, f in ((0.1, 1.0), (0.3, 3.0)):
         flow_hat = torch.zeros(1, 2, 4, 4)
         flow_ref = torch.zeros(1, 2, 4, 4)
         flow_ref[:, 0] = f  # EPE f px, Charbonnier ~ f / 2 per component mean
         outs.append(
-            {
-                "x_hat": torch.full((1, 3, 4, 4), v),
-                "likelihoods": lik,
-                "likelihoods_q": lik,
-                "flow_hat": flow_hat,
-                "flow_ref": flow_ref,
-            }
+            FrameOut(
+                "P",
+                torch.full((1, 3, 4, 4), v),
+                likelihoods=lik,
+                likelihoods_q=lik,
+                flow_hat=flow_hat,
+                flow_ref=flow_ref,
+            )
         )
     terms = obj(clip, outs, lambda_r=2.0, w_flow=10.0)
     mse = (0.01 + 0.09) / 2
     eps = 1e-3  # Charbonnier: channel x is off by f px, channel y by 0 (costs eps)
     flow = ((math.sqrt(1 + eps**2) + eps) / 2 + (math.sqrt(9 + eps**2) + eps) / 2) / 2
     want = 0.1 * 2**-5 * (2.0 * (1 / 16) + 0.75 * 65025.0 * mse + 10.0 * flow)
-    assert float(terms["loss"]) == pytest.approx(want, rel=1e-4)
-    assert float(terms["flow_epe"]) == pytest.approx(2.0)
+    assert float(terms.loss) == pytest.approx(want, rel=1e-4)
+    assert float(terms.flow_epe) == pytest.approx(2.0)
 
 
 def test_flow_rate_lambda_prices_the_flow_bits_apart_from_the_controllers_lambda():
@@ -235,13 +235,16 @@ def test_flow_rate_lambda_prices_the_flow_bits_apart_from_the_controllers_lambda
     w = hifi_weights(w_lpips=0.0)
     clip = torch.zeros(1, 2, 3, 4, 4)
     lik = {"flow_y": torch.full((1, 1, 1, 1), 0.5), "res_y": torch.full((1, 3, 1, 1), 0.5)}
-    outs = [{}, {"x_hat": torch.full((1, 3, 4, 4), 0.1), "likelihoods": lik, "likelihoods_q": lik}]
+    outs = [
+        FrameOut("I", None),
+        FrameOut("P", torch.full((1, 3, 4, 4), 0.1), likelihoods=lik, likelihoods_q=lik),
+    ]
     mse = 0.01
     for rate_lambda, flow_weight in ((None, 50.0), (4.0, 4.0)):
         terms = PFrameObjective(w, None, flow_rate_lambda=rate_lambda)(clip, outs, lambda_r=50.0)
         want = 0.1 * 2**-5 * (50.0 * 3 / 16 + flow_weight * 1 / 16 + 0.75 * 65025.0 * mse)
-        assert float(terms["loss"]) == pytest.approx(want, rel=1e-5)
-        assert float(terms["bpp_q"]) == pytest.approx(4 / 16) and float(terms["bpp_flow_q"]) == pytest.approx(
+        assert float(terms.loss) == pytest.approx(want, rel=1e-5)
+        assert float(terms.bpp_q) == pytest.approx(4 / 16) and float(terms.bpp_flow_q) == pytest.approx(
             1 / 16
         )
 
@@ -278,9 +281,9 @@ def test_pframe_prediction_and_reference_stay_float32_under_autocast():
     clip = torch.stack([frames()[0][0], frames()[1][0], frames()[1][0]])[None]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         outs = video.forward_clip(clip, mode="noise")
-    assert all(o["prediction"].dtype == torch.float32 for o in outs[1:])
-    assert all(o["flow_hat"].dtype == torch.float32 for o in outs[1:])
-    assert all(lik.dtype == torch.float32 for o in outs[1:] for lik in o["likelihoods"].values())
+    assert all(o.prediction.dtype == torch.float32 for o in outs[1:])
+    assert all(o.flow_hat.dtype == torch.float32 for o in outs[1:])
+    assert all(lik.dtype == torch.float32 for o in outs[1:] for lik in o.likelihoods.values())
 
 
 # ------------------------------------------------------------------------------------------------ 5. residual
@@ -305,7 +308,7 @@ def test_residual_autoencoder_is_the_iframe_autoencoder_through_its_mapping(mapp
         y_hat = pframe.res_bottleneck(y, mode="round")["y_hat"]
         y_free = torch.randn_like(y_hat)  # any free latent: its branch starts at zero
         f_res = pframe.synthesize_residual(y_hat, y_free, (0, 0))
-        f_i = iframe(as_image(r), mode="round")["x_hat"]
+        f_i = iframe(as_image(r), mode="round").x_hat
     assert torch.allclose(f_res, from_image(f_i), atol=1e-5)
     i_err = float((f_i - as_image(r)).pow(2).mean().sqrt())
     res_err = float((f_res - r).pow(2).mean().sqrt())
@@ -319,9 +322,9 @@ def test_flow_warmup_codes_the_prediction_alone():
     iframe, pframe = make_codecs()
     x_ref, x, flow_ref = frames()
     out = pframe(x, x_ref, flow_ref, mode="noise", residual=False)
-    assert torch.equal(out["x_hat"], out["prediction"])
-    assert set(out["likelihoods"]) == {"flow_y", "flow_z"} and out["d_latent"] is None
-    out["x_hat"].sum().backward()
+    assert torch.equal(out.x_hat, out.prediction)
+    assert set(out.likelihoods) == {"flow_y", "flow_z"} and out.d_latent is None
+    out.x_hat.sum().backward()
     assert all(p.grad is None for p in pframe.res_encoder.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pframe.flow_generator.parameters())
 
@@ -395,7 +398,7 @@ def test_perceptual_crop_sees_the_same_window_of_both_frames():
     obj = IFrameObjective(hifi_weights(perceptual_crop=16), Record())
     x = torch.rand(1, 3, 40, 48)
     lik = {"y": torch.full((1, 1, 1, 1), 0.5)}
-    out = {"x_hat": x + 1, "likelihoods": lik, "likelihoods_q": lik, "y_hat": torch.zeros(1, 1, 1, 1)}
+    out = FrameOut("I", x + 1, likelihoods=lik, likelihoods_q=lik, y_hat=torch.zeros(1, 1, 1, 1))
     for _ in range(3):
         obj(x, out, 1.0)
     assert all(shape[-2:] == (16, 16) and same for shape, same in seen)

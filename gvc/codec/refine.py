@@ -35,7 +35,7 @@ from torch import nn
 from gvc.errors import GVCError
 from gvc.losses import perceptual_from_spec
 from gvc.models.latents import FrameOut, RefineLatents
-from gvc.objectives import FrameObjective, LossWeights
+from gvc.objectives import FrameObjective, LossWeights, ObjectiveTerms
 
 #: Adam step size on the latents (latent units; a rounding bin is 1 wide) [ours]
 DEFAULT_LR = 0.1
@@ -156,32 +156,33 @@ class LatentRefiner:
         self.targets = dict(targets)
 
     @staticmethod
-    def _measure(target: FrameTarget, x: torch.Tensor, out: FrameOut, lam: float) -> tuple[dict, dict]:
-        """(the objective's terms at lambda_R = lam, with gradient, and C * bpp; the REPORTED metrics, whose loss
-        is at the model's lambda_R)."""
+    def _measure(
+        target: FrameTarget, x: torch.Tensor, out: FrameOut, lam: float
+    ) -> tuple[ObjectiveTerms, torch.Tensor, dict]:
+        """(the objective's terms at lambda_R = lam, with gradient; C * bpp, d loss / d lambda_R (with gradient);
+        the REPORTED metrics, whose loss is at the model's lambda_R). x (1, 3, H, W) in [0, 1]; out's x_hat is
+        the padded frame, cropped here to x's size and clamped to [0, 1] (the decoder's frame)."""
         h, w = x.shape[-2:]
-        view = dict(out)
-        view["x_hat"] = out["x_hat"][..., :h, :w].clamp(0.0, 1.0)  # the decoder's frame
-        terms = target.objective(x, view, lam)
-        terms["C_bpp"] = target.objective.weights.C * terms["bpp"]  # d loss / d lambda_R
-        c_bpp = float(terms["C_bpp"].detach())
-        distortion = float(terms["loss"].detach()) - lam * c_bpp  # the objective without its rate term
+        terms = target.objective(x, out.replace(x_hat=out.x_hat[..., :h, :w].clamp(0.0, 1.0)), lam)
+        c_bpp_t = target.objective.weights.C * terms.bpp
+        c_bpp = float(c_bpp_t.detach())
+        distortion = float(terms.loss.detach()) - lam * c_bpp  # the objective without its rate term
         metrics = {
             "bits": out.estimated_bits(),
-            "psnr": float(terms["psnr"]),
-            "mse": float(terms["mse"].detach()),
-            "perceptual": float(terms["perceptual"].detach()),
+            "psnr": float(terms.psnr),
+            "mse": float(terms.mse.detach()),
+            "perceptual": float(terms.perceptual.detach()),
             "distortion": distortion,
             "loss": distortion + target.lambda_r * c_bpp,
         }
-        return terms, metrics
+        return terms, c_bpp_t, metrics
 
     def refine(self, run: Callable, x: torch.Tensor):
         latents = RefineLatents()
         hold = self.rate == "hold"
         with torch.enable_grad():
             out = run(latents)
-            target = self.targets.get(out["frame_type"])
+            target = self.targets.get(out.frame_type)
             if target is None or self.steps == 0:
                 return None, None
             params = list(latents.y.values())
@@ -192,8 +193,8 @@ class LatentRefiner:
             for k in range(self.steps + 1):
                 if k > 0:
                     out = run(latents)
-                terms, metrics = self._measure(target, x, out, lam)
-                loss = terms["loss"]
+                terms, c_bpp, metrics = self._measure(target, x, out, lam)
+                loss = terms.loss
                 if before is None:
                     before = metrics
                 if not math.isfinite(metrics["loss"]) or not math.isfinite(float(loss.detach())):
@@ -215,7 +216,7 @@ class LatentRefiner:
                     continue  # the next pass measures the restored latents
                 if hold and k == 0:  # start at least at the lambda_R whose gradient step is rate-neutral
                     g_loss = torch.autograd.grad(loss, params, retain_graph=True)
-                    g_rate = torch.autograd.grad(terms["C_bpp"], params)
+                    g_rate = torch.autograd.grad(c_bpp, params)
                     g_dist = [a - lam * b for a, b in zip(g_loss, g_rate, strict=True)]
                     dot = sum(float((a * b).sum()) for a, b in zip(g_dist, g_rate, strict=True))
                     norm2 = sum(float((b * b).sum()) for b in g_rate)
@@ -223,7 +224,7 @@ class LatentRefiner:
                     grads = [a + lam * b for a, b in zip(g_dist, g_rate, strict=True)]
                 elif hold:  # lambda_R up after an overspend, down after a saving; this step already uses it
                     new_lam = _held_lambda(lam, metrics["bits"], before["bits"])
-                    grads = torch.autograd.grad(loss + (new_lam - lam) * terms["C_bpp"], params)
+                    grads = torch.autograd.grad(loss + (new_lam - lam) * c_bpp, params)
                     lam = new_lam
                 else:
                     grads = torch.autograd.grad(loss, params)

@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
-from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
+from gvc.models.latents import (
+    CodedLatents,
+    DecodeLatents,
+    EncodeLatents,
+    FrameOut,
+    LatentCoding,
+    TrainLatents,
+)
 from gvc.models.layers import ConvNormAct, DeconvNormAct, ResidualBlock, check_norm, conv, deconv, plain_norm
 
 
@@ -180,18 +187,21 @@ class IFrameCodec(nn.Module):
 
     def code(self, x: torch.Tensor | None, latents: LatentCoding, synthesize: bool = True) -> FrameOut:
         """The I-frame pipeline, once for training, encoding and decoding: y = g_a(x) -> latent "" coded by
-        `latents` (gvc.models.latents) -> x_hat = g_s(y_hat). x may be None when decoding (g_a never runs).
+        `latents` (gvc.models.latents) -> x_hat = g_s(y_hat). x (B, 3, H, W) in [0, 1], None when decoding
+        (g_a never runs).
 
-        -> FrameOut(frame_type "I", x_hat (not clamped; None with synthesize=False), y_hat, likelihoods {"y",
-        "z"} and likelihoods_q (the rounded latents'), strings [y, z] and shapes [(h_z, w_z)] when coding a file).
+        -> FrameOut(frame_type "I", x_hat (B, 3, H, W): not clamped when training, clamped to [0, 1] with a
+        bitstream strategy (the decoder's frame), None with synthesize=False; y_hat; likelihoods {"y", "z"} and
+        likelihoods_q (the rounded latents'); strings [y, z] and shapes [(h_z, w_z)] when coding a file).
         """
         if latents.encodes:
             self.check_input(x)
-        out = FrameOut("I")
-        lat = out.add_latent("", latents.code("", self.bottleneck, lambda: self.g_a(x)))
-        out["y_hat"] = lat.y_hat
-        out["x_hat"] = self.g_s(lat.y_hat) if synthesize else None
-        return out
+        coded = CodedLatents()
+        lat = coded.add("", latents.code("", self.bottleneck, lambda: self.g_a(x)))
+        x_hat = self.g_s(lat.y_hat) if synthesize else None
+        if x_hat is not None and latents.bitstream:
+            x_hat = x_hat.clamp(0.0, 1.0)
+        return FrameOut("I", x_hat, y_hat=lat.y_hat, **coded.fields())
 
     def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> FrameOut:
         """x (B,3,H,W) in [0,1] -> FrameOut(x_hat (unclamped), likelihoods={"y","z"}, likelihoods_q (rounded
@@ -201,21 +211,22 @@ class IFrameCodec(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, placement: EntropyPlacement | None = None) -> dict:
-        """x (B,3,H,W) in [0,1] -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat, likelihoods
-        (the rounded latents': the bit estimate)); no synthesis."""
+        """compressai's compress protocol (benchmarks call gvc and compressai models alike): x (B,3,H,W) in [0,1]
+        -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat, likelihoods (the rounded latents': the
+        bit estimate)); no synthesis. The coder calls `code` with EncodeLatents itself."""
         out = self.code(x, EncodeLatents(placement), synthesize=False)
         return {
-            "strings": out["strings"],
-            "shape": out["shapes"][0],
-            "y_hat": out["y_hat"],
-            "likelihoods": out["likelihoods_q"],
+            "strings": list(out.strings),
+            "shape": out.shapes[0],
+            "y_hat": out.y_hat,
+            "likelihoods": dict(out.likelihoods_q),
         }
 
     @torch.no_grad()
     def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None) -> dict:
-        """Inverse of compress -> dict(x_hat (B,3,H,W) clamped to [0,1], y_hat)."""
+        """Inverse of compress (compressai's protocol) -> dict(x_hat (B,3,H,W) clamped to [0,1], y_hat)."""
         out = self.code(None, DecodeLatents.from_packet([""], strings, [shape], placement))
-        return {"x_hat": out["x_hat"].clamp(0.0, 1.0), "y_hat": out["y_hat"]}
+        return {"x_hat": out.x_hat, "y_hat": out.y_hat}
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build entropy-coder CDFs; see HyperpriorBottleneck.update."""

@@ -28,9 +28,11 @@ strings in coding order, its shapes the latents' z grids in that order: exactly 
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 
@@ -55,50 +57,106 @@ class LatentOut:
     shape: tuple[int, int] | None = None
 
 
-class FrameOut(dict):
-    """A coded frame: a dict (the objectives and tests index it by key) filled by the pipelines.
+class CodedLatents:
+    """What a pipeline collects while it codes a frame's latents, in coding order: the merged likelihood dicts
+    (keys from `likelihood_keys`) and, when a bitstream is written or read, the strings and z grids. Local to
+    one `code` call; `fields()` hands its contents, read-only, to the frame's `FrameOut`."""
 
-    Always: x_hat (B, 3, H, W; not clamped when training, clamped to [0, 1] when coding a file), frame_type
-    ("I"/"P"), likelihoods and likelihoods_q (merged over the latents, keys from `likelihood_keys`; empty when
-    decoding). When coding a file: strings (flat list, packet order) and shapes (z grids, packet order).
-    P-frames add prediction, y_flow_hat, flow_hat, sigma, y_res_hat, y_free, d_latent, shift and flow_ref;
-    I-frames y_hat.
-    """
+    def __init__(self):
+        self.likelihoods: dict[str, torch.Tensor] = {}
+        self.likelihoods_q: dict[str, torch.Tensor] = {}
+        self.strings: list = []
+        self.shapes: list[tuple[int, int]] = []
 
-    def __init__(self, frame_type: str, **fields):
-        super().__init__(
-            frame_type=frame_type, likelihoods={}, likelihoods_q={}, strings=[], shapes=[], **fields
-        )
-
-    def add_latent(self, name: str, lat: LatentOut) -> LatentOut:
+    def add(self, name: str, lat: LatentOut) -> LatentOut:
+        """Record latent `name` (after the ones added before it); returns `lat`."""
         ky, kz = likelihood_keys(name)
         if lat.likelihoods is not None:
-            self["likelihoods"].update({ky: lat.likelihoods["y"], kz: lat.likelihoods["z"]})
+            self.likelihoods.update({ky: lat.likelihoods["y"], kz: lat.likelihoods["z"]})
         if lat.likelihoods_q is not None:
-            self["likelihoods_q"].update({ky: lat.likelihoods_q["y"], kz: lat.likelihoods_q["z"]})
+            self.likelihoods_q.update({ky: lat.likelihoods_q["y"], kz: lat.likelihoods_q["z"]})
         if lat.strings is not None:
-            self["strings"].extend(lat.strings)
-            self["shapes"].append(tuple(int(d) for d in lat.shape))
+            self.strings.extend(lat.strings)
+            self.shapes.append(tuple(int(d) for d in lat.shape))
         return lat
 
-    @property
-    def x_hat(self) -> torch.Tensor:
-        return self["x_hat"]
+    def fields(self) -> dict:
+        """FrameOut's likelihoods, likelihoods_q (read-only mappings), strings and shapes (tuples)."""
+        return {
+            "likelihoods": MappingProxyType(dict(self.likelihoods)),
+            "likelihoods_q": MappingProxyType(dict(self.likelihoods_q)),
+            "strings": tuple(self.strings),
+            "shapes": tuple(self.shapes),
+        }
 
-    @property
-    def frame_type(self) -> str:
-        return self["frame_type"]
+
+_EMPTY: Mapping[str, torch.Tensor] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class FrameOut:
+    """One coded frame, as the pipelines return it (`IFrameCodec.code`, `PFrameCodec.code`, `VideoCodec.step`).
+
+    Frozen: nothing changes a FrameOut after it is returned; a caller that needs another view of it (e.g. x_hat
+    cropped to the source size, `cropped`) gets a new one from `replace`.
+
+    Always: frame_type ("I" / "P"); x_hat (B, 3, H, W) on the [0, 1] scale (not clamped when training, clamped
+    to [0, 1] when a bitstream is written or read; None from an encode pass without synthesis); likelihoods and
+    likelihoods_q (read-only {key: likelihood tensor} merged over the latents, keys from `likelihood_keys`;
+    empty when decoding or encoding without the estimate); strings (flat tuple in packet order: [y, z] per
+    latent, each a list of bytes per batch item) and shapes (z grids (h_z, w_z) in packet order), empty
+    unless a bitstream is written or read; shift: the residual roll applied (pixels, (0, 0) for I-frames).
+    I-frames: y_hat (B, C, h, w). P-frames: prediction (B, 3, H, W), y_flow_hat (None with the oracle flow),
+    flow_hat (B, 2, H, W, pixels), sigma (B, 1, H, W, pixels), y_res_hat, y_free (None without the free
+    latent), d_latent (D_P's condition; these three None in the flow warm-up) and flow_ref (B, 2, H, W,
+    pixels, the frozen estimator's flow; None without the flow input or when decoding).
+
+    `out[key]` reads a field (read-only, for callers written against the older dict); new code reads attributes.
+    """
+
+    frame_type: str
+    x_hat: torch.Tensor | None
+    likelihoods: Mapping[str, torch.Tensor] = field(default_factory=lambda: _EMPTY)
+    likelihoods_q: Mapping[str, torch.Tensor] = field(default_factory=lambda: _EMPTY)
+    strings: tuple = ()
+    shapes: tuple[tuple[int, int], ...] = ()
+    shift: tuple[int, int] = (0, 0)
+    y_hat: torch.Tensor | None = None
+    prediction: torch.Tensor | None = None
+    y_flow_hat: torch.Tensor | None = None
+    flow_hat: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+    y_res_hat: torch.Tensor | None = None
+    y_free: torch.Tensor | None = None
+    d_latent: torch.Tensor | None = None
+    flow_ref: torch.Tensor | None = None
+
+    def __getitem__(self, key: str):
+        if key not in _FRAME_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def replace(self, **changes) -> FrameOut:
+        """A new FrameOut with `changes` (field=value); this one is unchanged."""
+        return dataclasses.replace(self, **changes)
+
+    def cropped(self, height: int, width: int) -> FrameOut:
+        """x_hat cropped to the top-left height x width pixels (the source size before padding)."""
+        return self.replace(x_hat=self.x_hat[..., :height, :width])
 
     def estimated_bits(self) -> float | None:
         """sum of -log2 likelihoods of the rounded latents (bits), or None when they were not computed."""
-        lik = self["likelihoods_q"]
+        lik = self.likelihoods_q
         if not lik:
             return None
         return float(sum(-torch.log2(v.detach().double()).sum() for v in lik.values()))
 
     def payload_bits(self) -> int:
         """8 x the bytes of the entropy-coded strings (batch size 1 or all items), 0 when none were written."""
-        return 8 * sum(len(s) for per_item in self["strings"] for s in per_item)
+        return 8 * sum(len(s) for per_item in self.strings for s in per_item)
+
+
+_FRAME_FIELDS = frozenset(f.name for f in dataclasses.fields(FrameOut))
 
 
 Analysis = Callable[[], torch.Tensor]
@@ -238,6 +296,7 @@ class DecodeLatents(LatentCoding):
 
 
 __all__ = [
+    "CodedLatents",
     "DecodeLatents",
     "EncodeLatents",
     "FrameOut",

@@ -46,7 +46,14 @@ from torch import nn
 
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
-from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
+from gvc.models.latents import (
+    CodedLatents,
+    DecodeLatents,
+    EncodeLatents,
+    FrameOut,
+    LatentCoding,
+    TrainLatents,
+)
 from gvc.models.layers import ChannelNorm, check_norm, conv, plain_norm
 from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
 from gvc.models.shift import shift_for_frame as _shift_for_frame
@@ -406,7 +413,8 @@ class PFrameCodec(nn.Module):
         decoding (DecodeLatents) x is None and neither analysis runs.
 
         x, x_ref_hat (B, 3, H, W) in [0, 1]; flow_ref (B, 2, H, W) pixels (needed with flow_input when encoding).
-        -> FrameOut(frame_type "P", x_hat (not clamped), likelihoods / likelihoods_q {"flow_y", "flow_z",
+        -> FrameOut(frame_type "P", x_hat (not clamped when training; clamped to [0, 1] with a bitstream
+        strategy, the decoder's frame), likelihoods / likelihoods_q {"flow_y", "flow_z",
         "res_y", "res_z"}, strings [flow_y, flow_z, res_y, res_z] and shapes [flow, res] when coding a file,
         prediction, y_flow_hat, flow_hat (pixels), sigma (pixels), y_res_hat, y_free (None without the free latent), d_latent
         (y_res_hat and y_free concatenated: D_P's condition), shift (the roll applied), flow_ref).
@@ -417,7 +425,7 @@ class PFrameCodec(nn.Module):
         if latents.encodes:
             self.check_input(x, x_ref_hat)
         shift = self.effective_shift(shift)
-        out = FrameOut("P", shift=shift, flow_ref=flow_ref, y_res_hat=None, y_free=None, d_latent=None)
+        coded = CodedLatents()
         if oracle_flow:
             if flow_ref is None:
                 raise ValueError("oracle_flow needs flow_ref")
@@ -425,7 +433,7 @@ class PFrameCodec(nn.Module):
             sigma = torch.zeros_like(flow_hat[:, :1])
             y_flow_hat = None
         else:
-            flow = out.add_latent(
+            flow = coded.add(
                 "flow",
                 latents.code(
                     "flow",
@@ -436,23 +444,34 @@ class PFrameCodec(nn.Module):
             flow_hat, sigma = self.decode_flow(flow.y_hat)
             y_flow_hat = flow.y_hat
         prediction = self.predict(self._reference(x_ref_hat), flow_hat, sigma)
-        out.update(
-            x_hat=prediction, prediction=prediction, flow_hat=flow_hat, sigma=sigma, y_flow_hat=y_flow_hat
+        x_hat, y_res_hat, y_free, d_latent = prediction, None, None, None
+        if residual:
+            res = coded.add(
+                "res",
+                latents.code(
+                    "res", self.res_bottleneck, lambda: self.res_encoder(apply_shift(x - prediction, shift))
+                ),
+            )
+            y_free = self.free_latent(apply_shift(prediction, shift))
+            x_hat = prediction + self.synthesize_residual(res.y_hat, y_free, shift)
+            y_res_hat = res.y_hat
+            d_latent = res.y_hat if y_free is None else torch.cat([res.y_hat, y_free], dim=1)
+        if latents.bitstream:
+            x_hat = x_hat.clamp(0.0, 1.0)
+        return FrameOut(
+            "P",
+            x_hat,
+            shift=shift,
+            prediction=prediction,
+            y_flow_hat=y_flow_hat,
+            flow_hat=flow_hat,
+            sigma=sigma,
+            y_res_hat=y_res_hat,
+            y_free=y_free,
+            d_latent=d_latent,
+            flow_ref=flow_ref,
+            **coded.fields(),
         )
-        if not residual:
-            return out
-        res = out.add_latent(
-            "res",
-            latents.code(
-                "res", self.res_bottleneck, lambda: self.res_encoder(apply_shift(x - prediction, shift))
-            ),
-        )
-        y_free = self.free_latent(apply_shift(prediction, shift))
-        out["x_hat"] = prediction + self.synthesize_residual(res.y_hat, y_free, shift)
-        out["y_res_hat"] = res.y_hat
-        out["y_free"] = y_free
-        out["d_latent"] = res.y_hat if y_free is None else torch.cat([res.y_hat, y_free], dim=1)
-        return out
 
     def forward(
         self,
@@ -480,9 +499,7 @@ class PFrameCodec(nn.Module):
         """`code` with EncodeLatents: FrameOut with strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per
         batch item), shapes=[flow_z_hw, res_z_hw], x_hat (clamped to [0, 1], equal to decompress's),
         prediction, likelihoods (the rounded latents': the bit estimate)."""
-        out = self.code(x, x_ref_hat, EncodeLatents(placement), flow_ref, shift)
-        out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
-        return out
+        return self.code(x, x_ref_hat, EncodeLatents(placement), flow_ref, shift)
 
     @torch.no_grad()
     def decompress(
@@ -495,11 +512,8 @@ class PFrameCodec(nn.Module):
     ) -> FrameOut:
         """Inverse of `compress` given the same reference and shift -> FrameOut with x_hat (B,3,H,W) clamped to
         [0, 1], prediction, flow_hat, sigma."""
-        out = self.code(
-            None, x_ref_hat, DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement), None, shift
-        )
-        out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
-        return out
+        latents = DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement)
+        return self.code(None, x_ref_hat, latents, None, shift)
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the CDF tables of both bottlenecks."""

@@ -207,7 +207,7 @@ class VideoCodec(nn.Module):
         predicted from `state.ref` with shift `state.shift` (None: `draw_shift(index)`); the frozen flow
         estimator runs only when the strategy encodes. The frozen I-frame codec is coded with
         `latents.for_frozen()` and no gradient. With a bitstream strategy x_hat is clamped to [0, 1] (the
-        decoder's frame). residual=False: flow-only P-frames (flow warm-up). oracle_flow (diagnosis, training
+        decoder's frame; the pipelines clamp it). residual=False: flow-only P-frames (flow warm-up). oracle_flow (diagnosis, training
         strategies only): P-frames are predicted with the estimator's flow between the ORIGINAL frames, sigma 0,
         and no flow latent (no flow bits): the upper bound of what a better flow codec could give.
         -> FrameOut (IFrameCodec.code / PFrameCodec.code) with frame_type and shift set.
@@ -218,7 +218,6 @@ class VideoCodec(nn.Module):
                     out = self.iframe.code(x, latents.for_frozen())
             else:
                 out = self.iframe.code(x, latents)
-            out["shift"] = (0, 0)
         else:
             shift = state.shift if state.shift is not None else self.draw_shift(state.index)
             if oracle_flow:
@@ -241,9 +240,7 @@ class VideoCodec(nn.Module):
                 out = checkpoint(p_step, x, ref, flow_ref, use_reentrant=False)
             else:
                 out = p_step(x, ref, flow_ref)
-        if latents.bitstream:
-            out["x_hat"] = out["x_hat"].clamp(0.0, 1.0)
-        state.advance(self.reference(out["x_hat"]), x if latents.encodes else None)
+        state.advance(self.reference(out.x_hat), x if latents.encodes else None)
         return out
 
     # ------------------------------------------------------------------ training / evaluation
@@ -301,28 +298,23 @@ class VideoCodec(nn.Module):
         P-frame from ref (the previous decoded frame). shift None: `shift_for_frame(frame_index)`.
 
         FrameOut with strings ([y, z] for I, [flow_y, flow_z, res_y, res_z] for P), shapes (one z grid per
-        latent; `shape` the same: a tuple for I, the list for P), x_hat (the decoder's frame, clamped),
-        frame_type, shift (the roll actually applied)."""
-        out = self.step(x, self._frame_state(ref, shift, frame_index), EncodeLatents(placement))
-        out["shape"] = out["shapes"][0] if out["frame_type"] == "I" else out["shapes"]
-        return out
+        latent), x_hat (the decoder's frame, clamped), frame_type, shift (the roll actually applied)."""
+        return self.step(x, self._frame_state(ref, shift, frame_index), EncodeLatents(placement))
 
     @torch.no_grad()
     def decompress_frame(
         self,
         strings: list,
-        shape,
+        shapes,
         ref: torch.Tensor | None = None,
         shift=None,
         frame_index: int | None = None,
         placement: EntropyPlacement | None = None,
     ) -> FrameOut:
-        """Inverse of `compress_frame` given the same ref (None for an I-frame) and shift (or frame_index):
-        `step` with DecodeLatents -> FrameOut with x_hat (B, 3, H, W) clamped to [0, 1]."""
-        intra = ref is None
-        names = ("",) if intra else PFrameCodec.LATENTS
-        shapes = [shape] if intra else list(shape)
-        latents = DecodeLatents.from_packet(names, strings, shapes, placement)
+        """Inverse of `compress_frame` given its strings and shapes, the same ref (None for an I-frame) and
+        shift (or frame_index): `step` with DecodeLatents -> FrameOut with x_hat (B, 3, H, W) clamped to [0, 1]."""
+        names = ("",) if ref is None else PFrameCodec.LATENTS
+        latents = DecodeLatents.from_packet(names, strings, list(shapes), placement)
         return self.step(None, self._frame_state(ref, shift, frame_index), latents)
 
     def _frame_state(self, ref, shift, frame_index) -> GOPState:

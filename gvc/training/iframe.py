@@ -108,9 +108,9 @@ class IFrameModule(GVCModule):
         h, w = x.shape[-2:]
         out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode)
         return {
-            "x_hat": out["x_hat"][..., :h, :w],
-            "bpp": losses.bpp(out["likelihoods"], h * w),
-            "y_hat": out["y_hat"],
+            "x_hat": out.x_hat[..., :h, :w],
+            "bpp": losses.bpp(out.likelihoods, h * w),
+            "y_hat": out.y_hat,
         }
 
     def training_step(self, batch, batch_idx):
@@ -118,35 +118,34 @@ class IFrameModule(GVCModule):
         h, w = x.shape[-2:]
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
-        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, **qparams)
-        out = {**out, "x_hat": out["x_hat"][..., :h, :w]}
+        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, **qparams).cropped(h, w)
         lam = float(self.rate_controller.lambda_r)
         gan = self.gan_active
         terms = self.objective(x, out, lam, self.discriminator if gan else None)
-        g_loss = terms["loss"]
+        g_loss = terms.loss
 
         def d_loss_fn():
             return self.objective.discriminator_loss(self.discriminator, x, out)
 
-        applied = self._update(g_loss, d_loss_fn, terms["bpp_q"]).applied
+        applied = self._update(g_loss, d_loss_fn, terms.bpp_q).applied
         logs = {
             "train/g_loss": g_loss.detach(),
-            "train/bpp": terms["bpp"].detach(),
-            "train/bpp_noisy": terms["bpp"].detach(),
-            "train/bpp_q": terms["bpp_q"],
-            "train/mse": terms["mse"].detach(),
-            "train/psnr": terms["psnr"],
+            "train/bpp": terms.bpp.detach(),
+            "train/bpp_noisy": terms.bpp.detach(),
+            "train/bpp_q": terms.bpp_q,
+            "train/mse": terms.mse.detach(),
+            "train/psnr": terms.psnr,
             "train/gan_active": float(gan),
         }
         if self.lpips is not None:
-            logs["train/lpips"] = terms["perceptual"].detach()
+            logs["train/lpips"] = terms.perceptual.detach()
         if gan:
-            logs["train/p_loss"] = terms["p_loss"].detach()
+            logs["train/p_loss"] = terms.p_loss.detach()
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False)
         self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
-        self.log("bpp_q", terms["bpp_q"], prog_bar=True, on_step=True, on_epoch=False)
+        self.log("bpp_q", terms.bpp_q, prog_bar=True, on_step=True, on_epoch=False)
         if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
-            self._log_images("train/reconstruction", [x, out["x_hat"]])
+            self._log_images("train/reconstruction", [x, out.x_hat])
         return g_loss.detach()
 
     # ------------------------------------------------------------------ validation

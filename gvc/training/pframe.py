@@ -252,7 +252,7 @@ class PFrameModule(GVCModule):
         self._set_d_trainable(False)
         warmup = self.in_flow_warmup
         outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, **qparams)
-        outs = [{**o, "x_hat": o["x_hat"][..., :h, :w]} for o in outs]
+        outs = [o.cropped(h, w) for o in outs]
         if not self.video.pframe.config[
             "flow_input"
         ]:  # the flow loss and EPE still need the estimator's flow
@@ -261,52 +261,52 @@ class PFrameModule(GVCModule):
                     ref = clip_in[:, t - 1]
                 else:
                     ref = pad_to_multiple(
-                        self.video.reference(outs[t - 1]["x_hat"]).detach(), self.size_multiple
+                        self.video.reference(outs[t - 1].x_hat).detach(), self.size_multiple
                     )
-                outs[t]["flow_ref"] = self.video.flow_estimator(ref, clip_in[:, t])
+                outs[t] = outs[t].replace(flow_ref=self.video.flow_estimator(ref, clip_in[:, t]))
         w_flow = schedule.flow_weight(self.gvc_step, self.flow_cfg)
         gan = self.gan_active
         lam = float(self.rate_controller.lambda_r)
         terms = self.objective(clip, outs, lam, w_flow, self.discriminator if gan else None)
-        g_loss = terms["loss"]
+        g_loss = terms.loss
 
         def d_loss_fn():
             return self.objective.discriminator_loss(self.discriminator, clip, outs)
 
         i_out = outs[0]
-        applied = self._update(g_loss, d_loss_fn, terms["bpp_q"]).applied
+        applied = self._update(g_loss, d_loss_fn, terms.bpp_q).applied
         logs = {
             "train/g_loss": g_loss.detach(),
-            "train/bpp": terms["bpp"].detach(),
-            "train/bpp_noisy": terms["bpp"].detach(),
-            "train/bpp_q": terms["bpp_q"],
-            "train/bpp_i": losses.bpp(i_out["likelihoods"], h * w).mean(),
-            "train/psnr_i": psnr(i_out["x_hat"], clip[:, 0]),
-            "train/mse": terms["mse"].detach(),
-            "train/psnr": terms["psnr"],
+            "train/bpp": terms.bpp.detach(),
+            "train/bpp_noisy": terms.bpp.detach(),
+            "train/bpp_q": terms.bpp_q,
+            "train/bpp_i": losses.bpp(i_out.likelihoods, h * w).mean(),
+            "train/psnr_i": psnr(i_out.x_hat, clip[:, 0]),
+            "train/mse": terms.mse.detach(),
+            "train/psnr": terms.psnr,
             "train/unroll_t": float(len(outs)),
             "train/w_flow": w_flow,
             "train/flow_warmup": float(warmup),
             "train/gan_active": float(gan),
         }
         if self.lpips is not None:
-            logs["train/lpips"] = terms["perceptual"].detach()
-        if "flow_loss" in terms:
-            logs["train/flow_loss"] = terms["flow_loss"].detach()
-            logs["train/flow_epe"] = terms["flow_epe"]
-        if "bpp_flow_q" in terms:
-            logs["train/bpp_flow_q"] = terms["bpp_flow_q"]
-        if "sigma" in terms:
-            logs["train/sigma"] = terms["sigma"]
+            logs["train/lpips"] = terms.perceptual.detach()
+        if terms.flow_loss is not None:
+            logs["train/flow_loss"] = terms.flow_loss.detach()
+            logs["train/flow_epe"] = terms.flow_epe
+        if terms.bpp_flow_q is not None:
+            logs["train/bpp_flow_q"] = terms.bpp_flow_q
+        if terms.sigma is not None:
+            logs["train/sigma"] = terms.sigma
         if gan:
-            logs["train/p_loss"] = terms["p_loss"].detach()
+            logs["train/p_loss"] = terms.p_loss.detach()
         self.log_dict(logs, on_step=True, on_epoch=False)
         self.log("lambda_r", lam, prog_bar=True, on_step=True, on_epoch=False)
-        self.log("bpp_q", terms["bpp_q"], prog_bar=True, on_step=True, on_epoch=False)
+        self.log("bpp_q", terms.bpp_q, prog_bar=True, on_step=True, on_epoch=False)
         if applied and self.log_images_every and self.gvc_step % self.log_images_every == 0:
             self._log_images(
                 "train/reconstruction",
-                [clip[:, -1], outs[-1]["x_hat"], outs[-1]["prediction"][..., :h, :w]],
+                [clip[:, -1], outs[-1].x_hat, outs[-1].prediction[..., :h, :w]],
             )
         return g_loss.detach()
 
@@ -317,12 +317,12 @@ class PFrameModule(GVCModule):
         outs = self.video.forward_clip(pad_to_multiple(clip, self.size_multiple), mode="round")
         n = clip.shape[0]
         p = outs[1:]
-        bpp_p = torch.stack([losses.bpp(o["likelihoods"], h * w).mean() for o in p]).mean()
-        psnr_p = torch.stack([psnr(o["x_hat"][..., :h, :w], clip[:, t + 1]) for t, o in enumerate(p)]).mean()
+        bpp_p = torch.stack([losses.bpp(o.likelihoods, h * w).mean() for o in p]).mean()
+        psnr_p = torch.stack([psnr(o.x_hat[..., :h, :w], clip[:, t + 1]) for t, o in enumerate(p)]).mean()
         mse_p = torch.stack(
-            [F.mse_loss(o["x_hat"][..., :h, :w].clamp(0, 1), clip[:, t + 1]) for t, o in enumerate(p)]
+            [F.mse_loss(o.x_hat[..., :h, :w].clamp(0, 1), clip[:, t + 1]) for t, o in enumerate(p)]
         ).mean()
-        epe = [flow_epe(o["flow_hat"], o["flow_ref"]) for o in p if o.get("flow_ref") is not None]
+        epe = [flow_epe(o.flow_hat, o.flow_ref) for o in p if o.flow_ref is not None]
         if epe:
             self.log("val/flow_epe", torch.stack(epe).mean(), on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict(
@@ -330,8 +330,8 @@ class PFrameModule(GVCModule):
                 "val/bpp": bpp_p,
                 "val/psnr": psnr_p,
                 "val/mse": mse_p,
-                "val/bpp_i": losses.bpp(outs[0]["likelihoods"], h * w).mean(),
-                "val/psnr_i": psnr(outs[0]["x_hat"][..., :h, :w], clip[:, 0]),
+                "val/bpp_i": losses.bpp(outs[0].likelihoods, h * w).mean(),
+                "val/psnr_i": psnr(outs[0].x_hat[..., :h, :w], clip[:, 0]),
             },
             on_step=False,
             on_epoch=True,
@@ -339,4 +339,4 @@ class PFrameModule(GVCModule):
             batch_size=n,
         )
         if batch_idx == 0:
-            self._log_images("val/reconstruction", [clip[:, -1], outs[-1]["x_hat"][..., :h, :w]])
+            self._log_images("val/reconstruction", [clip[:, -1], outs[-1].x_hat[..., :h, :w]])

@@ -276,7 +276,7 @@ def test_video_codec_low_delay_gop_roundtrip(tmp_path, clip, capsys):
         for i in range(4):
             x = pad_frame(r.read_rgb(i)[None], 192, 192)
             out = model.compress_frame(x, None if i % 3 == 0 else ref, frame_index=i)
-            ref = out["x_hat"]
+            ref = out.x_hat
             expected.append(ref[0, :, :144, :176])
     decoded = list(decode_video(a, model))
     assert len(decoded) == 4 and all(torch.equal(d, e) for d, e in zip(decoded, expected))
@@ -340,17 +340,17 @@ def test_encode_under_one_setting_decode_under_another():
         torch.set_num_threads(1)
         with torch.no_grad():
             dec = wide.code(
-                None, DecodeLatents.from_packet([""], enc["strings"], enc["shapes"], entropy_placement(True))
+                None, DecodeLatents.from_packet([""], enc.strings, enc.shapes, entropy_placement(True))
             )
             bn_dec = wide.bottleneck.decompress(
                 bn_enc["strings"], bn_enc["shape"], placement=entropy_placement(True)
             )
     finally:
         torch.set_num_threads(n)
-    assert dec["y_hat"].dtype == torch.float64
-    assert torch.equal(dec["y_hat"].float(), enc["y_hat"])
+    assert dec.y_hat.dtype == torch.float64
+    assert torch.equal(dec.y_hat.float(), enc.y_hat)
     assert torch.equal(bn_dec["y_hat"].float(), bn_enc["y_hat"])
-    assert (dec["x_hat"].float() - enc["x_hat"]).abs().max() < 1e-4
+    assert (dec.x_hat.float() - enc.x_hat).abs().max() < 1e-4
 
 
 def test_top_level_cli_is_lazy(tmp_path):

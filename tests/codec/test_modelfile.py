@@ -58,7 +58,7 @@ def test_roundtrip_reproduces_outputs_and_strings(saved):
         loaded.decompress(b["strings"], b["shape"])["x_hat"],
     )
     with torch.no_grad():
-        assert torch.equal(model(x, mode="round")["x_hat"], loaded(x, mode="round")["x_hat"])
+        assert torch.equal(model(x, mode="round").x_hat, loaded(x, mode="round").x_hat)
 
 
 def test_model_id_depends_on_weights_and_config(saved):

@@ -40,13 +40,13 @@ def test_decode_strategy_never_calls_the_analysis():
     state = GOPState()
     with torch.no_grad():
         for t, e in enumerate(enc):
-            intra = e["frame_type"] == "I"
+            intra = e.frame_type == "I"
             model.iframe.g_a.net = _Forbidden() if intra else e_i
             names = ("",) if intra else ("flow", "res")
-            state.shift = None if intra else e["shift"]
-            out = model.step(None, state, DecodeLatents.from_packet(names, e["strings"], e["shapes"]))
-            assert out["frame_type"] == e["frame_type"] and torch.equal(out["x_hat"], e["x_hat"]), t
-    assert [e["frame_type"] for e in enc] == ["I", "P", "P"]
+            state.shift = None if intra else e.shift
+            out = model.step(None, state, DecodeLatents.from_packet(names, e.strings, e.shapes))
+            assert out.frame_type == e.frame_type and torch.equal(out.x_hat, e.x_hat), t
+    assert [e.frame_type for e in enc] == ["I", "P", "P"]
 
 
 def test_encoding_runs_each_encoder_once_and_estimates_from_that_pass(tmp_path):
@@ -96,9 +96,9 @@ def test_train_round_encode_and_decode_give_the_same_frames():
         for t in range(3):
             enc.append(model.step(x[:, t], state, EncodeLatents()))
     for t in range(3):
-        assert (train[t]["x_hat"].clamp(0, 1) - enc[t]["x_hat"]).abs().max() <= 1e-5, t
-        assert set(train[t]["likelihoods_q"]) == set(enc[t]["likelihoods_q"])
-        bits_train = sum(float(-v.double().log2().sum()) for v in train[t]["likelihoods_q"].values())
+        assert (train[t].x_hat.clamp(0, 1) - enc[t].x_hat).abs().max() <= 1e-5, t
+        assert set(train[t].likelihoods_q) == set(enc[t].likelihoods_q)
+        bits_train = sum(float(-v.double().log2().sum()) for v in train[t].likelihoods_q.values())
         assert abs(enc[t].estimated_bits() - bits_train) <= 1e-3 * bits_train, t
     assert (
         isinstance(TrainLatents().for_frozen(), TrainLatents) and TrainLatents().for_frozen().mode == "round"

@@ -26,9 +26,9 @@ def test_shapes_config_and_size_check():
     model = IFrameCodec(**TINY)
     x = torch.rand(2, 3, 64, 128)
     out = model(x)
-    assert out["x_hat"].shape == x.shape
-    assert out["y_hat"].shape == (2, 16, 4, 8)
-    assert out["likelihoods"]["z"].shape == (2, 16, 1, 2)
+    assert out.x_hat.shape == x.shape
+    assert out.y_hat.shape == (2, 16, 4, 8)
+    assert out.likelihoods["z"].shape == (2, 16, 1, 2)
     cfg = json.loads(json.dumps(model.config))  # JSON-serialisable
     rebuilt = IFrameCodec(**cfg)
     rebuilt.load_state_dict(model.state_dict())
@@ -72,11 +72,11 @@ def test_compress_decompress_equals_forward_round():
     assert len(comp["strings"]) == 2 and all(len(s) == 2 for s in comp["strings"])
     assert all(isinstance(b, bytes) for s in comp["strings"] for b in s)
     dec = model.decompress(comp["strings"], comp["shape"])
-    assert torch.equal(dec["y_hat"], ref["y_hat"])
-    assert torch.equal(comp["y_hat"], ref["y_hat"])
-    assert torch.allclose(dec["x_hat"], ref["x_hat"].clamp(0, 1), atol=1e-6)
+    assert torch.equal(dec["y_hat"], ref.y_hat)
+    assert torch.equal(comp["y_hat"], ref.y_hat)
+    assert torch.allclose(dec["x_hat"], ref.x_hat.clamp(0, 1), atol=1e-6)
     assert dec["x_hat"].min() >= 0 and dec["x_hat"].max() <= 1
-    assert (ref["y_hat"] - ref["y_hat"].round()).abs().max() > 0.01  # means really are non-integer
+    assert (ref.y_hat - ref.y_hat.round()).abs().max() > 0.01  # means really are non-integer
     # deterministic: same input, same bytes
     assert model.compress(x)["strings"] == comp["strings"]
 
@@ -90,9 +90,9 @@ def test_modes_share_the_synthesis_input():
     noise = model(x, mode="noise")
     rnd = model(x, mode="round")
     # every mode feeds the synthesis the same rounded latent; only the likelihoods differ
-    assert torch.allclose(ste["y_hat"], rnd["y_hat"], atol=1e-5)
-    assert torch.allclose(noise["y_hat"], rnd["y_hat"], atol=1e-5)
-    assert not torch.allclose(noise["likelihoods"]["y"], rnd["likelihoods"]["y"])
+    assert torch.allclose(ste.y_hat, rnd.y_hat, atol=1e-5)
+    assert torch.allclose(noise.y_hat, rnd.y_hat, atol=1e-5)
+    assert not torch.allclose(noise.likelihoods["y"], rnd.likelihoods["y"])
 
 
 @pytest.mark.ffmpeg
@@ -103,14 +103,14 @@ def test_overfitting_one_crop_with_mse_lowers_distortion(carphone_crops):
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     variance = x.var().item()  # MSE of predicting the mean value
     with torch.no_grad():
-        first = torch.mean((model(x)["x_hat"] - x) ** 2).item()
+        first = torch.mean((model(x).x_hat - x) ** 2).item()
     for _ in range(250):
-        loss = torch.mean((model(x, mode="noise")["x_hat"] - x) ** 2)
+        loss = torch.mean((model(x, mode="noise").x_hat - x) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        last = torch.mean((model(x, mode="round")["x_hat"].clamp(0, 1) - x) ** 2).item()
+        last = torch.mean((model(x, mode="round").x_hat.clamp(0, 1) - x) ** 2).item()
     assert last < 0.1 * first
     assert last < 0.35 * variance  # learned structure, not just the mean colour
 

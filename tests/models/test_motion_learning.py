@@ -53,7 +53,7 @@ def flow_gradient_share(relative: bool, w_flow: float) -> float:
     clip, _ = make_synthetic_clip(2, 128, 128, max_flow=3.0, seed=2)
     video = VideoCodec(iframe, pframe, DISFlow("fast"), flow_reference="original")
     outs = video.forward_clip(clip[None], mode="round", residual=False)
-    flow_hat = outs[1]["flow_hat"]
+    flow_hat = outs[1].flow_hat
     flow_hat.retain_grad()
     weights = LossWeights.from_config(OmegaConf.load(config_dir() / "loss" / "mse.yaml"))
     objective = PFrameObjective(weights, None, flow_relative=relative)
@@ -62,9 +62,9 @@ def flow_gradient_share(relative: bool, w_flow: float) -> float:
     for part in ("flow", "mse"):
         flow_hat.grad = None
         if part == "flow":
-            loss = terms["loss"] - weights.C * weights.C_D * weights.mse_scale * terms["mse"]
+            loss = terms.loss - weights.C * weights.C_D * weights.mse_scale * terms.mse
         else:
-            loss = weights.C * weights.C_D * weights.mse_scale * terms["mse"]
+            loss = weights.C * weights.C_D * weights.mse_scale * terms.mse
         loss.backward(retain_graph=True)
         grads.append(float(flow_hat.grad.norm()))
     return grads[0] / grads[1]
@@ -95,12 +95,12 @@ def test_oracle_flow_predicts_from_the_true_motion_with_no_flow_bits():
         outs = video.forward_clip(clip[None], mode="round", oracle_flow=True)
         for t in (1, 2):
             o = outs[t]
-            assert set(o["likelihoods_q"]) == {"res_y", "res_z"} and o["y_flow_hat"] is None
-            assert float(o["sigma"].abs().max()) == 0.0
+            assert set(o.likelihoods_q) == {"res_y", "res_z"} and o.y_flow_hat is None
+            assert float(o.sigma.abs().max()) == 0.0
             true = flow(clip[t - 1][None], clip[t][None])
-            assert torch.equal(o["flow_hat"], true)
-            ref = video.reference(outs[t - 1]["x_hat"])
-            assert torch.allclose(o["prediction"], backward_warp(ref, true), atol=1e-5)
+            assert torch.equal(o.flow_hat, true)
+            ref = video.reference(outs[t - 1].x_hat)
+            assert torch.allclose(o.prediction, backward_warp(ref, true), atol=1e-5)
             inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
             moved = (backward_warp(clip[t - 1][None], true) - clip[t][None])[inner].pow(2).mean()
             still = (clip[t - 1][None] - clip[t][None])[inner].pow(2).mean()
@@ -127,7 +127,7 @@ def test_flow_reference_is_the_previous_source_frame_or_reconstruction(reference
         outs = video.forward_clip(clip[None], mode="round")
     for t in (1, 2):
         source = flow(clip[t - 1][None], clip[t][None])
-        decoded = flow(video.reference(outs[t - 1]["x_hat"]), clip[t][None])
+        decoded = flow(video.reference(outs[t - 1].x_hat), clip[t][None])
         want = source if reference == "original" else decoded
-        assert torch.equal(outs[t]["flow_ref"], want)
+        assert torch.equal(outs[t].flow_ref, want)
     assert video.config["flow_reference"] == reference

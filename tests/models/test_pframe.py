@@ -63,17 +63,17 @@ def test_forward_outputs_and_modes():
         ("softround_kumaraswamy", {"temperature": 0.3, "kumaraswamy_a": 2.0}),
     ):
         out = pframe(x, x_ref, flow_ref, shift=(3, 7), mode=mode, **q)
-        assert set(out["likelihoods"]) == {"flow_y", "flow_z", "res_y", "res_z"}
-        assert out["x_hat"].shape == x.shape and out["prediction"].shape == x.shape
-        assert out["flow_hat"].shape == (1, 2, 64, 64) and out["sigma"].shape == (1, 1, 64, 64)
-        assert (out["sigma"] >= 0).all()
-        assert out["y_res_hat"].shape == out["y_free"].shape == (1, 16, 4, 4)
-        assert out["d_latent"].shape == (1, pframe.d_latent_channels, 4, 4) == (1, 32, 4, 4)
+        assert set(out.likelihoods) == {"flow_y", "flow_z", "res_y", "res_z"}
+        assert out.x_hat.shape == x.shape and out.prediction.shape == x.shape
+        assert out.flow_hat.shape == (1, 2, 64, 64) and out.sigma.shape == (1, 1, 64, 64)
+        assert (out.sigma >= 0).all()
+        assert out.y_res_hat.shape == out.y_free.shape == (1, 16, 4, 4)
+        assert out.d_latent.shape == (1, pframe.d_latent_channels, 4, 4) == (1, 32, 4, 4)
         # x_hat = prediction + unshifted residual synthesis
-        r_hat = pframe.synthesize_residual(out["y_res_hat"], out["y_free"], (3, 7))
-        assert torch.allclose(out["x_hat"], out["prediction"] + r_hat, atol=1e-6)
+        r_hat = pframe.synthesize_residual(out.y_res_hat, out.y_free, (3, 7))
+        assert torch.allclose(out.x_hat, out.prediction + r_hat, atol=1e-6)
     # at init the decoded flow is ~0 and the blur ~0: the prediction is ~ the reference
-    assert (out["prediction"] - x_ref).abs().max() < 0.1
+    assert (out.prediction - x_ref).abs().max() < 0.1
 
 
 def test_compress_decompress_reproduces_round_forward():
@@ -84,14 +84,14 @@ def test_compress_decompress_reproduces_round_forward():
     with torch.no_grad():
         fwd = pframe(x, x_ref, flow_ref, shift=shift, mode="round")
     comp = pframe.compress(x, x_ref, flow_ref, shift)
-    assert len(comp["strings"]) == 4 and len(comp["shapes"]) == 2
-    dec = pframe.decompress(comp["strings"], comp["shapes"], x_ref, shift)
-    assert (dec["x_hat"] - fwd["x_hat"].clamp(0, 1)).abs().max() <= 1e-5
-    assert torch.equal(dec["x_hat"], comp["x_hat"])
-    assert torch.allclose(dec["flow_hat"], fwd["flow_hat"], atol=1e-5)
+    assert len(comp.strings) == 4 and len(comp.shapes) == 2
+    dec = pframe.decompress(comp.strings, comp.shapes, x_ref, shift)
+    assert (dec.x_hat - fwd.x_hat.clamp(0, 1)).abs().max() <= 1e-5
+    assert torch.equal(dec.x_hat, comp.x_hat)
+    assert torch.allclose(dec.flow_hat, fwd.flow_hat, atol=1e-5)
     # the decoder needs the same shift: another one gives another frame
-    other = pframe.decompress(comp["strings"], comp["shapes"], x_ref, (0, 0))
-    assert (other["x_hat"] - dec["x_hat"]).abs().max() > 1e-4
+    other = pframe.decompress(comp.strings, comp.shapes, x_ref, (0, 0))
+    assert (other.x_hat - dec.x_hat).abs().max() > 1e-4
 
 
 def test_real_bits_match_likelihood_estimate():
@@ -107,22 +107,22 @@ def test_real_bits_match_likelihood_estimate():
         y_flow = pframe.flow_encoder(pframe.flow_encoder_input(x, x_ref, flow_ref))
     fit_bottleneck(pframe.flow_bottleneck, y_flow, 150)
     with torch.no_grad():
-        pred = pframe(x, x_ref, flow_ref, mode="round")["prediction"]
+        pred = pframe(x, x_ref, flow_ref, mode="round").prediction
         y_res = pframe.res_encoder(x - pred)
     fit_bottleneck(pframe.res_bottleneck, y_res, 150)
     pframe.update(force=True, update_quantiles=True)  # exact z ranges (few z values: no escape codes)
     with torch.no_grad():
         fwd = pframe(x, x_ref, flow_ref, mode="round")
     comp = pframe.compress(x, x_ref, flow_ref, (0, 0))
-    for key, strings in zip(("flow_y", "flow_z", "res_y", "res_z"), comp["strings"]):
-        est = (-fwd["likelihoods"][key].log2()).sum().item()
+    for key, strings in zip(("flow_y", "flow_z", "res_y", "res_z"), comp.strings):
+        est = (-fwd.likelihoods[key].log2()).sum().item()
         actual = 8 * sum(len(s) for s in strings)
         assert abs(actual - est) <= 0.01 * est + 64, (key, actual, est)
-    assert (-fwd["likelihoods"]["res_y"].log2()).sum() > 3000 and (
-        -fwd["likelihoods"]["flow_y"].log2()
+    assert (-fwd.likelihoods["res_y"].log2()).sum() > 3000 and (
+        -fwd.likelihoods["flow_y"].log2()
     ).sum() > 1500
-    dec = pframe.decompress(comp["strings"], comp["shapes"], x_ref, (0, 0))
-    assert (dec["x_hat"] - fwd["x_hat"].clamp(0, 1)).abs().max() <= 1e-5
+    dec = pframe.decompress(comp.strings, comp.shapes, x_ref, (0, 0))
+    assert (dec.x_hat - fwd.x_hat.clamp(0, 1)).abs().max() <= 1e-5
 
 
 def test_shift_rolls_residual_branch_consistently():
@@ -134,15 +134,15 @@ def test_shift_rolls_residual_branch_consistently():
     with torch.no_grad():
         a = pframe(x, x_ref, flow_ref, shift=(0, 0), mode="round")
         b = pframe(x, x_ref, flow_ref, shift=(4, 9), mode="round")
-    assert b["shift"] == (4, 9)
-    assert torch.allclose(a["prediction"], b["prediction"])  # the flow branch is not shifted
-    assert (a["x_hat"] - b["x_hat"]).abs().max() > 1e-4  # another latent grid phase: another reconstruction
+    assert b.shift == (4, 9)
+    assert torch.allclose(a.prediction, b.prediction)  # the flow branch is not shifted
+    assert (a.x_hat - b.x_hat).abs().max() > 1e-4  # another latent grid phase: another reconstruction
     assert pframe.effective_shift((20, 33)) == (4, 1)
     _, off = make_codecs(random_shift=False)
     with torch.no_grad():
         c = off(x, x_ref, flow_ref, shift=(0, 0), mode="round")
         d = off(x, x_ref, flow_ref, shift=(4, 9), mode="round")
-    assert d["shift"] == (0, 0) and torch.equal(c["x_hat"], d["x_hat"])
+    assert d.shift == (0, 0) and torch.equal(c.x_hat, d.x_hat)
     assert off.shift_for_frame(7) == (0, 0) and pframe.shift_for_frame(7) == pframe.shift_for_frame(7)
 
 
@@ -150,12 +150,12 @@ def test_switches_free_latent_and_flow_input():
     _, nofree = make_codecs(free_latent=False)
     x, x_ref, flow_ref = frames()
     out = nofree(x, x_ref, flow_ref, mode="noise")
-    assert out["y_free"] is None and nofree.d_latent_channels == 16 and out["d_latent"].shape[1] == 16
+    assert out.y_free is None and nofree.d_latent_channels == 16 and out.d_latent.shape[1] == 16
     assert not hasattr(nofree.res_generator, "free_conv")
     _, noflow = make_codecs(flow_input=False)
     assert noflow.flow_encoder.net[0][0].in_channels == 6
     out = noflow(x, x_ref, None, mode="noise")  # no flow_ref needed
-    assert torch.isfinite(out["x_hat"]).all()
+    assert torch.isfinite(out.x_hat).all()
     _, withflow = make_codecs()
     assert withflow.flow_encoder.net[0][0].in_channels == 8
     with pytest.raises(ValueError, match="flow_ref"):
@@ -171,12 +171,12 @@ def test_stop_gradients_into_reference():
     _, pframe = make_codecs()
     x, x_ref, flow_ref = frames()
     ref = x_ref.clone().requires_grad_(True)
-    pframe(x, ref, flow_ref, mode="noise")["x_hat"].square().sum().backward()
+    pframe(x, ref, flow_ref, mode="noise").x_hat.square().sum().backward()
     assert ref.grad is not None and ref.grad.abs().sum() > 0
     _, sg = make_codecs(detach_reference=True)
     ref = x_ref.clone().requires_grad_(True)
     out = sg(x, ref, flow_ref, mode="noise")
-    loss = out["x_hat"].square().sum() + sum((-v.log2()).sum() for v in out["likelihoods"].values())
+    loss = out.x_hat.square().sum() + sum((-v.log2()).sum() for v in out.likelihoods.values())
     loss.backward()
     assert ref.grad is None
     assert sg.flow_encoder.net[0][0].weight.grad.abs().sum() > 0  # the flow codec still trains

@@ -32,8 +32,8 @@ def loss_of(outs, x) -> torch.Tensor:
     """Distortion + rate over the clip (touches every trained part of the P-frame codec)."""
     loss = 0.0
     for t, o in enumerate(outs):
-        loss = loss + 255.0**2 * (o["x_hat"] - x[:, t]).square().mean()
-        loss = loss + 0.01 * sum((-v.log2()).sum() for v in o["likelihoods"].values())
+        loss = loss + 255.0**2 * (o.x_hat - x[:, t]).square().mean()
+        loss = loss + 0.01 * sum((-v.log2()).sum() for v in o.likelihoods.values())
     return loss
 
 
@@ -43,9 +43,9 @@ def test_forward_clip_gradients_reach_pframe_not_frozen_iframe():
     assert not model.iframe.training  # frozen: stays in eval mode
     x = clip(3)
     outs = model.forward_clip(x, mode="noise")
-    assert [o["frame_type"] for o in outs] == ["I", "P", "P"]
-    assert all(o["x_hat"].shape == (1, 3, 64, 64) for o in outs)
-    assert outs[1]["flow_ref"].shape == (1, 2, 64, 64) and not outs[1]["flow_ref"].requires_grad
+    assert [o.frame_type for o in outs] == ["I", "P", "P"]
+    assert all(o.x_hat.shape == (1, 3, 64, 64) for o in outs)
+    assert outs[1].flow_ref.shape == (1, 2, 64, 64) and not outs[1].flow_ref.requires_grad
     loss_of(outs, x).backward()
     assert all(p.grad is None for p in model.iframe.parameters())
     for name in (
@@ -61,14 +61,10 @@ def test_forward_clip_gradients_reach_pframe_not_frozen_iframe():
     # frame 2's loss reaches frame 1's P-frame (through the reference) unless the reference is detached
     model.zero_grad()
     outs = model.forward_clip(x, shifts=[(0, 0)] * 3, detach_reference=False)
-    g_ref = torch.autograd.grad(
-        (outs[2]["x_hat"] - x[:, 2]).square().sum(), outs[1]["x_hat"], allow_unused=True
-    )[0]
+    g_ref = torch.autograd.grad((outs[2].x_hat - x[:, 2]).square().sum(), outs[1].x_hat, allow_unused=True)[0]
     assert g_ref is not None and g_ref.abs().sum() > 0
     outs = model.forward_clip(x, shifts=[(0, 0)] * 3, detach_reference=True)
-    g_ref = torch.autograd.grad(
-        (outs[2]["x_hat"] - x[:, 2]).square().sum(), outs[1]["x_hat"], allow_unused=True
-    )[0]
+    g_ref = torch.autograd.grad((outs[2].x_hat - x[:, 2]).square().sum(), outs[1].x_hat, allow_unused=True)[0]
     assert g_ref is None
 
 
@@ -96,11 +92,11 @@ def test_shifts_random_in_training_deterministic_in_eval():
     model.eval()
     with torch.no_grad():
         outs = model.forward_clip(x, mode="round")
-    assert [o["shift"] for o in outs[1:]] == [model.shift_for_frame(t) for t in (1, 2, 3)]
+    assert [o.shift for o in outs[1:]] == [model.shift_for_frame(t) for t in (1, 2, 3)]
     model.train()
     torch.manual_seed(0)
     with torch.no_grad():
-        drawn = [[o["shift"] for o in model.forward_clip(x)[1:]] for _ in range(3)]
+        drawn = [[o.shift for o in model.forward_clip(x)[1:]] for _ in range(3)]
     assert len({tuple(d) for d in drawn}) > 1  # random per frame in training
     off = smoke_model(seed=0)
     off.pframe.config["random_shift"] = False
@@ -122,20 +118,20 @@ def test_frame_coding_reproduces_forward_and_decodes_from_model_file(tmp_path):
     ref = None
     for t in range(3):
         out = model.compress_frame(x[:, t], ref, frame_index=t)
-        packets.append((out["strings"], out["shape"], out["shift"]))
-        enc.append(out["x_hat"])
-        ref = out["x_hat"]
+        packets.append((out.strings, out.shapes, out.shift))
+        enc.append(out.x_hat)
+        ref = out.x_hat
     loaded = load_model_file(tmp_path / "m.gvcm")
     assert isinstance(loaded, VideoCodec) and loaded.config == model.config
     for decoder in (model, loaded):
         ref = None
         for t, (strings, shape, shift) in enumerate(packets):
-            ref = decoder.decompress_frame(strings, shape, ref, shift=shift)["x_hat"]
+            ref = decoder.decompress_frame(strings, shape, ref, shift=shift).x_hat
             assert torch.equal(ref, enc[t]), t
     with torch.no_grad():
         outs = model.forward_clip(x, mode="round")
     for t in range(3):
-        assert (outs[t]["x_hat"].clamp(0, 1) - enc[t]).abs().max() <= 1e-5, t
+        assert (outs[t].x_hat.clamp(0, 1) - enc[t]).abs().max() <= 1e-5, t
     assert len(packets[1][0]) == 4 and len(packets[0][0]) == 2  # [flow_y, flow_z, res_y, res_z] vs [y, z]
     assert [p[2] for p in packets] == [(0, 0), model.shift_for_frame(1), model.shift_for_frame(2)]
 

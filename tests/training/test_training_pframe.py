@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gvc.errors import CheckpointError, ConfigError
+from gvc.models.latents import FrameOut
 from gvc.training import schedule
 from gvc.training.run import check_config
 from tests._training_helpers import (
@@ -111,10 +112,10 @@ def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
 
 def test_conditional_d_switch():
     m = tiny_module("smoke_pframe", ["stage.conditional_d=false"])
-    out = {"d_latent": torch.randn(2, 32, 4, 4)}
+    out = FrameOut("P", None, d_latent=torch.randn(2, 32, 4, 4))
     assert torch.equal(m.objective.d_condition(out), torch.zeros(2, 32, 4, 4))
     m2 = tiny_module("smoke_pframe")
-    assert torch.equal(m2.objective.d_condition(out), out["d_latent"])
+    assert torch.equal(m2.objective.d_condition(out), out.d_latent)
 
 
 def test_unroll_schedule_drives_the_datamodule(tmp_path):

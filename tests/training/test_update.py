@@ -48,7 +48,7 @@ class _Fixture:
             self.d_calls += 1
             return self.objective.discriminator_loss(self.disc, x, out)
 
-        return scale * terms["loss"], self.codec.aux_loss(), d_loss_fn, terms["bpp_q"]
+        return scale * terms.loss, self.codec.aux_loss(), d_loss_fn, terms.bpp_q
 
     def params(self) -> dict[str, torch.Tensor]:
         named = dict(self.codec.named_parameters(prefix="codec"))
