@@ -54,9 +54,10 @@ def run_timed(cmd: list[str]) -> float:
 
 
 def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 luma stacks."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+    """PSNR (dB) of two uint8 luma stacks (gvc.eval.metrics.psnr_planes: one MSE over the whole stack)."""
+    from gvc.eval.metrics import psnr_planes
+
+    return psnr_planes(a, b)
 
 
 def read_yuv_y(path: Path, w: int, h: int, n: int) -> np.ndarray:

@@ -38,8 +38,8 @@ Figures that miss a goal are reported as misses.
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -87,8 +87,9 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[str], commands: list[str], log_file: Path) -> None:
-    """Run a command from the repository root; its output goes to log_file; raise on failure."""
-    commands.append(shlex.join(cmd))
+    """Run a command from the repository root; its output goes to log_file; raise on failure. The command is
+    recorded with paths relative to the repository (`repo_relative`)."""
+    commands.append(repo_relative(shlex.join(cmd)))
     t0 = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     with open(log_file, "w") as f:
@@ -134,17 +135,26 @@ def to_rgb(frame, colour: dict) -> torch.Tensor:
 
 
 def psnr_y(a, b) -> float:
-    mse = float(np.mean((a.y.astype(np.float64) - b.y.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+    """PSNR-Y (dB) of two YUVFrames' 8-bit luma planes (gvc.eval.metrics.psnr_planes)."""
+    from gvc.eval.metrics import psnr_planes
+
+    return psnr_planes(a.y, b.y)
 
 
-def hf_energy(y: np.ndarray, cutoff: float = 0.25) -> float:
-    """Spectral energy of a luma plane above `cutoff` cycles/pixel (radial), mean removed."""
-    f = np.fft.fft2(y.astype(np.float64) - y.mean())
-    fy = np.fft.fftfreq(y.shape[0])[:, None]
-    fx = np.fft.fftfreq(y.shape[1])[None, :]
-    mask = np.sqrt(fx**2 + fy**2) > cutoff
-    return float((np.abs(f[mask]) ** 2).sum())
+#: an absolute checkout root in a recorded command: the folder above its `.venv/bin/python` or `outputs/`
+_ROOT_IN_COMMAND = re.compile(r"(/[^\s'\"=]*?)/(?:\.venv/bin/python[0-9.]*|outputs/)")
+
+
+def repo_relative(command: str) -> str:
+    """A command line with paths relative to the repository: this checkout's root (and that of the machine a
+    recorded result ran on, found before its `.venv/bin/python` or `outputs/`) is dropped, and the interpreter
+    becomes `python`."""
+    roots = {str(ROOT), *_ROOT_IN_COMMAND.findall(command)}
+    for exe in (sys.executable, *(f"{r}/.venv/bin/python" for r in roots)):
+        command = re.sub(rf"(?<![\w/.]){re.escape(exe)}[0-9.]*(?=\s|$)", "python", command)
+    for root in sorted(roots, key=len, reverse=True):
+        command = command.replace(f"{root}/", "")
+    return command
 
 
 PERCEPTUAL_STRIDE = 8  # ST-LPIPS-VGG on frames 0, 8, 16, 24 ...
@@ -272,18 +282,6 @@ def training_rate(run_dir: Path, key: str = "train/bpp_ema", last: int = 50) -> 
 # ------------------------------------------------------------------------------------------------ coding
 
 
-_MODELS: dict[str, torch.nn.Module] = {}
-
-
-def load_model(path: Path) -> torch.nn.Module:
-    from gvc.codec.modelfile import load_model_file
-
-    key = str(path)
-    if key not in _MODELS:
-        _MODELS[key] = load_model_file(path)
-    return _MODELS[key]
-
-
 def code(
     model: Path,
     clip: Path,
@@ -292,60 +290,46 @@ def code(
     refine_steps: int = 0,
     refine_rate: str = "objective",
 ) -> dict:
-    """Encode to a real .gvc file and decode it back to Y4M with the functions `gvc encode` / `gvc decode` run
-    (gvc.codec.coder.encode_video / decode_video, in this process to spare two interpreter starts per clip; the
-    equivalent commands are recorded). Per-frame PSNR-Y, file bpp, per-frame packet bits and types.
-    refine_steps > 0: encode-time latent refinement (`--refine-steps`, targets from the model file's record)."""
-    from gvc.codec.coder import decode_video, encode_video, is_video_model
+    """Encode to a real .gvc file and decode it back (gvc.eval.measure.measure_model: the coder `gvc encode` /
+    `gvc decode` run, in this process to spare two interpreter starts per clip; the equivalent commands are
+    recorded). Per-frame PSNR-Y and HF ratio, file bpp, per-frame packet bits and types, drift, P/I bits; the
+    decoded frames under "decoded" (for ST-LPIPS; the caller pops them). refine_steps > 0: encode-time latent
+    refinement (`--refine-steps`, targets from the model file's record)."""
+    from gvc.codec.coder import is_video_model
+    from gvc.codec.modelfile import load_model_file
     from gvc.codec.refine import LatentRefiner, targets_from_record
-    from gvc.data.io import open_video, open_writer
+    from gvc.eval.measure import drift_db, measure_model, p_over_i_bits
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stream, decoded = out_dir / f"{clip.stem}.gvc", out_dir / f"{clip.stem}_decoded.y4m"
+    stream, decoded = out_dir / f"{model.stem}.gvc", out_dir / f"{model.stem}.y4m"
     refine = ["--refine-steps", str(refine_steps)] if refine_steps else []
     if refine_steps and refine_rate != "objective":
         refine += ["--refine-rate", refine_rate]
-    commands.append(
-        shlex.join(["gvc", "encode", str(clip), "-o", str(stream), "--model", str(model), "-y", *refine])
-    )
-    commands.append(
-        shlex.join(["gvc", "decode", str(stream), "-o", str(decoded), "--model", str(model), "-y"])
-    )
-    net = load_model(model)
+    for cmd in (["gvc", "encode", str(clip), "-o", str(stream), "--model", str(model), "-y", *refine],
+                ["gvc", "decode", str(stream), "-o", str(decoded), "--model", str(model), "-y"]):  # fmt: skip
+        commands.append(repo_relative(shlex.join(cmd)))
     refiner = None
     if refine_steps:
+        net = load_model_file(model)
         targets = targets_from_record(net.gvc_training, is_video_model(net))
         refiner = LatentRefiner(refine_steps, targets, rate=refine_rate)
-    t0 = time.perf_counter()
-    with open_video(clip) as reader:
-        stats = encode_video(reader, net, stream, estimate=False, progress=False, refiner=refiner)
-    t_enc = time.perf_counter() - t0
-    refined = [f.refine for f in stats.frames if f.refine is not None]
-    video = decode_video(stream, net, progress=False)
-    with open_writer(decoded, fps=video.fps, matrix=video.matrix, full_range=video.full_range) as writer:
-        for frame in video:
-            writer.write(frame)
-    src, _ = read_yuv(clip)
-    dec, _ = read_yuv(decoded)
-    pixels = len(src) * src[0].y.size
-    types = [f.frame_type for f in stats.frames]
-    bits = [f.bits for f in stats.frames]
-    i_bits = [b for b, t in zip(bits, types) if t == "I"]
-    p_bits = [b for b, t in zip(bits, types) if t == "P"]
-    psnrs = [psnr_y(a, b) for a, b in zip(src, dec)]
-    log(f"coded {clip.name} with {model.parent.name}/{model.parent.parent.name}: {stats.bpp:.4f} bpp, "
-        f"{np.mean(psnrs):.2f} dB, {t_enc:.0f} s encode")  # fmt: skip
+    point = measure_model(
+        model, clip, out_dir, metrics=("psnr", "detail"), refiner=refiner, keep_decoded=True
+    )
+    psnrs, types, bits = point.per_frame["psnr_y"], point.frame_types, point.frame_bits
+    refined = point.refine
+    log(f"coded {clip.name} with {model.parent.name}/{model.parent.parent.name}: {point.bpp:.4f} bpp, "
+        f"{np.mean(psnrs):.2f} dB, {point.encode_s:.0f} s encode")  # fmt: skip
     return {
-        "file_bpp": 8.0 * stream.stat().st_size / pixels,
+        "file_bpp": point.bpp,
         "psnr_y": float(np.mean(psnrs)),
         "psnr_y_per_frame": psnrs,
         "types": types,
         "bits_per_frame": bits,
-        "p_over_i_bits": float(np.mean(p_bits) / np.mean(i_bits)) if p_bits and i_bits else None,
-        "drift_db": psnrs[29] - psnrs[1] if len(psnrs) >= 30 and p_bits else None,
-        "hf_ratio": float(np.mean([hf_energy(b.y) / max(hf_energy(a.y), 1e-9) for a, b in zip(src, dec)])),
-        "encode_s_per_frame": t_enc / len(src),
-        "decoded": decoded,
+        "p_over_i_bits": p_over_i_bits(bits, types),
+        "drift_db": drift_db(psnrs) if "P" in types else None,
+        "hf_ratio": float(np.mean(point.per_frame["hf_ratio"])),
+        "encode_s_per_frame": point.encode_s / point.frames,
+        "decoded": point.decoded,
         "refine": {
             "frames": len(refined),
             "loss_before": float(np.mean([r["before"]["loss"] for r in refined])),
@@ -359,47 +343,15 @@ def code(
     }
 
 
-@torch.no_grad()
-def motion_diagnostics(model: Path, clip: Path) -> dict | None:
-    """The flow yardsticks of an I+P model on a held-out clip, coded as the decoder does (round mode, low delay),
-    all on the frame area only (not the padding), against the frozen flow model's flow between the ORIGINAL
-    frames (the true motion):
-    flow_epe: mean end-point error (pixels) of the decoded flow; zero_motion_epe: the same for predicting no
-    motion (mean flow magnitude); oracle_psnr_y / oracle_bpp_est: the oracle-flow bound (VideoCodec
-    oracle_flow: warp with the true flow, sigma 0, no flow bits; bits from the rounded latents' likelihoods)."""
-    from gvc.data.color import rgb_to_yuv420
-    from gvc.data.io import open_video
-    from gvc.training.base import pad_to_multiple
+def motion_diagnostics(model: Path, clip: Path) -> dict:
+    """The flow yardsticks of an I+P model on a held-out clip (gvc.eval.motion, frame area only, against the
+    frozen flow model's flow between the ORIGINAL frames): flow_epe, zero_motion_epe (pixels), oracle_psnr_y /
+    oracle_bpp_est (the oracle-flow bound: true flow, sigma 0, no flow bits; bits from the rounded latents'
+    likelihoods)."""
+    from gvc.eval.motion import measure_motion
 
-    video = load_model(model)
-    if not hasattr(video, "pframe"):
-        return None
-    video.eval()
-    with open_video(clip) as r:
-        frames = torch.stack(list(r.iter_rgb()))[None]
-        colour = dict(r.colour)
-    h, w = frames.shape[-2:]
-    padded = pad_to_multiple(frames, video.size_multiple)
-    outs = video.forward_clip(padded, mode="round")
-    epe, zero = [], []
-    for t in range(1, padded.shape[1]):
-        true = video.flow_estimator(padded[:, t - 1], padded[:, t])[..., :h, :w]
-        epe.append(float((outs[t]["flow_hat"][..., :h, :w] - true).pow(2).sum(1).sqrt().mean()))
-        zero.append(float(true.pow(2).sum(1).sqrt().mean()))
-    oracle = video.forward_clip(padded, mode="round", oracle_flow=True)
-    src, _ = read_yuv(clip)
-    psnrs, bits = [], 0.0
-    for t, o in enumerate(oracle):
-        y = rgb_to_yuv420(o["x_hat"][0, :, :h, :w].clamp(0, 1), colour["matrix"], colour["full_range"])[0]
-        mse = float(np.mean((y.numpy().astype(np.float64) - src[t].y.astype(np.float64)) ** 2))
-        psnrs.append(10 * math.log10(255.0**2 / max(mse, 1e-10)))
-        bits += sum(float((-torch.log2(v)).sum()) for v in o["likelihoods_q"].values())
-    return {
-        "flow_epe": float(np.mean(epe)),
-        "zero_motion_epe": float(np.mean(zero)),
-        "oracle_psnr_y": float(np.mean(psnrs)),
-        "oracle_bpp_est": bits / (len(oracle) * h * w),
-    }
+    m = measure_motion(model, clip).summary()
+    return {k: m[k] for k in ("flow_epe", "zero_motion_epe", "oracle_psnr_y", "oracle_bpp_est")}
 
 
 def x265_at(bpp: float, clip: Path, work: Path) -> dict:
@@ -440,6 +392,7 @@ def train_anchor(lam: float, steps: int):
 def anchor_point(net, clips: dict[str, Path]) -> dict:
     """Real compress() of every held-out frame; bpp from the strings, PSNR-Y from the decoded frames."""
     from gvc.data.color import rgb_to_yuv420
+    from gvc.eval.metrics import psnr_planes
     from gvc.training.base import pad_to_multiple
 
     bits = pixels = 0
@@ -454,12 +407,7 @@ def anchor_point(net, clips: dict[str, Path]) -> dict:
             pixels += h * w
             x_hat = net.decompress(enc["strings"], enc["shape"])["x_hat"][..., :h, :w].clamp(0, 1)
             y = rgb_to_yuv420(x_hat[0], colour["matrix"], colour["full_range"])[0].numpy()
-            ps.append(
-                10
-                * math.log10(
-                    255.0**2 / max(float(np.mean((y.astype(float) - f.y.astype(float)) ** 2)), 1e-10)
-                )
-            )
+            ps.append(psnr_planes(f.y, y))
     return {"bpp": bits / pixels, "psnr_y": float(np.mean(ps))}
 
 
@@ -497,11 +445,11 @@ def evaluate_runs(
         for clip_name, clip in clips.items():
             c = code(model, clip, work / "code" / name / "video" / clip_name, commands)
             src, colour = read_yuv(clip)
-            dec, _ = read_yuv(c.pop("decoded"))
+            dec = c.pop("decoded")
             t0 = time.perf_counter()
             c["st_lpips_vgg"] = perceptual(src, dec, colour)
             t1 = time.perf_counter()
-            c.update(motion_diagnostics(model, clip) or {})
+            c.update(motion_diagnostics(model, clip))
             t2 = time.perf_counter()
             x = x265_at(c["file_bpp"], clip, work / "x265" / name / clip_name)
             t3 = time.perf_counter()
@@ -521,7 +469,7 @@ def code_clips(model: Path, clips: dict, out: Path, commands: list[str], percept
     for clip_name, clip in clips.items():
         c = code(model, clip, out / clip_name, commands, *refine)
         src, colour = read_yuv(clip)
-        dec, _ = read_yuv(c.pop("decoded"))
+        dec = c.pop("decoded")
         c["st_lpips_vgg"] = perceptual(src, dec, colour)
         per[clip_name] = c
     return per
@@ -728,7 +676,7 @@ def markdown_extra(result: dict) -> list[str]:
         lines += [table(head, rows), ""]
     lines += ["Goal check: " + "; ".join(extra_goals(result)), ""]
     if not result["points"]:
-        lines += ["Commands (in order):", "", "```", *result["commands"], "```", ""]
+        lines += ["Commands (in order):", "", "```", *map(repo_relative, result["commands"]), "```", ""]
     return lines
 
 
@@ -817,7 +765,7 @@ def markdown(result: dict) -> str:
               "anchor. A comparison outside a measured curve reads " + OUTSIDE + ".", ""]  # fmt: skip
     lines += ["Goal check: " + "; ".join(result["goals"]), ""]
     lines += markdown_extra(result)
-    lines += ["Commands (in order):", "", "```", *result["commands"], "```", ""]
+    lines += ["Commands (in order):", "", "```", *map(repo_relative, result["commands"]), "```", ""]
     return "\n".join(lines)
 
 

@@ -42,3 +42,24 @@ def test_goals_say_outside_instead_of_inventing_a_number():
     assert "inter gain >= 1.5 dB MISSED (+1.00 dB)" in inside
     above = "; ".join(bench.goals({"points": [point(flow_epe_per_clip={"a": 1.2, "b": 0.8})]}))
     assert "never above zero motion on a clip MISSED" in above
+
+
+def test_rendered_commands_are_relative_to_the_repository():
+    """A recorded command (this checkout's, or another machine's checkout found before its .venv/bin/python or
+    outputs/) renders with repository-relative paths and a plain `python`; other absolute paths stay."""
+    other = "/work/benchsnap"
+    line = (f"{other}/.venv/bin/python train.py paths.output_dir={other}/outputs/bench_rd/full/runs/a/iframe "
+            f"data.train_path={other}/outputs/bench_rd/full/train")  # fmt: skip
+    assert bench.repo_relative(line) == (
+        "python train.py paths.output_dir=outputs/bench_rd/full/runs/a/iframe "
+        "data.train_path=outputs/bench_rd/full/train"
+    )
+    here = f"gvc encode {bench.ROOT}/outputs/e/c.y4m -o {bench.ROOT}/outputs/c/model.gvc -y"
+    assert bench.repo_relative(here) == "gvc encode outputs/e/c.y4m -o outputs/c/model.gvc -y"
+    assert bench.repo_relative(f"{sys.executable} train.py") == "python train.py"
+    assert bench.repo_relative("ffmpeg -i /tmp/x.y4m") == "ffmpeg -i /tmp/x.y4m"
+    text = bench.markdown({"points": [], "commands": [line], "quant": [{"name": "gan_0.13", "mode": "noise",
+                           "file_bpp": 0.1, "psnr_y": 30.0, "st_lpips_vgg": 0.2, "gap_p": {"train_bpp_q": None,
+                           "gap": None}, "gap_i": {"gap": None}}], "machine": "m", "command": "c", "wall_s": 60,
+                           "steps": {"i": 1, "p": 1}})  # fmt: skip
+    assert other not in text and "python train.py paths.output_dir=outputs/bench_rd" in text
