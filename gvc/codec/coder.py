@@ -6,15 +6,15 @@ multiple of the model's `size_multiple` (64), coded, and cropped back on decode.
 the source size, the padded size, the frame rate and the colour convention, so the decoder needs only the .gvc
 file and the model file, and writes its output in the source's convention.
 
-Models:
-- intra-only (an `IFrameCodec`): every frame is an I-frame, `IFrameCodec.code` with EncodeLatents /
-  DecodeLatents (gvc.models.latents);
+Models: one frame coder (`FrameCoder`) for every model, one GOP state carried over the frames, each frame
+through the model's own pipeline with EncodeLatents / DecodeLatents (gvc.models.latents):
 - video models (a `gvc.models.video.VideoCodec`): low delay, an I-frame every `gop` frames (gop <= 0 or None:
-  only the first), P-frames predicted from the previous *decoded* frame. The GOP loop is `VideoCodec.step` with
-  one `GOPState` carried over the frames, the same step training unrolls: the encoder's step returns the
-  strings, the decoder's reconstruction (so both stay in lock step) and the bit estimate in one pass, and the
-  decoder's step runs no encoder network and no flow estimator. The residual branch's random shift is derived
-  from the frame index (:func:`shift_for_frame`) and also stored in the packet (2 bytes).
+  only the first), P-frames predicted from the previous *decoded* frame, through `VideoCodec.step`, the same
+  step training unrolls: the encoder's step returns the strings, the decoder's reconstruction (so both stay in
+  lock step) and the bit estimate in one pass, and the decoder's step runs no encoder network and no flow
+  estimator. The residual branch's random shift is derived from the frame index (:func:`shift_for_frame`) and
+  also stored in the packet (2 bytes).
+- intra-only models (an `IFrameCodec`): GOP 1, every frame an I-frame through `IFrameCodec.code`.
 
 Encode-time refinement (`refiner`, gvc.codec.refine): before a frame is coded, its latents may be moved by a
 few gradient steps against the frame's rate + distortion, through the same `step` on a copy of the GOP state
@@ -66,7 +66,7 @@ from gvc.codec.modelfile import model_id as compute_model_id
 from gvc.errors import BitstreamError, GVCError, ModelFileError
 from gvc.models.bottleneck import EntropyPlacement
 from gvc.models.iframe import IFrameCodec
-from gvc.models.latents import DecodeLatents, EncodeLatents
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding
 from gvc.models.pframe import PFrameCodec
 from gvc.models.shift import shift_for_frame
 from gvc.models.video import GOPState, VideoCodec
@@ -184,39 +184,100 @@ def _progress(total: int | None, desc: str, enabled: bool):
 # ------------------------------------------------------------------------------------------------ frame coders
 
 
-class _IntraCoder:
-    """Every frame an I-frame (an IFrameCodec): strings [y, z], one shape (h_z, w_z)."""
+class FrameCoder:
+    """The one frame coder of `encode_video` and `DecodedVideo`, for every model: frames are coded in order, each
+    through the model's own pipeline with one `GOPState` carried over the frames.
 
-    def __init__(self, model: nn.Module, placement: EntropyPlacement | None):
+    - a `VideoCodec`: `VideoCodec.step`, low delay with I-frame period `gop` (<= 0: only the first frame);
+    - an intra-only `IFrameCodec`: the GOP-1 case, every frame an I-frame through `IFrameCodec.code` (an encode
+      pass skips the synthesis: no later frame is predicted from it).
+
+    `encode(x, estimate, given)` writes frame `state.index` (EncodeLatents) and returns its packet and bit
+    estimate; `decode(packet, padded_w, padded_h)` reads one (DecodeLatents); `pipeline(x)` runs the frame with
+    any strategy on a copy of the state (the refiner). Packets: I-frames strings [y, z] and one z grid
+    (h_z, w_z); P-frames [flow_y, flow_z, res_y, res_z], z grids [flow, res] and the residual shift.
+    """
+
+    def __init__(self, model: nn.Module, placement: EntropyPlacement | None, gop: int | None = 0):
+        if isinstance(model, VideoCodec):
+            self._step = model.step
+            #: per frame type: (latent names in packet order, the codec whose grid the latents have)
+            self.kinds = {"I": (("",), model.iframe), "P": (PFrameCodec.LATENTS, model.pframe)}
+            period = 0 if gop is None else int(gop)
+            self.period = int(model.shift_period)
+        elif isinstance(model, IFrameCodec):
+            self._step = self._intra_step
+            self.kinds = {"I": (("",), model)}
+            period, self.period = 1, 1
+        else:
+            raise ModelFileError(
+                f"{type(model).__name__} cannot code frames (not an IFrameCodec or VideoCodec)"
+            )
         self.model = model
         self.placement = placement
+        self.state = GOPState(period=period)
+
+    def _intra_step(self, x: torch.Tensor | None, state: GOPState, latents: LatentCoding) -> FrameOut:
+        """GOP 1: `IFrameCodec.code` and the state's next index (no reference: every frame is an I-frame)."""
+        out = self.model.code(x, latents, synthesize=not (latents.bitstream and latents.encodes))
+        state.advance(None)
+        return out
 
     def pipeline(self, x: torch.Tensor):
-        """run(latents) -> FrameOut: this frame through `IFrameCodec.code` (for the refiner)."""
-        return lambda latents: self.model.code(x, latents)
+        """run(latents) -> FrameOut: frame `state.index` (x (1, 3, H_pad, W_pad) in [0, 1]) through the model's
+        pipeline on a copy of the state (the coder's own state does not move; for the refiner)."""
+        return lambda latents: self._step(x, dataclasses.replace(self.state), latents)
 
-    def encode(self, x: torch.Tensor, index: int, estimate: bool, given=None):
-        """-> (packet, estimated bits or None); the estimate comes from the same pass as the strings. given:
-        refined latents to code instead of the encoder's."""
-        out = self.model.code(x, EncodeLatents(self.placement, estimate, given), synthesize=False)
+    def encode(self, x: torch.Tensor, estimate: bool, given=None) -> tuple[FramePacket, float | None]:
+        """x (1, 3, H_pad, W_pad) in [0, 1] -> (packet, estimated bits or None) of frame `state.index`; the
+        estimate comes from the same pass as the strings; the state moves on to the next frame. given: refined
+        latents {name: y} to code instead of the encoder's."""
+        index = self.state.index
+        out = self._step(x, self.state, EncodeLatents(self.placement, estimate, given))
         packet = FramePacket(
-            "I", index, tuple(_flatten_strings(out["strings"])), (_shape_tuple(out["shapes"][0]),)
+            out.frame_type,
+            index,
+            tuple(_flatten_strings(out.strings)),
+            tuple(_shape_tuple(s) for s in out.shapes),
+            tuple(int(s) for s in out.shift),
         )
-        _check_shapes(packet, [_z_shape(self.model, x.shape[-1], x.shape[-2])], "encoder")
+        _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
         return packet, out.estimated_bits()
 
+    def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
+        """z shapes of a frame: one grid per latent of its codec."""
+        names, part = self.kinds[frame_type]
+        return [_z_shape(part, padded_w, padded_h)] * len(names)
+
     def decode(self, packet: FramePacket, padded_w: int, padded_h: int) -> torch.Tensor:
-        if packet.frame_type != "I" or len(packet.shapes) != 1 or len(packet.strings) != 2:
+        """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; a P-frame's reference is the previous decoded frame."""
+        i, ft = packet.index, packet.frame_type
+        if ft not in self.kinds:
             raise BitstreamError(
-                f"frame {packet.index}: {packet.frame_type}-frame with {len(packet.strings)} strings and "
-                f"{len(packet.shapes)} shapes; an intra-only model needs I-frames with 2 strings and 1 shape: "
-                "was it encoded with this kind of model?"
+                f"frame {i}: {ft}-frame for an intra-only model, which codes only I-frames: was it encoded with "
+                "this kind of model?"
             )
-        _check_shapes(packet, [_z_shape(self.model, padded_w, padded_h)], "decoder")
+        names = self.kinds[ft][0]
+        if len(packet.strings) != 2 * len(names) or len(packet.shapes) != len(names):
+            raise BitstreamError(
+                f"frame {i}: {ft}-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
+                f"(expected {2 * len(names)} and {len(names)}): corrupted file or another model"
+            )
+        if ft == "P":
+            if self.state.ref is None:
+                raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
+            if not all(0 <= s < self.period for s in packet.shift):
+                raise BitstreamError(
+                    f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
+                )
+        _check_shapes(packet, self._expected(ft, padded_w, padded_h), "decoder")
         latents = DecodeLatents.from_packet(
-            [""], [[s] for s in packet.strings], packet.shapes, self.placement
+            names, [[s] for s in packet.strings], packet.shapes, self.placement
         )
-        return self.model.code(None, latents)["x_hat"].clamp(0.0, 1.0)
+        self.state.index = i
+        self.state.frame_type = ft
+        self.state.shift = tuple(packet.shift) if ft == "P" else None
+        return self._step(None, self.state, latents).x_hat
 
 
 def _check_shapes(packet: FramePacket, expected: list[tuple[int, int]], where: str) -> None:
@@ -233,86 +294,6 @@ def _check_shapes(packet: FramePacket, expected: list[tuple[int, int]], where: s
 def _z_shape(model: nn.Module, padded_w: int, padded_h: int) -> tuple[int, int]:
     m = size_multiple(model)
     return padded_h // m, padded_w // m
-
-
-def _frame_coder(model: nn.Module, placement: EntropyPlacement | None, gop: int = 0):
-    if isinstance(model, VideoCodec):
-        return _VideoCoder(model, placement, gop)
-    if isinstance(model, IFrameCodec):
-        return _IntraCoder(model, placement)
-    raise ModelFileError(f"{type(model).__name__} cannot code frames (not an IFrameCodec or VideoCodec)")
-
-
-class _VideoCoder:
-    """Low-delay I/P coding with a VideoCodec: one GOPState carried from frame to frame and one
-    `VideoCodec.step` per frame (EncodeLatents to write, DecodeLatents to read). I-frames [y, z] with one
-    shape (h_z, w_z); P-frames [flow_y, flow_z, res_y, res_z] with shapes [flow, res] and the shift applied."""
-
-    I_STRINGS, P_STRINGS = 2, 4
-
-    def __init__(self, model: VideoCodec, placement: EntropyPlacement | None, gop: int = 0):
-        self.model = model
-        self.placement = placement
-        self.period = int(model.shift_period)
-        self.state = GOPState(period=gop)
-
-    def pipeline(self, x: torch.Tensor):
-        """run(latents) -> FrameOut: frame `state.index` through `VideoCodec.step` on a copy of the state (the
-        coder's own state does not move; for the refiner)."""
-        return lambda latents: self.model.step(x, dataclasses.replace(self.state), latents)
-
-    def encode(self, x: torch.Tensor, estimate: bool, given=None):
-        """-> (packet, estimated bits or None) for frame `state.index`; the state moves on to the next. given:
-        refined latents to code instead of the encoder's."""
-        index = self.state.index
-        out = self.model.step(x, self.state, EncodeLatents(self.placement, estimate, given))
-        packet = FramePacket(
-            out["frame_type"],
-            index,
-            tuple(_flatten_strings(out["strings"])),
-            tuple(_shape_tuple(s) for s in out["shapes"]),
-            tuple(int(s) for s in out["shift"]),
-        )
-        _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
-        return packet, out.estimated_bits()
-
-    def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
-        """z shapes of a frame: I (iframe grid); P: flow and residual (pframe grid)."""
-        if frame_type == "I":
-            return [_z_shape(self.model.iframe, padded_w, padded_h)]
-        return [_z_shape(self.model.pframe, padded_w, padded_h)] * 2
-
-    def decode(self, packet: FramePacket, padded_w: int, padded_h: int) -> torch.Tensor:
-        """-> x_hat (1, 3, H_pad, W_pad) in [0, 1]; the state's reference is the previous decoded frame."""
-        i = packet.index
-        if packet.frame_type == "I":
-            if len(packet.strings) != self.I_STRINGS or len(packet.shapes) != 1:
-                raise BitstreamError(
-                    f"frame {i}: I-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
-                    f"(expected {self.I_STRINGS} and 1): corrupted file or another model"
-                )
-            names: tuple[str, ...] = ("",)
-        else:
-            if self.state.ref is None:
-                raise BitstreamError(f"frame {i}: P-frame without a reference frame: corrupted file")
-            if len(packet.strings) != self.P_STRINGS or len(packet.shapes) != 2:
-                raise BitstreamError(
-                    f"frame {i}: P-frame with {len(packet.strings)} strings and {len(packet.shapes)} shapes "
-                    f"(expected {self.P_STRINGS} and 2): corrupted file or another model"
-                )
-            if not all(0 <= s < self.period for s in packet.shift):
-                raise BitstreamError(
-                    f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
-                )
-            names = PFrameCodec.LATENTS
-        _check_shapes(packet, self._expected(packet.frame_type, padded_w, padded_h), "decoder")
-        latents = DecodeLatents.from_packet(
-            names, [[s] for s in packet.strings], packet.shapes, self.placement
-        )
-        self.state.index = i
-        self.state.frame_type = packet.frame_type
-        self.state.shift = tuple(packet.shift) if packet.frame_type == "P" else None
-        return self.model.step(None, self.state, latents)["x_hat"]
 
 
 # ------------------------------------------------------------------------------------------------ encode
@@ -444,7 +425,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
         raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
     video = is_video_model(model)
     gop_h = (0 if gop is None or gop <= 0 else int(gop)) if video else 1
-    coder = _frame_coder(model, entropy_placement(portable_entropy), gop_h)
+    coder = FrameCoder(model, entropy_placement(portable_entropy), gop_h)
     mult = size_multiple(model)
     pw, ph = padded_size(reader.width, reader.height, mult)
     mid = _model_id_bytes(model)
@@ -492,10 +473,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
                 src = rgb.to(device=device, dtype=torch.float32)[None]
                 x = pad_frame(src, pw, ph)
                 given, report = refiner.refine(coder.pipeline(x), src) if refiner else (None, None)
-                if video:
-                    packet, est = coder.encode(x, estimate, given)
-                else:
-                    packet, est = coder.encode(x, i, estimate, given)
+                packet, est = coder.encode(x, estimate, given)
                 nbytes = writer.write_packet(packet)
                 rep = None if report is None else asdict(report)
                 stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est, rep))
@@ -587,7 +565,7 @@ class DecodedVideo:
 
     def _decode(self, reader: BitstreamReader) -> Iterator[torch.Tensor]:
         h = self.header
-        coder = _frame_coder(self.model, entropy_placement(h.portable_entropy), h.gop)
+        coder = FrameCoder(self.model, entropy_placement(h.portable_entropy), h.gop)
         with _progress(h.frame_count, "decode", self.progress) as bar:
             for packet in reader:
                 with deterministic(), _eval_mode(self.model):
@@ -620,6 +598,7 @@ def stream_bpp(path) -> float:
 
 
 __all__ = [
+    "FrameCoder",
     "encode_video",
     "decode_video",
     "DecodedVideo",

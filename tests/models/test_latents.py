@@ -2,6 +2,9 @@
 (VideoCodec.step): decoding runs no encoder, encoding runs each encoder once per frame (the bit estimate comes
 from that pass), and training, encoding and decoding give the same frames."""
 
+import dataclasses
+
+import pytest
 import torch
 
 from gvc.codec.coder import decode_video, encode_video
@@ -103,3 +106,39 @@ def test_train_round_encode_and_decode_give_the_same_frames():
     assert (
         isinstance(TrainLatents().for_frozen(), TrainLatents) and TrainLatents().for_frozen().mode == "round"
     )
+
+
+def test_frame_outputs_do_not_change_after_return():
+    """FrameOut is frozen: fields and likelihood maps cannot be set; replace / cropped give a new one."""
+    model = smoke_model()
+    model.eval()
+    x = clip(t=2)
+    out = model.forward_clip(x, mode="round")[1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.x_hat = out.x_hat * 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        out.likelihoods["res_y"] = out.likelihoods["res_y"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        out["x_hat"] = None  # type: ignore[index]
+    small = out.cropped(16, 8)
+    assert small.x_hat.shape[-2:] == (16, 8) and out.x_hat.shape[-2:] == x.shape[-2:]
+    assert small.likelihoods is out.likelihoods and out["flow_hat"] is out.flow_hat
+
+
+def test_one_frame_coder_intra_only_is_gop_one():
+    """An intra-only model goes through the same FrameCoder as a video model: GOP 1, every packet an I-frame."""
+    from gvc.codec.coder import FrameCoder
+
+    model = smoke_model()
+    model.update(force=True)
+    intra = model.iframe
+    x = clip(t=3)
+    coder = FrameCoder(intra, None, gop=0)
+    packets = [coder.encode(x[:, t], estimate=True)[0] for t in range(3)]
+    assert [p.frame_type for p in packets] == ["I"] * 3 and [p.index for p in packets] == [0, 1, 2]
+    assert coder.state.period == 1
+    decoder = FrameCoder(intra, None)
+    h, w = x.shape[-2:]
+    for t, p in enumerate(packets):
+        want = intra.code(x[:, t], TrainLatents("round")).x_hat.clamp(0, 1)
+        assert (decoder.decode(p, w, h) - want).abs().max() <= 1e-5, t
