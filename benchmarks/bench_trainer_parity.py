@@ -195,7 +195,9 @@ def compose(train_dir: Path, seed: int, steps: int, out_dir: Path):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    from gvc import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         return hydra_compose("train", overrides=overrides(train_dir, seed, steps, out_dir))
 
 

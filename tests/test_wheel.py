@@ -171,11 +171,6 @@ def test_the_installed_evaluate_help_names_the_installed_config(venv, tmp_path):
     assert f"config: {purelib / 'gvc' / 'conf' / 'evaluate.yaml'}" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gvc/training/schema.py finds conf/ as Path(__file__).parents[2] / 'conf' (CONF_DIR), not through "
-    "gvc.config_dir(), so an installed gvc cannot check a training config; remove this mark when it does",
-)
 def test_the_installed_train_command_checks_its_overrides(venv, tmp_path):
     """`gvc-train` (train.py's program) from a folder outside the repository: a bad value is the same one
     `error:` line as from the checkout (tests/training/test_train_cli.py), and nothing is started."""

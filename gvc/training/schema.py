@@ -19,10 +19,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gvc import config_dir
 from gvc.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-"""conf/ of the source checkout (train.py composes the same files)."""
 
 #: the groups whose keys are checked one by one (the others, e.g. trainer, callbacks, logger, take any key)
 CHECKED_GROUPS = ("stage", "loss", "model", "rate", "data")
@@ -72,8 +70,10 @@ def _load(path: Path) -> dict:
 
 
 @functools.cache
-def _schema(conf_dir: Path = CONF_DIR) -> tuple[_Node, frozenset[str]]:
-    """(schema of the checked groups, known top-level keys), read once per process."""
+def _schema(conf_dir: Path | None = None) -> tuple[_Node, frozenset[str]]:
+    """(schema of the checked groups, known top-level keys) of `conf_dir` (None: gvc.config_dir(), what
+    train.py composes), read once per process."""
+    conf_dir = config_dir() if conf_dir is None else Path(conf_dir)
     root = _Node()
     root.types.add("dict")
     top: set[str] = {"hydra"} | {p.name for p in conf_dir.iterdir() if p.is_dir()}
@@ -155,10 +155,10 @@ def _container(node) -> Any:
         return OmegaConf.to_container(node, resolve=False)
 
 
-def check_schema(cfg: DictConfig, conf_dir: Path = CONF_DIR, unknown_only: bool = False) -> None:
+def check_schema(cfg: DictConfig, conf_dir: Path | None = None, unknown_only: bool = False) -> None:
     """Raise ConfigError naming the first unknown key (top level and under the checked groups) or, unless
     ``unknown_only``, value of the wrong type; see the module doc."""
-    root, top = _schema(Path(conf_dir))
+    root, top = _schema(None if conf_dir is None else Path(conf_dir))
     for key in cfg:
         if key not in top:
             raise _unknown(str(key), "no conf/train.yaml, config group or experiment", root, top)
