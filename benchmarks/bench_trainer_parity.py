@@ -44,7 +44,8 @@ if str(ROOT) not in sys.path:
 from _common import base_parser, machine_line, table  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-NOTES = HERE / "notes" / "bench_trainer_parity.md"  # what the figures say (written by a person)
+#: what the figures say, written by a person: benchmarks/notes/bench_trainer_parity.md
+NOTES = HERE / "notes" / f"{Path(__file__).stem}.md"
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
 CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
