@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gvc.codec.coder import is_video_model, pad_frame, padded_size
@@ -37,6 +38,17 @@ def end_point_error(flow: torch.Tensor, reference: torch.Tensor) -> float:
             f"flows must both be (B, 2, H, W), got {tuple(flow.shape)} and {tuple(reference.shape)}"
         )
     return float((flow.float() - reference.float()).pow(2).sum(1).sqrt().mean())
+
+
+def block_mean_flow(flow: torch.Tensor, block: int) -> torch.Tensor:
+    """The reference flow as a flow latent of 1/``block`` resolution could carry it at best: the mean of each
+    block x block tile, bilinearly upsampled back, (B, 2, H, W) pixels. Its EPE against the reference is the
+    part of the motion that is finer than the latent grid (a yardstick for a flow codec: what is left when
+    everything coarser were coded exactly)."""
+    h, w = flow.shape[-2:]
+    pooled = F.avg_pool2d(flow.float(), block, ceil_mode=True)
+    up = F.interpolate(pooled, scale_factor=block, mode="bilinear", align_corners=False)
+    return up[..., :h, :w]
 
 
 def pad_clip(clip: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -115,3 +115,14 @@ def test_intra_only_models_are_refused():
     iframe = IFrameCodec(**{k: v for k, v in cfg["iframe"].items() if k != "_target_"})
     with pytest.raises(ValueError, match="P-frames"):
         motion_diagnostics(iframe, torch.rand(2, 3, 64, 64))
+
+
+def test_block_mean_flow_keeps_coarse_motion_and_drops_finer():
+    """A constant flow survives block averaging exactly; a checkerboard finer than the block does not."""
+    from gvc.eval.motion import block_mean_flow, end_point_error
+
+    const = torch.full((1, 2, 40, 56), 1.5)
+    assert end_point_error(block_mean_flow(const, 16), const) == pytest.approx(0.0, abs=1e-6)
+    fine = const.clone()
+    fine[..., ::2, :] *= -1  # +-1.5 px on alternate rows: zero mean in every tile
+    assert end_point_error(block_mean_flow(fine, 16), fine) == pytest.approx(1.5 * 2**0.5, rel=1e-4)
