@@ -229,10 +229,10 @@ def plain_loop(cfg, steps: int, lam: float = LAMBDA, on_step=None):
         for batch in loader:
             x = batch[:, 0] if batch.dim() == 5 else batch
             out = net(x, mode="noise")
-            bpp = sum((-torch.log2(v)).sum() for v in out["likelihoods"].values()) / (
+            bpp = sum((-torch.log2(v)).sum() for v in out.likelihoods.values()) / (
                 x.shape[0] * x.shape[-2] * x.shape[-1]
             )
-            loss = lam * 255**2 * F.mse_loss(out["x_hat"], x) + bpp
+            loss = lam * 255**2 * F.mse_loss(out.x_hat, x) + bpp
             opt.zero_grad(set_to_none=True)
             opt_aux.zero_grad(set_to_none=True)
             loss.backward()
