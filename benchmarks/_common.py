@@ -437,9 +437,9 @@ class PFrameStep:
         self.objective = PFrameObjective(
             LossWeights.from_config(plain(cfg.loss)),
             lpips,
-            bool(stage["conditional_d"]),
-            bool(self.flow_cfg["relative"]),
-            self.flow_cfg["rate_lambda"],
+            conditional_d=bool(stage["conditional_d"]),
+            flow_relative=bool(self.flow_cfg["relative"]),
+            flow_rate_lambda=self.flow_cfg["rate_lambda"],
         )
         self.update = training_update(
             cfg,

@@ -31,3 +31,17 @@ class CheckpointError(GVCError):
 
 class TrainingError(GVCError):
     """Training cannot continue (e.g. too many non-finite steps in a row)."""
+
+
+def required(node, key: str, where: str = ""):
+    """node[key] of a config mapping (dict or DictConfig); a ConfigError naming the dotted key when it is missing.
+
+    where: the dotted path of `node` ("stage", "stage.flow_loss", "loss", "" for the root of conf/train.yaml).
+    conf/ is the only place a default lives: a missing key is a mistake (an old or hand-made config), not a
+    reason to guess a value.
+    """
+    if node is None or key not in node:
+        name = f"{where}.{key}" if where else key
+        source = f"conf/{where.split('.')[0]}/*.yaml" if where else "conf/train.yaml"
+        raise ConfigError(f"{name} is missing: {source} sets it")
+    return node[key]

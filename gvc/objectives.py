@@ -216,9 +216,10 @@ class PFrameObjective(_FrameTerms):
         self,
         weights: LossWeights,
         perceptual: nn.Module | None,
-        conditional_d: bool = True,
-        flow_relative: bool = False,
-        flow_rate_lambda: float | None = None,
+        *,
+        conditional_d: bool,
+        flow_relative: bool,
+        flow_rate_lambda: float | None,
     ):
         super().__init__(weights, perceptual)
         self.conditional_d = bool(conditional_d)

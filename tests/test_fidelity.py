@@ -202,7 +202,7 @@ def test_iframe_loss_composition_by_hand():
 
 def test_pframe_loss_averages_p_frames_and_adds_flow_inside_c():
     w = hifi_weights(w_lpips=0.0)
-    obj = PFrameObjective(w, None)
+    obj = PFrameObjective(w, None, conditional_d=True, flow_relative=False, flow_rate_lambda=None)
     clip = torch.zeros(1, 3, 3, 4, 4)
     lik = {"flow_y": torch.full((1, 1, 1, 1), 0.5)}  # 1 bit
     outs = [FrameOut("I", None)]
@@ -241,7 +241,9 @@ def test_flow_rate_lambda_prices_the_flow_bits_apart_from_the_controllers_lambda
     ]
     mse = 0.01
     for rate_lambda, flow_weight in ((None, 50.0), (4.0, 4.0)):
-        terms = PFrameObjective(w, None, flow_rate_lambda=rate_lambda)(clip, outs, lambda_r=50.0)
+        terms = PFrameObjective(
+            w, None, conditional_d=True, flow_relative=False, flow_rate_lambda=rate_lambda
+        )(clip, outs, lambda_r=50.0)
         want = 0.1 * 2**-5 * (50.0 * 3 / 16 + flow_weight * 1 / 16 + 0.75 * 65025.0 * mse)
         assert float(terms.loss) == pytest.approx(want, rel=1e-5)
         assert float(terms.bpp_q) == pytest.approx(4 / 16) and float(terms.bpp_flow_q) == pytest.approx(

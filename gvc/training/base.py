@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvc.errors import CheckpointError
+from gvc.errors import CheckpointError, required
 from gvc.objectives import LossWeights, psnr  # noqa: F401  (psnr: re-exported for the stage modules)
 from gvc.training import schedule
 from gvc.training.speed import to_channels_last
@@ -72,7 +72,7 @@ class GVCModule(L.LightningModule):
         self.stage_cfg = dict(stage)
         self.training_update: TrainingUpdate | None = None  # `_build_update`
         self.max_steps = int(self.stage_cfg["max_steps"])
-        self.log_images_every = int(self.stage_cfg.get("log_images_every_n_steps", 0) or 0)
+        self.log_images_every = int(required(self.stage_cfg, "log_images_every_n_steps", "stage") or 0)
         self.lpips = None
         self.discriminator: nn.Module | None = None
         self._frozen_prefixes = ("lpips.",)
@@ -99,7 +99,7 @@ class GVCModule(L.LightningModule):
         mode, qparams = self.quantization()
         ctrl = self.rate_controller
         record = {
-            "stage": self.stage_cfg.get("name"),
+            "stage": self.stage_cfg["name"],
             "step": int(self.gvc_step),
             "quantization": {
                 "mode": mode,
@@ -234,7 +234,7 @@ class GVCModule(L.LightningModule):
             "rate_controller": self.rate_controller.state_dict(),
             "nonfinite_total": int(self.nonfinite_total),
             "nonfinite_in_a_row": int(self.nonfinite_in_a_row),
-            "stage": self.stage_cfg.get("name"),
+            "stage": self.stage_cfg["name"],
             "export": {**self.export_spec(), "training": self.training_record()},
         }
         sd = checkpoint.get("state_dict", {})
@@ -247,10 +247,10 @@ class GVCModule(L.LightningModule):
             raise CheckpointError(
                 "the checkpoint has no gvc training state: it was not written by gvc.training"
             )
-        if state.get("stage") != self.stage_cfg.get("name"):
+        if state.get("stage") != self.stage_cfg["name"]:
             raise CheckpointError(
                 f"the checkpoint is from stage {state.get('stage')!r}, this run is stage "
-                f"{self.stage_cfg.get('name')!r}: resume with the matching experiment, or use a new output dir "
+                f"{self.stage_cfg['name']!r}: resume with the matching experiment, or use a new output dir "
                 f"(stage 2 reads stage-1 weights through stage.iframe_ckpt)"
             )
         self.training_update.load_state_dict(state)

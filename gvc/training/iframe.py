@@ -18,7 +18,7 @@ from torch import nn
 
 from gvc import losses
 from gvc.codec.modelfile import class_path_of
-from gvc.errors import ConfigError
+from gvc.errors import ConfigError, required
 from gvc.objectives import IFrameObjective
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
 from gvc.training.speed import plain_copy
@@ -56,7 +56,7 @@ class IFrameModule(GVCModule):
             raise ConfigError("loss.w_lpips > 0 needs an LPIPS module (gvc.losses.LPIPSLoss)")
         self.lpips = lpips if self.weights.w_lpips > 0 else None
         self.objective = IFrameObjective(self.weights, self.lpips)
-        self.frame_sampling = str(self.stage_cfg.get("frame_sampling", "random"))
+        self.frame_sampling = str(required(self.stage_cfg, "frame_sampling", "stage"))
         if self.frame_sampling not in FRAME_SAMPLING:
             raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
         self.size_multiple = int(getattr(codec, "size_multiple", 64))
@@ -66,7 +66,7 @@ class IFrameModule(GVCModule):
     def from_config(cls, model_cfg, instantiate, lpips, rate_controller, loss: Mapping, stage: Mapping):
         """Build the stage-1 models from model.iframe and (with loss.gan) model.discriminator_i."""
         codec = instantiate(model_cfg.iframe, _convert_="all")
-        gan = bool(loss.get("gan", True))
+        gan = bool(required(loss, "gan", "loss"))
         disc = instantiate(model_cfg.discriminator_i, _convert_="all") if gan else None
         return cls(codec, disc, lpips, rate_controller, loss, stage)
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from gvc import losses
 from gvc.codec.modelfile import class_path_of
-from gvc.errors import CheckpointError, ConfigError
+from gvc.errors import CheckpointError, ConfigError, required
 from gvc.objectives import PFrameObjective, flow_epe
 from gvc.training import schedule
 from gvc.training.base import GVCModule, pad_to_multiple, psnr
@@ -95,9 +95,9 @@ class PFrameModule(GVCModule):
                 "stage 2 trains with a frozen I-frame codec: build VideoCodec(freeze_iframe=True)"
             )
         self.unroll = schedule.check_unroll_schedule(self.stage_cfg["unroll"])
-        self.conditional_d = bool(self.stage_cfg.get("conditional_d", True))
-        self.flow_cfg = dict(self.stage_cfg.get("flow_loss") or {"enabled": False})
-        self.flow_warmup_steps = int(self.stage_cfg.get("flow_warmup_steps", 0) or 0)
+        self.conditional_d = bool(required(self.stage_cfg, "conditional_d", "stage"))
+        self.flow_cfg = dict(required(self.stage_cfg, "flow_loss", "stage"))
+        self.flow_warmup_steps = int(required(self.stage_cfg, "flow_warmup_steps", "stage"))
         if self.flow_warmup_steps < 0 or self.flow_warmup_steps >= self.max_steps:
             raise ConfigError(
                 f"stage.flow_warmup_steps={self.flow_warmup_steps}: must be in [0, stage.max_steps={self.max_steps})"
@@ -120,9 +120,9 @@ class PFrameModule(GVCModule):
         self.objective = PFrameObjective(
             self.weights,
             self.lpips,
-            self.conditional_d,
-            bool(self.flow_cfg.get("relative", False)),
-            self.flow_cfg.get("rate_lambda"),
+            conditional_d=self.conditional_d,
+            flow_relative=bool(required(self.flow_cfg, "relative", "stage.flow_loss")),
+            flow_rate_lambda=required(self.flow_cfg, "rate_lambda", "stage.flow_loss"),
         )
         self.size_multiple = int(video.size_multiple)
         self._current_t: int | None = None
@@ -142,13 +142,13 @@ class PFrameModule(GVCModule):
         random from model.iframe), model.pframe initialised from it, model.flow, model.discriminator_p."""
         from gvc.models.video import VideoCodec
 
-        path = stage.get("iframe_ckpt")
+        path = required(stage, "iframe_ckpt", "stage")
         iframe_training = None
         if path:
             iframe = load_iframe_codec(path)
             iframe_training = iframe_training_record(path)
             log.info("stage 2: I-frame codec from %s", path)
-        elif stage.get("allow_random_iframe", False):
+        elif required(stage, "allow_random_iframe", "stage"):
             iframe = instantiate(model_cfg.iframe, _convert_="all")
             log.warning(
                 "stage 2 with a RANDOM I-frame codec (stage.allow_random_iframe): for smoke tests only"
@@ -169,10 +169,10 @@ class PFrameModule(GVCModule):
             pframe,
             flow,
             freeze_iframe=True,
-            checkpoint_pframes=bool(stage.get("activation_checkpointing", False)),
+            checkpoint_pframes=bool(required(stage, "activation_checkpointing", "stage")),
             flow_reference=model_cfg.flow_reference,
         )
-        gan = bool(loss.get("gan", True))
+        gan = bool(required(loss, "gan", "loss"))
         disc = None
         if gan:  # D_P's condition is [y_res_hat, y_free]: its channel count is derived from the P-frame codec
             disc = instantiate(

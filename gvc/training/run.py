@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gvc.cli_errors import folder_problem
-from gvc.errors import CheckpointError, ConfigError
+from gvc.errors import CheckpointError, ConfigError, required
 from gvc.training.callbacks import LAST, AtomicCheckpoint, AtomicCheckpointIO, ModelFileExport
 
 log = logging.getLogger(__name__)
@@ -90,29 +90,33 @@ def check_config(cfg: DictConfig) -> None:
         from gvc.training.schedule import check_unroll_schedule
 
         check_unroll_schedule(stage.unroll)
-        warmup, max_steps = stage.get("flow_warmup_steps", 0), stage.get("max_steps")
+        warmup, max_steps = (
+            required(stage, "flow_warmup_steps", "stage"),
+            required(stage, "max_steps", "stage"),
+        )
         if isinstance(warmup, int) and isinstance(max_steps, int) and not 0 <= warmup < max_steps:
             raise ConfigError(
                 f"stage.flow_warmup_steps={warmup} must be in [0, stage.max_steps={max_steps}): warm-ups count "
                 f"steps and do not scale with stage.max_steps; lower stage.flow_warmup_steps (e.g. "
                 f"stage.flow_warmup_steps={max_steps * 3 // 20}) or raise stage.max_steps"
             )
-        if not stage.get("iframe_ckpt") and not stage.get("allow_random_iframe", False):
+        iframe_ckpt = required(stage, "iframe_ckpt", "stage")
+        if not iframe_ckpt and not required(stage, "allow_random_iframe", "stage"):
             raise ConfigError(
                 "stage 2 needs the stage-1 model: set stage.iframe_ckpt=PATH (a stage-1 checkpoint "
                 "DIR/checkpoints/last.ckpt or a .gvcm model file)"
             )
-        if stage.get("iframe_ckpt") and not Path(stage.iframe_ckpt).is_file():
-            raise CheckpointError(f"stage.iframe_ckpt={stage.iframe_ckpt}: no such file")
-        if stage.get("iframe_ckpt"):
+        if iframe_ckpt and not Path(iframe_ckpt).is_file():
+            raise CheckpointError(f"stage.iframe_ckpt={iframe_ckpt}: no such file")
+        if iframe_ckpt:
             from gvc.training.export import check_stage1_file
 
             check_stage1_file(stage.iframe_ckpt)  # a .gvc, a text file, a stage-2 model: named, refused
         max_t = int(stage.unroll[-1][1])
-        mcl = cfg.data.get("max_clip_length")
+        mcl = required(cfg.data, "max_clip_length", "data")
         if mcl is not None and int(mcl) < max_t:
             raise ConfigError(f"data.max_clip_length={mcl} is shorter than the longest unroll T={max_t}")
-    if cfg.get("compile", False):
+    if required(cfg, "compile"):
         from gvc.training.speed import check_compile_support
 
         check_compile_support(accelerator_type(cfg))
@@ -120,7 +124,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def accelerator_type(cfg: DictConfig) -> str:
     """The device kind ('cuda' or 'cpu') the Trainer of `cfg.trainer.accelerator` will train on."""
-    acc = str((cfg.get("trainer") or {}).get("accelerator", "auto"))
+    acc = str(required(required(cfg, "trainer"), "accelerator", "trainer"))
     if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
         return "cuda"
     return "cpu"
@@ -128,7 +132,7 @@ def accelerator_type(cfg: DictConfig) -> str:
 
 def build_perceptual(cfg: DictConfig, instantiate: Instantiate):
     """The frozen perceptual-loss module from cfg.perceptual (`_target_`), or None when loss.w_lpips is 0."""
-    if float(cfg.loss.get("w_lpips", 0.0)) <= 0:
+    if float(required(cfg.loss, "w_lpips", "loss")) <= 0:
         return None
     node = cfg.get("perceptual")
     if node is None:
@@ -145,7 +149,7 @@ def build_module(cfg: DictConfig, instantiate: Instantiate) -> L.LightningModule
 
     module = _build_stage_module(cfg, instantiate)
     compiled = apply_speed_options(
-        module, compile=bool(cfg.get("compile", False)), channels_last=bool(cfg.get("channels_last", False))
+        module, compile=bool(required(cfg, "compile")), channels_last=bool(required(cfg, "channels_last"))
     )
     if compiled:
         log.info("torch.compile (in place): %s", ", ".join(compiled))
@@ -170,12 +174,12 @@ def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.Lightnin
 
 def find_resume_checkpoint(cfg: DictConfig) -> Path | None:
     """The checkpoint to resume from (see module docstring) or None for a fresh start."""
-    if cfg.get("ckpt_path"):
+    if required(cfg, "ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise CheckpointError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
         return path
-    if not cfg.get("auto_resume", True):
+    if not required(cfg, "auto_resume"):
         return None
     candidates = [Path(cfg.paths.checkpoint_dir) / LAST, *Path(cfg.paths.output_dir).glob("hpc_ckpt_*.ckpt")]
     candidates = [p for p in candidates if p.is_file()]
@@ -207,10 +211,15 @@ def build_loggers(cfg: DictConfig, instantiate: Instantiate) -> list:
     for name, node in nodes.items():
         target = str(node.get("_target_", ""))
         extra = {}
-        if target.endswith("WandbLogger") and node.get("id") is None and node.get("version") is None:
+        where = f"logger.{name}"
+        if (
+            target.endswith("WandbLogger")
+            and required(node, "id", where) is None
+            and node.get("version") is None
+        ):
             extra["id"] = ids.setdefault(f"{name}.id", uuid.uuid4().hex[:12])
-        elif target.endswith("CSVLogger") and node.get("version") is None:
-            root = Path(node.get("save_dir", out_dir)) / str(node.get("name", "lightning_logs"))
+        elif target.endswith("CSVLogger") and required(node, "version", where) is None:
+            root = Path(required(node, "save_dir", where)) / str(required(node, "name", where))
             extra["version"] = ids.setdefault(f"{name}.version", _next_csv_version(root))
         loggers.append(instantiate(node, _convert_="all", **extra))
     if ids != saved and rank_zero_only.rank == 0:
@@ -244,9 +253,9 @@ def train(cfg: DictConfig, instantiate: Instantiate) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"paths.output_dir={out_dir}: cannot create it ({e.strerror or e})") from e
-    if cfg.get("torch_num_threads"):
+    if required(cfg, "torch_num_threads"):
         torch.set_num_threads(int(cfg.torch_num_threads))
-    if torch.cuda.is_available() and cfg.get("float32_matmul_precision"):
+    if torch.cuda.is_available() and required(cfg, "float32_matmul_precision"):
         torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from gvc.errors import ConfigError
+from gvc.errors import ConfigError, required
 
 QUANT_MODES = ("noise", "ste", "softround_kumaraswamy")
 
@@ -78,8 +78,8 @@ def quantization(step: int, cfg: Mapping) -> tuple[str, dict]:
     mode = str(cfg["mode"])
     if mode not in QUANT_MODES:
         raise ConfigError(f"stage.quantization.mode={mode!r}: use one of {QUANT_MODES}")
-    steps = int(cfg.get("anneal_steps", 0))
-    ste_from = cfg.get("ste_from_step")
+    steps = int(required(cfg, "anneal_steps", "stage.quantization"))
+    ste_from = required(cfg, "ste_from_step", "stage.quantization")
     if ste_from is None and mode == "softround_kumaraswamy" and steps > 0:
         ste_from = steps
     if ste_from is not None and step >= int(ste_from):
@@ -102,10 +102,10 @@ def resolve_flow_anneal(cfg: Mapping, warmup_steps: int, max_steps: int) -> dict
     and anneals from its end (docs/METHOD.md section 3.6: over a good part of the stage, not a few hundred steps).
     """
     out = dict(cfg)
-    if not out.get("enabled", True):
+    if not required(out, "enabled", "stage.flow_loss"):
         return out
-    if out.get("anneal_steps") is None:
-        share = float(out.get("anneal_share", 0.4))
+    if required(out, "anneal_steps", "stage.flow_loss") is None:
+        share = float(required(out, "anneal_share", "stage.flow_loss"))
         if not 0 < share <= 1:
             raise ConfigError(f"stage.flow_loss.anneal_share={share}: must be in (0, 1]")
         out["anneal_steps"] = max(1, round(share * max_steps))
@@ -117,11 +117,11 @@ def flow_weight(step: int, cfg: Mapping) -> float:
     """Flow-regularizer weight at `step`: 0 when cfg.enabled is false; else `start` until cfg.begin (default 0),
     then start -> end (linear if cfg.anneal == "linear", geometric if "exp") over anneal_steps, `end`
     afterwards (paper Eq. 6, annealed)."""
-    if not cfg.get("enabled", True):
+    if not required(cfg, "enabled", "stage.flow_loss"):
         return 0.0
     start, end, steps = float(cfg["start"]), float(cfg["end"]), int(cfg["anneal_steps"])
     begin = int(cfg.get("begin", 0) or 0)
-    kind = cfg.get("anneal", "linear")
+    kind = required(cfg, "anneal", "stage.flow_loss")
     if kind == "linear":
         return linear_anneal(step, start, end, steps, begin)
     if kind == "exp":

@@ -31,7 +31,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from gvc.errors import ConfigError, TrainingError
+from gvc.errors import ConfigError, TrainingError, required
 from gvc.training import schedule
 
 OPTIMIZER_NAMES = ("g", "aux", "d")  # the order of `optimizers` (and of a Lightning checkpoint's states)
@@ -114,9 +114,7 @@ class StepResult:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _stage_value(stage: Mapping, key: str):
-    if key not in stage:
-        raise ConfigError(f"stage.{key} is missing: conf/stage/*.yaml sets it")
-    return stage[key]
+    return required(stage, key, "stage")
 
 
 def stage_lr(stage: Mapping, residual_prefix: str | None = None) -> Callable[[str], float]:
@@ -124,7 +122,7 @@ def stage_lr(stage: Mapping, residual_prefix: str | None = None) -> Callable[[st
     starting with `residual_prefix` (stage 2's residual codec, initialised from the I-frame codec) when it is
     not null, stage.lr otherwise."""
     lr = float(_stage_value(stage, "lr"))
-    residual = stage.get("residual_lr") if residual_prefix is not None else None
+    residual = _stage_value(stage, "residual_lr") if residual_prefix is not None else None
 
     def base_lr(name: str) -> float:
         if residual is not None and name.startswith(residual_prefix):

@@ -56,7 +56,9 @@ def flow_gradient_share(relative: bool, w_flow: float) -> float:
     flow_hat = outs[1].flow_hat
     flow_hat.retain_grad()
     weights = LossWeights.from_config(OmegaConf.load(config_dir() / "loss" / "mse.yaml"))
-    objective = PFrameObjective(weights, None, flow_relative=relative)
+    objective = PFrameObjective(
+        weights, None, conditional_d=True, flow_relative=relative, flow_rate_lambda=None
+    )
     terms = objective(clip[None], outs, lambda_r=0.0, w_flow=w_flow)
     grads = []
     for part in ("flow", "mse"):

@@ -101,3 +101,23 @@ def test_tiny_experiments_instantiate(name, tmp_path):
     assert Path(trainer.default_root_dir) == tmp_path
     if name == "smoke_pframe":
         assert [module.unroll_length(s) for s in (0, 99, 100, 250, 399, 450)] == [2, 2, 3, 4, 6, 6]
+
+
+@pytest.mark.parametrize(
+    "experiment, key",
+    [
+        ("smoke_pframe", "stage.flow_loss.relative"),
+        ("smoke_pframe", "stage.flow_warmup_steps"),
+        ("smoke_pframe", "stage.conditional_d"),
+        ("smoke_iframe", "stage.log_images_every_n_steps"),
+        ("smoke_iframe", "stage.frame_sampling"),
+        ("smoke_iframe", "loss.w_lpips"),
+    ],
+)
+def test_a_missing_key_is_a_config_error_naming_it(experiment, key):
+    """conf/ is the only source of defaults: the trainer reads no key with a fallback value of its own."""
+    from gvc.errors import ConfigError
+
+    cfg = compose_cfg(experiment, ["torch_num_threads=1", "++stage.allow_random_iframe=true", f"~{key}"])
+    with pytest.raises(ConfigError, match=f"{key} is missing"):
+        build_module(cfg, instantiate)
