@@ -445,7 +445,7 @@ def markdown(result: dict, summary: dict) -> str:
         f"Machine: {result['machine']}. conf/model/small.yaml I-frame codec, lambda {result['lambda_']} "
         f"(trainer: lambda_R {result['lambda_r']:.4g}, controller off), 64x64 crops, batch 4, Adam 1e-3, clip 1; "
         "the loop and the MSE-only trainer read the same DataModule from the same seed. GAN twin: "
-        f"`{' '.join(result['gan_overrides'])}` on top of the same command. Held out: carphone (never trained on) "
+        f"`{' '.join(result.get('gan_overrides', GAN_OVERRIDES))}` on top of the same command. Held out: carphone (never trained on) "
         "and bikes [200, 232), every 4th frame, each also darkened (x0.35) and saturated (chroma x1.8); "
         "train_crops: 16 fixed 64x64 crops of the training frames. All coded all-intra through real files "
         "(gvc.eval.measure). Values are means over seeds; ± is half the spread between seeds.",
