@@ -120,3 +120,14 @@ def fit_on_batches(module, batches: list, max_steps: int | None = None, callback
 
 def clone_state(module, prefix: str = "") -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(prefix)}
+
+
+def dis_flow(preset: str):
+    """gvc.models.flow.DISFlow with conf/model/smoke.yaml's flow kwargs and the given preset."""
+    from omegaconf import OmegaConf
+
+    from gvc.models.flow import DISFlow
+
+    node = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "smoke.yaml").flow)
+    node.pop("_target_")
+    return DISFlow(**{**node, "preset": preset})

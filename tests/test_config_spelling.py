@@ -19,6 +19,7 @@ from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from gvc.models.video import VideoCodec
 from gvc.objectives import LossWeights
+from tests._training_helpers import dis_flow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,8 @@ def _smoke(flow_spec_dict) -> VideoCodec:
 
 
 def test_target_is_the_one_spelling_of_built_specs():
-    assert flow_spec(DISFlow("fast")) == {"_target_": "gvc.models.flow.DISFlow", **DISFlow("fast").config}
-    model = VideoCodec(_smoke(None).iframe, _smoke(None).pframe, DISFlow("fast"))
+    assert flow_spec(dis_flow("fast")) == {"_target_": "gvc.models.flow.DISFlow", **dis_flow("fast").config}
+    model = VideoCodec(_smoke(None).iframe, _smoke(None).pframe, dis_flow("fast"))
     assert (
         model.config["flow"]["_target_"] == "gvc.models.flow.DISFlow" and "class" not in model.config["flow"]
     )

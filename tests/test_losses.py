@@ -43,7 +43,9 @@ def test_discriminator_training_lowers_d_loss():
     from gvc.models.discriminator import ConditionalDiscriminator
 
     torch.manual_seed(0)
-    d = ConditionalDiscriminator(latent_channels=4, cond_channels=2, widths=[8, 8, 8, 16])
+    d = ConditionalDiscriminator(
+        latent_channels=4, cond_channels=2, widths=[8, 8, 8, 16], in_channels=3, negative_slope=0.2
+    )
     opt = torch.optim.Adam(d.parameters(), 2e-3)
     real = torch.rand(2, 3, 32, 32) * 0.5 + 0.5  # bright, noisy
     fake = torch.full((2, 3, 32, 32), 0.3)  # flat, dark

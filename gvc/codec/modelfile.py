@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from gvc.errors import ModelFileError
+from gvc.models.config import LEGACY_CONFIG
 
 FORMAT_TAG = "gvcm"
 FORMAT_VERSION = 1
@@ -46,6 +47,21 @@ WHAT_A_MODEL_FILE_IS = (
     "`gvc export CKPT -o MODEL.gvcm` writes from a training checkpoint"
 )
 _BITSTREAM_MAGIC = b"\x89GVC"  # gvc.codec.bitstream.MAGIC (not imported: this module must stay light)
+
+
+def with_legacy_values(class_path: str, config: dict) -> dict:
+    """`config` of a model file with the keys an OLD file lacks filled from gvc.models.config.LEGACY_CONFIG (a
+    copy; the file's own values win). A VideoCodec's plain nested configs ("iframe", "pframe": kwargs dicts) are
+    filled too; its "flow" spec is kept as given (it is part of the model id) and filled when the estimator is
+    built (gvc.models.flow.build_flow_estimator); nested {"class_path", "config"} sub-models are filled when
+    built."""
+    out = {**LEGACY_CONFIG.get(class_path, {}), **config}
+    if class_path == "gvc.models.video.VideoCodec":
+        for key in ("iframe", "pframe"):
+            v = out.get(key)
+            if isinstance(v, dict) and set(v) != NESTED_KEYS:
+                out[key] = with_legacy_values(f"gvc.models.{key}.{key[0].upper()}FrameCodec", v)
+    return out
 
 
 def what_file_is(path) -> str:
@@ -155,7 +171,8 @@ def _check_class_path(class_path, where: str) -> type:
 
 
 def build_model(class_path: str, config: dict, where: str = "model file") -> nn.Module:
-    """Instantiate `class_path(**config)` (a class under gvc.models only). Config values that are dicts with
+    """Instantiate `class_path(**config)` (a class under gvc.models only), with the keys an old file lacks filled
+    from LEGACY_CONFIG (`with_legacy_values`). Config values that are dicts with
     exactly the keys {"class_path", "config"} are built first, recursively (sub-models such as a VideoCodec's
     I-frame codec); a class with a `from_config(config)` classmethod is built through it instead."""
     cls = _check_class_path(class_path, where)
@@ -167,6 +184,7 @@ def build_model(class_path: str, config: dict, where: str = "model file") -> nn.
             return build_model(v["class_path"], v["config"], where)
         return v
 
+    config = with_legacy_values(class_path, config)
     try:
         if hasattr(cls, "from_config"):
             return cls.from_config(config)

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gvc.models.config import derive_config
+
 
 class ConditionalDiscriminator(nn.Module):
     """forward(x01 (B, in_channels, H, W) in [0,1], latent (B, latent_channels, h, w)) -> logits (B, 1, H/8, W/8).
@@ -21,21 +23,16 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(
         self,
+        *,
         latent_channels: int,
-        cond_channels: int = 12,
-        widths: Sequence[int] = (64, 128, 256, 512),
-        in_channels: int = 3,
-        negative_slope: float = 0.2,
+        cond_channels: int,
+        widths: Sequence[int],
+        in_channels: int,
+        negative_slope: float,
     ):
         super().__init__()
         widths = [int(w) for w in widths]
-        self.config = {
-            "latent_channels": int(latent_channels),
-            "cond_channels": int(cond_channels),
-            "widths": widths,
-            "in_channels": int(in_channels),
-            "negative_slope": float(negative_slope),
-        }
+        self.config = derive_config(ConditionalDiscriminator.__init__, locals())
         self.negative_slope = negative_slope
         self.cond = spectral_norm(nn.Conv2d(latent_channels, cond_channels, 3, padding=1))
         layers: list[nn.Module] = []

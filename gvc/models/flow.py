@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.errors import ConfigError, MissingWeightsError
+from gvc.models.config import LEGACY_CONFIG, derive_config
 
 #: RGB -> luma weights (BT.601) used for DIS's grayscale input
 _LUMA = (0.299, 0.587, 0.114)
@@ -71,26 +72,19 @@ class DISFlow(FlowEstimator):
 
     def __init__(
         self,
-        preset: str = "medium",
-        finest_scale: int | None = None,
-        patch_size: int | None = None,
-        patch_stride: int | None = None,
-        gradient_descent_iterations: int | None = None,
-        variational_refinement_iterations: int | None = None,
-        use_spatial_propagation: bool | None = None,
+        *,
+        preset: str,
+        finest_scale: int | None,
+        patch_size: int | None,
+        patch_stride: int | None,
+        gradient_descent_iterations: int | None,
+        variational_refinement_iterations: int | None,
+        use_spatial_propagation: bool | None,
     ):
         super().__init__()
         if preset not in self.PRESETS:
             raise ConfigError(f"DISFlow preset {preset!r} unknown; choose one of {sorted(self.PRESETS)}")
-        self.config = {
-            "preset": preset,
-            "finest_scale": finest_scale,
-            "patch_size": patch_size,
-            "patch_stride": patch_stride,
-            "gradient_descent_iterations": gradient_descent_iterations,
-            "variational_refinement_iterations": variational_refinement_iterations,
-            "use_spatial_propagation": use_spatial_propagation,
-        }
+        self.config = derive_config(DISFlow.__init__, locals())
         self._dis = None  # cv2 objects do not pickle/deepcopy: built lazily
 
     def _engine(self):
@@ -142,20 +136,13 @@ class RAFTFlow(FlowEstimator):
         "large": "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
     }
 
-    def __init__(
-        self, weights_path: str, size: str = "small", num_flow_updates: int = 12, min_size: int = 128
-    ):
+    def __init__(self, *, weights_path: str, size: str, num_flow_updates: int, min_size: int):
         super().__init__()
         if size not in self.WEIGHT_URLS:
             raise ConfigError(f"RAFTFlow size {size!r} unknown; choose 'small' or 'large'")
         if min_size % 8:
             raise ConfigError(f"RAFTFlow min_size must be a multiple of 8, got {min_size}")
-        self.config = {
-            "weights_path": str(weights_path),
-            "size": size,
-            "num_flow_updates": int(num_flow_updates),
-            "min_size": int(min_size),
-        }
+        self.config = derive_config(RAFTFlow.__init__, locals())
         path = Path(weights_path).expanduser()
         url = self.WEIGHT_URLS[size]
         if not path.is_file():
@@ -213,7 +200,8 @@ def build_flow_estimator(spec: dict | FlowEstimator) -> FlowEstimator:
         raise ConfigError(
             f"unknown flow estimator {name!r}; choose one of {sorted(ESTIMATORS)} (gvc.models.flow)"
         )
-    return ESTIMATORS[short](**kwargs)
+    # a spec of an old model file may hold fewer keys: what it was written under (LEGACY_CONFIG)
+    return ESTIMATORS[short](**{**LEGACY_CONFIG[f"gvc.models.flow.{short}"], **kwargs})
 
 
 def flow_spec(estimator: FlowEstimator) -> dict:

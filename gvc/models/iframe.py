@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
+from gvc.models.config import derive_config
 from gvc.models.latents import (
     CodedLatents,
     DecodeLatents,
@@ -128,42 +129,31 @@ class Generator(nn.Module):
 class IFrameCodec(nn.Module):
     """Learned image codec for I-frames: x (B,3,H,W) in [0,1] -> y = g_a(x) -> bottleneck -> x_hat = g_s(y_hat).
 
-    Constructor kwargs are kept in `self.config` (JSON-serialisable) so a model file can rebuild the module.
-    norm / kernel_size / stem select the transform (Encoder, Generator); their defaults are HiFiC's, which is
-    also what model files written before these options existed hold.
+    Keyword-only arguments without defaults (conf/model/*.yaml gives them); they are kept in `self.config`
+    (JSON, gvc.models.config.derive_config) so a model file can rebuild the module. norm / kernel_size / stem
+    select the transform (Encoder, Generator): HiFiC's is "channel" / 3 / True, which is also what model files
+    written before these options existed hold (gvc.codec.modelfile.LEGACY_CONFIG).
     """
 
     def __init__(
         self,
-        channels: Sequence[int] = (60, 120, 240, 480, 960),
-        latent_channels: int = 220,
-        num_residual_blocks: int = 9,
-        hyper_channels: int = 320,
-        in_channels: int = 3,
-        norm_eps: float = 1e-3,
-        scale_min: float = 0.11,
-        scale_max: float = 256.0,
-        scale_levels: int = 64,
-        norm: str = "channel",
-        kernel_size: int = 3,
-        stem: bool = True,
+        *,
+        channels: Sequence[int],
+        latent_channels: int,
+        num_residual_blocks: int,
+        hyper_channels: int,
+        in_channels: int,
+        norm_eps: float,
+        scale_min: float,
+        scale_max: float,
+        scale_levels: int,
+        norm: str,
+        kernel_size: int,
+        stem: bool,
     ):
         super().__init__()
         check_norm(norm)
-        self.config = {
-            "channels": [int(c) for c in channels],
-            "latent_channels": int(latent_channels),
-            "num_residual_blocks": int(num_residual_blocks),
-            "hyper_channels": int(hyper_channels),
-            "in_channels": int(in_channels),
-            "norm_eps": float(norm_eps),
-            "scale_min": float(scale_min),
-            "scale_max": float(scale_max),
-            "scale_levels": int(scale_levels),
-            "norm": str(norm),
-            "kernel_size": int(kernel_size),
-            "stem": bool(stem),
-        }
+        self.config = derive_config(IFrameCodec.__init__, locals())
         transform = {"norm": norm, "kernel_size": int(kernel_size), "stem": bool(stem)}
         self.g_a = Encoder(
             in_channels, channels, latent_channels, norm_eps, input_scale=2.0, input_offset=-1.0, **transform

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.models.bottleneck import EntropyPlacement, HyperpriorBottleneck
+from gvc.models.config import derive_config
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
 from gvc.models.latents import (
     CodedLatents,
@@ -55,7 +56,7 @@ from gvc.models.latents import (
     TrainLatents,
 )
 from gvc.models.layers import ChannelNorm, check_norm, conv, plain_norm
-from gvc.models.shift import DEFAULT_SHIFT_PERIOD, apply_shift, undo_shift
+from gvc.models.shift import apply_shift, undo_shift
 from gvc.models.shift import shift_for_frame as _shift_for_frame
 from gvc.models.warp import backward_warp, scale_space_blur
 
@@ -121,6 +122,9 @@ class PFrameCodec(nn.Module):
     [ours] (gradients flow from G_res back through y_free and the frozen E_I into the prediction, hence into
     the flow branch; false: y_free = E_I(sg(prediction))).
     shift_period: the range [0, period) of shifts (E_res's stride).
+    Keyword-only arguments without defaults (conf/model/*.yaml gives them), kept in `self.config`
+    (gvc.models.config.derive_config); what model files written before an option existed hold is
+    gvc.codec.modelfile.LEGACY_CONFIG.
     """
 
     #: the latents a P-frame codes, in coding (and packet) order
@@ -128,78 +132,46 @@ class PFrameCodec(nn.Module):
 
     def __init__(
         self,
-        channels: Sequence[int] = (60, 120, 240, 480, 960),
-        latent_channels: int = 220,
-        num_residual_blocks: int = 9,
-        hyper_channels: int = 320,
-        flow_channels: Sequence[int] = (64, 128, 192, 192, 192),
-        flow_latent_channels: int = 64,
-        flow_num_residual_blocks: int = 3,
-        flow_hyper_channels: int = 128,
-        flow_normalizer: float = 16.0,
-        flow_head_init_gain: float = 0.01,
-        sigma_init: float = -4.0,
-        blur_levels: int = 5,
-        blur_sigma0: float = 1.0,
-        blur_truncate: float = 3.0,
-        free_latent: bool = True,
-        flow_input: bool = True,
-        random_shift: bool = True,
-        detach_reference: bool = False,
-        free_latent_grad: bool = True,
-        shift_period: int = DEFAULT_SHIFT_PERIOD,
-        in_channels: int = 3,
-        norm_eps: float = 1e-3,
-        scale_min: float = 0.11,
-        scale_max: float = 256.0,
-        scale_levels: int = 64,
-        norm: str = "channel",
-        kernel_size: int = 3,
-        stem: bool = True,
-        flow_norm: str = "channel",
-        flow_kernel_size: int = 3,
-        flow_stem: bool = True,
-        residual_mapping: str = "affine",
+        *,
+        channels: Sequence[int],
+        latent_channels: int,
+        num_residual_blocks: int,
+        hyper_channels: int,
+        flow_channels: Sequence[int],
+        flow_latent_channels: int,
+        flow_num_residual_blocks: int,
+        flow_hyper_channels: int,
+        flow_normalizer: float,
+        flow_head_init_gain: float,
+        sigma_init: float,
+        blur_levels: int,
+        blur_sigma0: float,
+        blur_truncate: float,
+        free_latent: bool,
+        flow_input: bool,
+        random_shift: bool,
+        detach_reference: bool,
+        free_latent_grad: bool,
+        shift_period: int,
+        in_channels: int,
+        norm_eps: float,
+        scale_min: float,
+        scale_max: float,
+        scale_levels: int,
+        norm: str,
+        kernel_size: int,
+        stem: bool,
+        flow_norm: str,
+        flow_kernel_size: int,
+        flow_stem: bool,
+        residual_mapping: str,
     ):
         super().__init__()
         check_norm(norm)
         check_norm(flow_norm)
         if residual_mapping not in RESIDUAL_MAPPINGS:
             raise ValueError(f"residual_mapping must be one of {RESIDUAL_MAPPINGS}, got {residual_mapping!r}")
-        self.config = {
-            "channels": [int(c) for c in channels],
-            "latent_channels": int(latent_channels),
-            "num_residual_blocks": int(num_residual_blocks),
-            "hyper_channels": int(hyper_channels),
-            "flow_channels": [int(c) for c in flow_channels],
-            "flow_latent_channels": int(flow_latent_channels),
-            "flow_num_residual_blocks": int(flow_num_residual_blocks),
-            "flow_hyper_channels": int(flow_hyper_channels),
-            "flow_normalizer": float(flow_normalizer),
-            "flow_head_init_gain": float(flow_head_init_gain),
-            "sigma_init": float(sigma_init),
-            "blur_levels": int(blur_levels),
-            "blur_sigma0": float(blur_sigma0),
-            "blur_truncate": float(blur_truncate),
-            "free_latent": bool(free_latent),
-            "flow_input": bool(flow_input),
-            "random_shift": bool(random_shift),
-            "detach_reference": bool(detach_reference),
-            "free_latent_grad": bool(free_latent_grad),
-            "shift_period": int(shift_period),
-            "in_channels": int(in_channels),
-            "norm_eps": float(norm_eps),
-            "scale_min": float(scale_min),
-            "scale_max": float(scale_max),
-            "scale_levels": int(scale_levels),
-            "norm": str(norm),
-            "kernel_size": int(kernel_size),
-            "stem": bool(stem),
-            "flow_norm": str(flow_norm),
-            "flow_kernel_size": int(flow_kernel_size),
-            "flow_stem": bool(flow_stem),
-            "residual_mapping": str(residual_mapping),
-        }
+        self.config = derive_config(PFrameCodec.__init__, locals())
         c = self.config
         if len(c["flow_channels"]) != len(c["channels"]):
             raise ValueError("flow_channels and channels must have the same length (same latent grid)")

@@ -327,7 +327,7 @@ def test_encode_under_one_setting_decode_under_another():
     from gvc.models.latents import DecodeLatents, EncodeLatents
 
     torch.manual_seed(1)
-    codec = IFrameCodec(channels=(8, 16), latent_channels=16, num_residual_blocks=1, hyper_channels=16)
+    codec = IFrameCodec(**{**_smoke_iframe_kwargs(), "channels": (8, 16)})
     codec.update(force=True)
     wide = copy.deepcopy(codec).double()
     x = torch.rand(1, 3, 64, 64)

@@ -17,8 +17,15 @@ from gvc.codec.modelfile import (
 )
 from gvc.errors import ModelFileError
 from gvc.models.iframe import IFrameCodec
+from tests._training_helpers import model_kwargs
 
-TINY = dict(channels=[8, 8, 16, 16, 16], latent_channels=8, num_residual_blocks=1, hyper_channels=8)
+TINY = {
+    **model_kwargs("smoke")[0],
+    "channels": [8, 8, 16, 16, 16],
+    "latent_channels": 8,
+    "num_residual_blocks": 1,
+    "hyper_channels": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +192,50 @@ def test_save_refuses_models_outside_gvc_models(tmp_path):
     with pytest.raises(ModelFileError, match="refuses class 'torch.nn.modules.linear.Linear'"):
         save_model_file(tmp_path / "l.gvcm", lin)
     assert not (tmp_path / "l.gvcm").exists()
+
+
+def test_an_old_model_file_without_the_later_options_loads_with_the_values_it_was_written_under(tmp_path):
+    """Model files written before norm / kernel_size / stem, the flow codec's flow_*, residual_mapping,
+    free_latent_grad and flow_reference existed lack those keys: build_model fills them from LEGACY_CONFIG (HiFiC's
+    transform, the affine residual mapping, flow from the decoded frame), not from conf/; a flow spec of fewer keys
+    is kept as given (model id) and built with DIS medium. Any other missing key is refused."""
+    from gvc.codec.modelfile import build_model
+    from gvc.models.config import LEGACY_CONFIG
+    from gvc.models.pframe import PFrameCodec
+    from gvc.models.video import VideoCodec
+
+    i_kw, p_kw = model_kwargs("smoke")
+    i_kw = {**i_kw, **LEGACY_CONFIG["gvc.models.iframe.IFrameCodec"]}
+    p_kw = {**p_kw, **LEGACY_CONFIG["gvc.models.pframe.PFrameCodec"]}
+    old_i = {k: v for k, v in i_kw.items() if k not in ("norm", "kernel_size", "stem")}
+    later = ("norm", "kernel_size", "stem", "flow_norm", "flow_kernel_size", "flow_stem", "residual_mapping")
+    old_p = {k: v for k, v in p_kw.items() if k not in (*later, "free_latent_grad")}
+    torch.manual_seed(0)
+    model = IFrameCodec(**i_kw).eval()
+    assert build_model("gvc.models.iframe.IFrameCodec", old_i).config == model.config
+    # a whole old file: its config JSON (and so its model id) lacks the keys
+    model.config = old_i
+    path = tmp_path / "old.gvcm"
+    save_model_file(path, model)
+    loaded = load_model_file(path)
+    assert loaded.config == IFrameCodec(**i_kw).config and loaded.config["norm"] == "channel"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+    video = build_model(
+        "gvc.models.video.VideoCodec",
+        {
+            "iframe": old_i,
+            "pframe": old_p,
+            "flow": {"class": "gvc.models.flow.DISFlow"},
+            "freeze_iframe": True,
+        },
+    )
+    assert video.config["pframe"] == PFrameCodec(**p_kw).config and video.config["pframe"][
+        "residual_mapping"
+    ] == ("affine")
+    assert video.flow_reference == "decoded" and video.config["flow"] == {"class": "gvc.models.flow.DISFlow"}
+    assert video.flow_estimator.config["preset"] == "medium"
+    with pytest.raises(ModelFileError, match="latent_channels"):
+        build_model(
+            "gvc.models.iframe.IFrameCodec", {k: v for k, v in old_i.items() if k != "latent_channels"}
+        )

@@ -6,8 +6,9 @@ import torch
 from gvc.models.bottleneck import HyperpriorBottleneck, scale_table
 from gvc.models.iframe import IFrameCodec
 from tests._entropy_fit import fit_iframe_entropy_model
+from tests._training_helpers import model_kwargs
 
-TINY = dict(channels=[8, 16, 16, 24, 32], latent_channels=16, num_residual_blocks=1, hyper_channels=16)
+TINY = model_kwargs("smoke")[0]  # channels [8, 16, 16, 24, 32], latent 16, 1 residual block, hyper 16
 
 
 def test_scale_table_matches_spec():

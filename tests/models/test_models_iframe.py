@@ -9,8 +9,9 @@ from torch.nn.utils import parametrize
 from gvc.models.discriminator import ConditionalDiscriminator
 from gvc.models.iframe import Encoder, Generator, IFrameCodec
 from gvc.models.layers import ChannelNorm
+from tests._training_helpers import model_kwargs
 
-TINY = dict(channels=[8, 16, 16, 24, 32], latent_channels=16, num_residual_blocks=1, hyper_channels=16)
+TINY = model_kwargs("smoke")[0]  # channels [8, 16, 16, 24, 32], latent 16, 1 residual block, hyper 16
 
 
 def test_channel_norm_normalizes_over_channels_per_pixel():
@@ -38,7 +39,7 @@ def test_shapes_config_and_size_check():
 
 
 def test_paper_sizes():
-    model = IFrameCodec()
+    model = IFrameCodec(**model_kwargs("paper")[0])
     assert model.config["channels"] == [60, 120, 240, 480, 960] and model.config["latent_channels"] == 220
     assert len(model.g_s.blocks) == 9
     assert model.g_a.net[-1].out_channels == 220
@@ -117,7 +118,9 @@ def test_overfitting_one_crop_with_mse_lowers_distortion(carphone_crops):
 
 def test_discriminator_shapes_spectral_norm_and_conditioning():
     torch.manual_seed(0)
-    d = ConditionalDiscriminator(latent_channels=16, cond_channels=4, widths=[8, 16, 16, 32]).eval()
+    d = ConditionalDiscriminator(
+        latent_channels=16, cond_channels=4, widths=[8, 16, 16, 32], in_channels=3, negative_slope=0.2
+    ).eval()
     x = torch.rand(2, 3, 64, 64)
     lat = torch.randn(2, 16, 4, 4)
     logits = d(x, lat)

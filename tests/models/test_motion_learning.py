@@ -10,12 +10,11 @@ from omegaconf import OmegaConf
 
 from gvc import config_dir
 from gvc.data.datasets import make_synthetic_clip
-from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from gvc.models.video import VideoCodec
 from gvc.objectives import LossWeights, PFrameObjective
-from tests._training_helpers import model_kwargs
+from tests._training_helpers import dis_flow, model_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +34,9 @@ def test_small_generators_respond_to_the_latents_magnitude_where_hifics_head_doe
     latent's magnitude. The small config (GDN, no ChannelNorm head) responds to it, for G_I and G_flow."""
     torch.manual_seed(0)
     y = torch.randn(1, 16, 4, 4) * 2
-    hific = IFrameCodec([32] * 5, 16, 1, 16).g_s  # HiFiC's blocks at small width
+    hific = IFrameCodec(
+        **{**model_kwargs("smoke")[0], "channels": [32] * 5}
+    ).g_s  # HiFiC's blocks at small width
     iframe, pframe = small_codecs()
     with torch.no_grad():
         for s in (0.5, 2.0, 4.0):
@@ -51,7 +52,7 @@ def flow_gradient_share(relative: bool, w_flow: float) -> float:
     moved by up to 3 px, with the small codec right after init (decoded flow ~ 0)."""
     iframe, pframe = small_codecs()
     clip, _ = make_synthetic_clip(2, 128, 128, max_flow=3.0, seed=2)
-    video = VideoCodec(iframe, pframe, DISFlow("fast"), flow_reference="original")
+    video = VideoCodec(iframe, pframe, dis_flow("fast"), flow_reference="original")
     outs = video.forward_clip(clip[None], mode="round", residual=False)
     flow_hat = outs[1].flow_hat
     flow_hat.retain_grad()
@@ -91,7 +92,7 @@ def test_oracle_flow_predicts_from_the_true_motion_with_no_flow_bits():
 
     iframe, pframe = small_codecs()
     clip, _ = make_synthetic_clip(3, 128, 128, max_flow=3.0, noise_std=0.0, seed=3)
-    flow = DISFlow("medium")
+    flow = dis_flow("medium")
     video = VideoCodec(iframe, pframe, flow, flow_reference="original").eval()
     with torch.no_grad():
         outs = video.forward_clip(clip[None], mode="round", oracle_flow=True)
@@ -123,7 +124,7 @@ def test_flow_reference_is_the_previous_source_frame_or_reconstruction(reference
     motion); "decoded" (older model files): from the reconstruction of frame t-1."""
     iframe, pframe = small_codecs()
     clip, _ = make_synthetic_clip(3, 64, 64, max_flow=2.0, seed=4)
-    flow = DISFlow("fast")
+    flow = dis_flow("fast")
     video = VideoCodec(iframe, pframe, flow, flow_reference=reference)
     with torch.no_grad():
         outs = video.forward_clip(clip[None], mode="round")

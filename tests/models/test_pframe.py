@@ -5,11 +5,10 @@ import pytest
 import torch
 
 from gvc.data.datasets import make_synthetic_clip
-from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.pframe import PFrameCodec
 from tests._entropy_fit import fit_bottleneck
-from tests._training_helpers import model_kwargs
+from tests._training_helpers import dis_flow, model_kwargs
 
 
 def smoke_kwargs() -> tuple[dict, dict]:
@@ -30,7 +29,7 @@ def make_codecs(seed: int = 0, **overrides) -> tuple[IFrameCodec, PFrameCodec]:
 def frames(size: int = 64, seed: int = 0):
     clip, _ = make_synthetic_clip(2, size, size, max_flow=2.0, seed=seed)
     x_ref, x = clip[0:1], clip[1:2]
-    return x, x_ref, DISFlow("fast")(x_ref, x)
+    return x, x_ref, dis_flow("fast")(x_ref, x)
 
 
 def test_init_from_iframe_makes_g_res_reproduce_g_i():

@@ -8,9 +8,9 @@ from omegaconf import OmegaConf
 
 from gvc import config_dir
 from gvc.data.datasets import make_synthetic_clip
-from gvc.models.flow import DISFlow
 from gvc.models.iframe import IFrameCodec
 from gvc.models.video import VideoCodec
+from tests._training_helpers import dis_flow
 
 CONF = config_dir() / "model" / "smoke.yaml"
 
@@ -138,7 +138,7 @@ def test_frame_coding_reproduces_forward_and_decodes_from_model_file(tmp_path):
 
 def test_accepts_modules_and_keeps_flow_out_of_state_dict():
     base = smoke_model()
-    est = DISFlow("ultrafast")
+    est = dis_flow("ultrafast")
     iframe = IFrameCodec(**base.config["iframe"])  # a fresh, trainable one
     model = VideoCodec(iframe, base.pframe, est, freeze_iframe=False)
     assert model.flow_estimator is est and model.config["flow"]["preset"] == "ultrafast"
