@@ -202,7 +202,6 @@ def test_an_old_model_file_without_the_later_options_loads_with_the_values_it_wa
     from gvc.codec.modelfile import build_model
     from gvc.models.config import LEGACY_CONFIG
     from gvc.models.pframe import PFrameCodec
-    from gvc.models.video import VideoCodec
 
     i_kw, p_kw = model_kwargs("smoke")
     i_kw = {**i_kw, **LEGACY_CONFIG["gvc.models.iframe.IFrameCodec"]}
