@@ -303,7 +303,7 @@ def random_lpips():
     from gvc.losses import LPIPSLoss
 
     logging.getLogger("gvc.losses").setLevel(logging.ERROR)
-    return LPIPSLoss(allow_random_init=True)
+    return LPIPSLoss(weights_path=None, allow_random_init=True)
 
 
 # ------------------------------------------------------------------------------------------------ training steps

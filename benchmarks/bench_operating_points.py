@@ -168,7 +168,7 @@ class Perceptual:
     def __init__(self):
         from gvc.losses import STLPIPSLoss
 
-        self.net = STLPIPSLoss("vgg")
+        self.net = STLPIPSLoss(net="vgg")
 
     @staticmethod
     def crop(x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.errors import MissingWeightsError
+from gvc.models.config import derive_config
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class LPIPSLoss(nn.Module):
     (tests / smoke runs only: the values are then not LPIPS).
     """
 
-    def __init__(self, weights_path: str | Path | None = None, allow_random_init: bool = False):
+    def __init__(self, *, weights_path: str | Path | None, allow_random_init: bool):
         super().__init__()
         import lpips  # heavy import (torchvision); only when LPIPS is used
 
@@ -106,11 +107,7 @@ class LPIPSLoss(nn.Module):
                 path,
             )
         self.pretrained_backbone = have_weights
-        self.spec = {
-            "_target_": "gvc.losses.LPIPSLoss",
-            "weights_path": None if weights_path is None else str(weights_path),
-            "allow_random_init": bool(allow_random_init),
-        }
+        self.spec = {"_target_": "gvc.losses.LPIPSLoss", **derive_config(LPIPSLoss.__init__, locals())}
         self.net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -133,7 +130,7 @@ class STLPIPSLoss(nn.Module):
     the other backbone (a loss that was trained on is no longer an independent measure).
     """
 
-    def __init__(self, net: str = "alex"):
+    def __init__(self, *, net: str):
         super().__init__()
         if net not in ("alex", "vgg"):
             raise ValueError(f"ST-LPIPS net must be 'alex' or 'vgg', got {net!r}")
@@ -149,7 +146,7 @@ class STLPIPSLoss(nn.Module):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.pretrained_backbone = True
-        self.spec = {"_target_": "gvc.losses.STLPIPSLoss", "net": net}
+        self.spec = {"_target_": "gvc.losses.STLPIPSLoss", **derive_config(STLPIPSLoss.__init__, locals())}
 
     def train(self, mode: bool = True):
         """Stays in eval mode (frozen, no dropout) whatever the parent does."""

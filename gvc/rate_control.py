@@ -73,13 +73,14 @@ class ProportionalRateController(_EMAController):
 
     def __init__(
         self,
+        *,
         target_bpp: float,
         lambda_init: float,
         k_p: float,
         ema_decay: float,
         lambda_min: float,
         lambda_max: float,
-        max_relative_error: float | None = None,
+        max_relative_error: float | None,
     ):
         if max_relative_error is not None and max_relative_error <= 0:
             raise ValueError(f"max_relative_error must be positive or None, got {max_relative_error}")
@@ -117,13 +118,14 @@ class TwoLevelRateController(_EMAController):
 
     def __init__(
         self,
+        *,
         lambda_a: float,
         lambda_b: float,
         target_bpp: float,
-        ema_decay: float = 0.0,
-        schedule_steps: int = 0,
-        target_factor: float = 1.0,
-        lambda_factor: float = 1.0,
+        ema_decay: float,
+        schedule_steps: int,
+        target_factor: float,
+        lambda_factor: float,
     ):
         if not lambda_a > lambda_b > 0:
             raise ValueError(

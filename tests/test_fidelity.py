@@ -103,7 +103,13 @@ def _run(ctrl, plant, steps, collapse=range(0)):
 
 def _controller(target, lam0):
     return ProportionalRateController(
-        target, lam0, k_p=0.01, ema_decay=0.99, lambda_min=1e-2, lambda_max=1e4, max_relative_error=1.0
+        target_bpp=target,
+        lambda_init=lam0,
+        k_p=0.01,
+        ema_decay=0.99,
+        lambda_min=1e-2,
+        lambda_max=1e4,
+        max_relative_error=1.0,
     )
 
 
@@ -151,13 +157,13 @@ def test_two_level_controller_hifics_values_and_early_schedule():
 
     cfg = OmegaConf.load(CONF / "rate" / "two_level.yaml")
     ctrl = TwoLevelRateController(
-        cfg.lambda_a,
-        cfg.lambda_b,
-        0.14,
-        cfg.ema_decay,
-        cfg.schedule_steps,
-        cfg.target_factor,
-        cfg.lambda_factor,
+        lambda_a=cfg.lambda_a,
+        lambda_b=cfg.lambda_b,
+        target_bpp=0.14,
+        ema_decay=cfg.ema_decay,
+        schedule_steps=cfg.schedule_steps,
+        target_factor=cfg.target_factor,
+        lambda_factor=cfg.lambda_factor,
     )
     assert (ctrl.lambda_a, ctrl.lambda_b) == (640.0, 5.0)
     assert ctrl.current_target() == pytest.approx(0.20)
@@ -166,7 +172,15 @@ def test_two_level_controller_hifics_values_and_early_schedule():
     ctrl.steps = 50000
     assert ctrl.current_target() == pytest.approx(0.14)
     assert ctrl.update(0.19) == 640.0 and ctrl.update(0.13) == 5.0
-    clone = TwoLevelRateController(640.0, 5.0, 0.14, 0.0, 50000, 0.2 / 0.14, 0.5)
+    clone = TwoLevelRateController(
+        lambda_a=640.0,
+        lambda_b=5.0,
+        target_bpp=0.14,
+        ema_decay=0.0,
+        schedule_steps=50000,
+        target_factor=0.2 / 0.14,
+        lambda_factor=0.5,
+    )
     clone.load_state_dict(ctrl.state_dict())
     assert clone.steps == 50002 and clone.update(0.2) == 640.0
 

@@ -81,10 +81,10 @@ def test_lpips_missing_weights_raises_before_any_download(tmp_path, monkeypatch)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     missing = tmp_path / "alexnet-owt-7be5be79.pth"
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
-        LPIPSLoss(weights_path=missing)
+        LPIPSLoss(weights_path=missing, allow_random_init=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(MissingWeightsError, match=str(tmp_path / "hub")):
-        LPIPSLoss()
+        LPIPSLoss(weights_path=None, allow_random_init=False)
 
 
 def test_lpips_random_init_frozen_and_loads_given_backbone(tmp_path, caplog):
@@ -109,7 +109,7 @@ def test_lpips_random_init_frozen_and_loads_given_backbone(tmp_path, caplog):
     alex = torchvision.models.alexnet(weights=None)
     path = tmp_path / "alexnet-owt-7be5be79.pth"
     torch.save(alex.state_dict(), path)
-    loaded = LPIPSLoss(weights_path=path)
+    loaded = LPIPSLoss(weights_path=path, allow_random_init=False)
     assert loaded.pretrained_backbone
     assert torch.equal(getattr(loaded.net.net.slice1, "0").weight, alex.features[0].weight)
     assert torch.equal(getattr(loaded.net.net.slice5, "10").weight, alex.features[10].weight)
