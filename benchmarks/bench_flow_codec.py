@@ -141,11 +141,14 @@ def evaluate(codec, held: dict, flow_model) -> dict:
 
 def run(budgets, weights, seed: int = 0, flow_normalizer: float | None = None) -> dict:
     import torch
+    from omegaconf import OmegaConf
 
-    from gvc.models.flow import DISFlow
+    from gvc.models.flow import build_flow_estimator
 
     torch.set_num_threads(1)
-    flow_model = DISFlow("medium")
+    flow_model = build_flow_estimator(
+        OmegaConf.to_container(OmegaConf.load(CONF / "model" / "small.yaml").flow)
+    )
     train, held = load_frames(TRAIN), load_frames(HELD_OUT)
     result = {"machine": machine_line(torch.device("cpu")), "runs": {}, "budgets": list(budgets)}
     for weight in weights:
