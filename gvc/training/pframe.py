@@ -108,7 +108,7 @@ class PFrameModule(GVCModule):
             raise ConfigError("loss.gan is true but no discriminator was given (model.discriminator_p)")
         if self.discriminator is not None:
             want = int(video.pframe.d_latent_channels)
-            have = int(getattr(self.discriminator, "config", {}).get("latent_channels", want))
+            have = int(self.discriminator.config["latent_channels"])  # a gvc.models discriminator
             if have != want:
                 raise ConfigError(
                     f"model.discriminator_p.latent_channels={have}, but D_P is conditioned on y_res_hat and "
