@@ -132,7 +132,7 @@ class IFrameCodec(nn.Module):
     Keyword-only arguments without defaults (conf/model/*.yaml gives them); they are kept in `self.config`
     (JSON, gvc.models.config.derive_config) so a model file can rebuild the module. norm / kernel_size / stem
     select the transform (Encoder, Generator): HiFiC's is "channel" / 3 / True, which is also what model files
-    written before these options existed hold (gvc.codec.modelfile.LEGACY_CONFIG).
+    written before these options existed hold (gvc.models.config.LEGACY_CONFIG).
     """
 
     def __init__(

@@ -124,7 +124,7 @@ class PFrameCodec(nn.Module):
     shift_period: the range [0, period) of shifts (E_res's stride).
     Keyword-only arguments without defaults (conf/model/*.yaml gives them), kept in `self.config`
     (gvc.models.config.derive_config); what model files written before an option existed hold is
-    gvc.codec.modelfile.LEGACY_CONFIG.
+    gvc.models.config.LEGACY_CONFIG.
     """
 
     #: the latents a P-frame codes, in coding (and packet) order
@@ -258,8 +258,7 @@ class PFrameCodec(nn.Module):
             "kernel_size",
             "stem",
         )
-        legacy = {"norm": "channel", "kernel_size": 3, "stem": True}  # model files from before these options
-        bad = [k for k in keys if str(ours[k]) != str(theirs.get(k, legacy.get(k)))]
+        bad = [k for k in keys if str(ours[k]) != str(theirs[k])]  # an old file's: filled in by LEGACY_CONFIG
         if bad:
             raise ValueError(
                 f"P-frame residual codec and I-frame codec differ in {bad}; cannot initialize from it"
