@@ -320,12 +320,14 @@ def run(args) -> dict:
     )
     train_dir, clips = write_clips(work)
 
+    changed: set[str] = set()
+
     def save():  # merge with what another process (another seed) wrote meanwhile
         if out_json:
             out_json.parent.mkdir(parents=True, exist_ok=True)
-            if out_json.exists():
+            if out_json.exists():  # only the runs this process measured replace the file's
                 theirs = json.loads(out_json.read_text()).get("runs", {})
-                result["runs"] = {**theirs, **result["runs"]}
+                result["runs"] = {**theirs, **{k: result["runs"][k] for k in changed}}
             tmp = out_json.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(result, indent=1))
             os.replace(tmp, out_json)  # a reader never sees a half-written file
@@ -349,6 +351,7 @@ def run(args) -> dict:
                     "train_s_all_budgets": old.get("train_s_all_budgets", train_s),
                     "clips": clips_done,
                 }
+                changed.add(key)
                 print(f"[trainer-parity] {key}: measured", file=sys.stderr, flush=True)
                 save()
     return result
@@ -378,7 +381,7 @@ def summarize(result: dict) -> dict:
     for row in rows.values():
         twin, steps, clips = row["twin"], row["steps"], row["clips"]
         held = [c for c in HELD_OUT_CLIPS if c in clips]
-        if "train_crops" in clips:
+        if "bpp" in clips.get("train_crops", {}):  # every seed of this cell measured the crops
             crops = clips["train_crops"]
             ratios[f"{twin}@{steps}"] = {
                 "held_out": float(np.mean([clips[c]["bpp"][0] / crops["bpp"][0] for c in held])),
