@@ -34,6 +34,8 @@ HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 CROP, BATCH = 128, 4
 FLOW_WEIGHTS = (3.0, 30.0)  # [ours] w of the flow term (bits per pixel per pixel of error); 0.3 codes ~0 bits
 BUDGETS = (1000, 3000)
+#: what the figures say, written by a person: benchmarks/notes/bench_flow_codec.md
+NOTES = HERE / "notes" / f"{Path(__file__).stem}.md"
 
 
 def load_frames(spans: dict) -> dict:
@@ -192,6 +194,7 @@ def markdown(result: dict) -> str:
                "block-mean EPE (latent grid)"], rows),  # fmt: skip
         "",
         "Goal (stage 2): decoded-flow EPE <= 0.5x the zero-motion EPE on every held-out clip.",
+        *(["", NOTES.read_text().strip()] if NOTES.exists() else []),
     ]) + "\n"  # fmt: skip
 
 
