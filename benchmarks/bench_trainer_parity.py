@@ -41,7 +41,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, machine_line, table  # noqa: E402
+from _common import FIXED_LAMBDA, base_parser, machine_line, table, train_config  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 #: what the figures say, written by a person: benchmarks/notes/bench_trainer_parity.md
@@ -54,15 +54,7 @@ LAMBDA = 0.013  # [ours] compressai's middle lambda (~0.2 bpp on this data)
 BUDGETS = (2000, 5000, 10000, 20000)
 SEEDS = (1234, 1)
 #: the trainer's command (train.py overrides); the loop reads the same config
-OVERRIDES = [
-    "+experiment=smoke_iframe",
-    "model=small",
-    "loss=mse",
-    "loss.w_lpips=0",
-    "rate.k_p=0",
-    "stage.warmup_steps=0",
-    "data.kind=folder",
-]
+OVERRIDES = [*FIXED_LAMBDA, "data.kind=folder"]
 
 
 #: the GAN twin: HiFiC's loss with ST-LPIPS (AlexNet, shipped weights) as the perceptual term, the MSE+LPIPS
@@ -193,13 +185,7 @@ def run_trainer(
 
 def compose(train_dir: Path, seed: int, steps: int, out_dir: Path):
     """The Hydra config train.py composes for these overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from gvc import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return hydra_compose("train", overrides=overrides(train_dir, seed, steps, out_dir))
+    return train_config(*overrides(train_dir, seed, steps, out_dir))
 
 
 def plain_loop(cfg, steps: int, lam: float = LAMBDA, on_step=None):

@@ -83,20 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
         )
         sections.append(proc.stdout.strip() + "\n")
-    for name in RENDERED:
-        recorded = HERE / "results" / f"{name}.json"
-        if recorded.exists() and not args.only:
-            proc = subprocess.run(
-                [sys.executable, str(HERE / f"{name}.py"), "--from-json", str(recorded)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            sections.append(proc.stdout.strip() + "\n")
-    for recorded in sorted((HERE / "results").glob("bench_rd_*.json")):
+    recorded = [(HERE / f"{n}.py", HERE / "results" / f"{n}.json") for n in RENDERED]
+    recorded = [(script, js) for script, js in recorded if js.exists() and not args.only]
+    recorded += [(HERE / f"{RD_BENCH}.py", js) for js in sorted((HERE / "results").glob("bench_rd_*.json"))]
+    for script, js in recorded:  # recorded results: rendered, not retrained
         proc = subprocess.run(
-            [sys.executable, str(HERE / f"{RD_BENCH}.py"), "--from-json", str(recorded)],
+            [sys.executable, str(script), "--from-json", str(js)],
             cwd=ROOT,
             capture_output=True,
             text=True,
