@@ -26,6 +26,7 @@ to the legal range) of each. Every clip is coded all-intra into a real .gvc file
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -264,13 +265,19 @@ METRICS = ("psnr", "plane_mean", "detail")
 PERCEPTUAL_CLIPS = ("carphone_pristine", "carphone_pristine_dark")
 
 
+@functools.cache
+def _suite(perceptual: bool):
+    """The metric suite, built once per process (ST-LPIPS-VGG's network loads once)."""
+    from gvc.eval.metrics import MetricSuite
+
+    return MetricSuite((*METRICS, "st_lpips_vgg") if perceptual else METRICS)
+
+
 def measure(model: Path, clips: dict[str, Path], work: Path, done: dict, perceptual: bool) -> dict[str, dict]:
     """Clip name -> {bpp, metric columns} of `model` on every clip not yet in `done` (or without a wanted
     column); all-intra, through real files (gvc.eval.measure)."""
     from gvc.eval.measure import measure_model
-    from gvc.eval.metrics import MetricSuite
 
-    suites = {False: MetricSuite(METRICS), True: MetricSuite((*METRICS, "st_lpips_vgg"))}
     out = dict(done)
     for name, clip in clips.items():
         want_vgg = perceptual and name in PERCEPTUAL_CLIPS
@@ -278,7 +285,7 @@ def measure(model: Path, clips: dict[str, Path], work: Path, done: dict, percept
         complete = "hf_ratio" in have and (name != "train_crops" or "bpp_bikes" in have)
         if complete and (not want_vgg or "st_lpips_vgg" in have):
             continue
-        p = measure_model(model, clip, work / "coded" / model.stem / name, gop=1, suite=suites[want_vgg])
+        p = measure_model(model, clip, work / "coded" / model.stem / name, gop=1, suite=_suite(want_vgg))
         out[name] = {"bpp": p.bpp, **{k: float(v) for k, v in p.summary.items()}}
         if name == "train_crops":  # the crops alternate bikes, bigbuckbunny: the rate of each source's crops
             pixels = CROP * CROP * (len(p.frame_bits) // 2)

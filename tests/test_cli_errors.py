@@ -394,27 +394,36 @@ def test_fps_must_be_positive(fps, tmp_path, model_file, capsys):
     assert not (tmp_path / "a.gvc").exists()
 
 
-def test_a_decoded_y4m_keeps_the_pixel_aspect_ratio(tmp_path, model_file, capsys):
-    """A Y4M with A128:117 (PAL 4:3 from 704x576) used to come back as A1:1."""
-    torch.manual_seed(3)
+def _retagged_round_trip(tmp_path, model_file, capsys, default: bytes, tag: bytes, seed: int):
+    """Write a 2-frame Y4M whose header holds `default`, retag it as `tag`, encode and decode it. Returns (the
+    decoded Y4M's header line, `gvc info --json` of the stream, how many bytes larger the stream is than the
+    untagged source's)."""
+    torch.manual_seed(seed)
     write_y4m(tmp_path / "plain.y4m", [torch.rand(3, 64, 64) for _ in range(2)], fps=25)
     head, body = (tmp_path / "plain.y4m").read_bytes().split(b"\n", 1)
-    assert b" A1:1 " in head
-    src = tmp_path / "pal.y4m"
-    src.write_bytes(head.replace(b" A1:1 ", b" A128:117 ") + b"\n" + body)
-    stream, out = tmp_path / "pal.gvc", tmp_path / "back.y4m"
+    assert default in head
+    src = tmp_path / "tagged.y4m"
+    src.write_bytes(head.replace(default, tag) + b"\n" + body)
+    stream, out = tmp_path / "tagged.gvc", tmp_path / "back.y4m"
     assert main(["encode", str(src), "-o", str(stream), "--model", str(model_file), "-q"]) == 0
     assert main(["decode", str(stream), "-o", str(out), "--model", str(model_file), "-q"]) == 0
-    assert b" A128:117 " in out.read_bytes().split(b"\n", 1)[0]
     capsys.readouterr()
     assert main(["info", "--json", str(stream)]) == 0
-    assert json.loads(capsys.readouterr().out)["sample_aspect"] == [128, 117]
-    # a square-pixel source writes the header it always did (no aspect field): same bytes as before
+    info = json.loads(capsys.readouterr().out)
     plain = tmp_path / "plain.gvc"
     assert (
         main(["encode", str(tmp_path / "plain.y4m"), "-o", str(plain), "--model", str(model_file), "-q"]) == 0
     )
-    assert plain.stat().st_size == stream.stat().st_size - 4
+    return out.read_bytes().split(b"\n", 1)[0], info, stream.stat().st_size - plain.stat().st_size
+
+
+def test_a_decoded_y4m_keeps_the_pixel_aspect_ratio(tmp_path, model_file, capsys):
+    """A Y4M with A128:117 (PAL 4:3 from 704x576) used to come back as A1:1."""
+    head, info, extra_bytes = _retagged_round_trip(tmp_path, model_file, capsys, b" A1:1 ", b" A128:117 ", 3)
+    assert b" A128:117 " in head
+    assert info["sample_aspect"] == [128, 117]
+    # a square-pixel source writes the header it always did (no aspect field): same bytes as before
+    assert extra_bytes == 4
 
 
 def test_printed_size_and_bpp_count_the_aspect_field(tmp_path, model_file, capsys):
@@ -601,22 +610,10 @@ def test_a_truncated_stream_names_its_intact_frames_and_partial_writes_them(
 
 def test_a_decoded_y4m_keeps_the_chroma_tag(tmp_path, model_file, capsys):
     """A C420mpeg2 Y4M (left-sited chroma, what ffmpeg writes for most video) came back tagged C420jpeg."""
-    torch.manual_seed(6)
-    write_y4m(tmp_path / "plain.y4m", [torch.rand(3, 64, 64) for _ in range(2)], fps=25)
-    head, body = (tmp_path / "plain.y4m").read_bytes().split(b"\n", 1)
-    assert b" C420jpeg" in head
-    src = tmp_path / "mpeg2.y4m"
-    src.write_bytes(head.replace(b" C420jpeg", b" C420mpeg2") + b"\n" + body)
-    stream, out = tmp_path / "m.gvc", tmp_path / "back.y4m"
-    assert main(["encode", str(src), "-o", str(stream), "--model", str(model_file), "-q"]) == 0
-    assert main(["decode", str(stream), "-o", str(out), "--model", str(model_file), "-q"]) == 0
-    assert b" C420mpeg2" in out.read_bytes().split(b"\n", 1)[0]
-    capsys.readouterr()
-    assert main(["info", "--json", str(stream)]) == 0
-    assert json.loads(capsys.readouterr().out)["chroma_tag"] == "420mpeg2"
-    # the default tag (C420jpeg) writes the header it always did: one byte less
-    plain = tmp_path / "plain.gvc"
-    assert (
-        main(["encode", str(tmp_path / "plain.y4m"), "-o", str(plain), "--model", str(model_file), "-q"]) == 0
+    head, info, extra_bytes = _retagged_round_trip(
+        tmp_path, model_file, capsys, b" C420jpeg", b" C420mpeg2", 6
     )
-    assert plain.stat().st_size == stream.stat().st_size - 1
+    assert b" C420mpeg2" in head
+    assert info["chroma_tag"] == "420mpeg2"
+    # the default tag (C420jpeg) writes the header it always did: one byte less
+    assert extra_bytes == 1

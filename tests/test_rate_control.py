@@ -6,21 +6,27 @@ import torch
 from gvc.rate_control import ProportionalRateController, TwoLevelRateController
 
 
+def _proportional(**kw) -> ProportionalRateController:
+    """A proportional controller: lambda_R from 1, EMA off, clamp [1e-3, 1e3], no error clip, unless given."""
+    base = dict(target_bpp=0.1, lambda_init=1.0, k_p=0.05, ema_decay=0.0, lambda_min=1e-3, lambda_max=1e3,
+                max_relative_error=None)  # fmt: skip
+    return ProportionalRateController(**{**base, **kw})
+
+
+def _two_level(**kw) -> TwoLevelRateController:
+    """A two-level switch 4 / 0.25 around 0.13 bpp, EMA off, no early schedule, unless given."""
+    base = dict(lambda_a=4.0, lambda_b=0.25, target_bpp=0.13, ema_decay=0.0, schedule_steps=0,
+                target_factor=1.0, lambda_factor=1.0)  # fmt: skip
+    return TwoLevelRateController(**{**base, **kw})
+
+
 def _toy_bpp(lam: float) -> float:
     """A toy codec: more rate weight, fewer bits (bpp = 0.5 / (1 + lambda)^0.7)."""
     return 0.5 / (1.0 + lam) ** 0.7
 
 
 def test_proportional_controller_reaches_target():
-    ctrl = ProportionalRateController(
-        target_bpp=0.13,
-        lambda_init=0.01,
-        k_p=0.05,
-        ema_decay=0.9,
-        lambda_min=1e-4,
-        lambda_max=1e4,
-        max_relative_error=None,
-    )
+    ctrl = _proportional(target_bpp=0.13, lambda_init=0.01, ema_decay=0.9, lambda_min=1e-4, lambda_max=1e4)
     gen = torch.Generator().manual_seed(0)
     for _ in range(3000):
         noise = 1 + 0.05 * torch.randn(1, generator=gen).item()  # batch-to-batch fluctuation
@@ -31,25 +37,9 @@ def test_proportional_controller_reaches_target():
 
 
 def test_proportional_controller_direction_and_clamp():
-    ctrl = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.1,
-        ema_decay=0.0,
-        lambda_min=0.5,
-        lambda_max=2.0,
-        max_relative_error=None,
-    )
+    ctrl = _proportional(k_p=0.1, lambda_min=0.5, lambda_max=2.0)
     assert ctrl.update(0.2) > 1.0  # too many bits -> heavier rate weight
-    ctrl2 = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.1,
-        ema_decay=0.0,
-        lambda_min=0.5,
-        lambda_max=2.0,
-        max_relative_error=None,
-    )
+    ctrl2 = _proportional(k_p=0.1, lambda_min=0.5, lambda_max=2.0)
     assert ctrl2.update(0.05) < 1.0
     for _ in range(100):
         ctrl.update(10.0)
@@ -60,28 +50,12 @@ def test_proportional_controller_direction_and_clamp():
 
 
 def test_ema_and_state_dict_roundtrip():
-    a = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.05,
-        ema_decay=0.9,
-        lambda_min=1e-3,
-        lambda_max=1e3,
-        max_relative_error=None,
-    )
+    a = _proportional(ema_decay=0.9)
     a.update(0.3)
     assert a.bpp_ema == pytest.approx(0.3)  # EMA starts at the first measurement
     a.update(0.1)
     assert a.bpp_ema == pytest.approx(0.9 * 0.3 + 0.1 * 0.1)
-    b = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.05,
-        ema_decay=0.9,
-        lambda_min=1e-3,
-        lambda_max=1e3,
-        max_relative_error=None,
-    )
+    b = _proportional(ema_decay=0.9)
     b.load_state_dict(a.state_dict())
     for v in (0.2, 0.05, 0.12):
         assert a.update(v) == b.update(v)
@@ -95,15 +69,7 @@ def test_reduce_fn_is_applied_before_update():
         seen.append(t.clone())
         return (t + 0.3) / 2  # pretend the other rank measured 0.3
 
-    a = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.05,
-        ema_decay=0.0,
-        lambda_min=1e-3,
-        lambda_max=1e3,
-        max_relative_error=None,
-    )
+    a = _proportional()
     a.update_from_tensor(torch.tensor([0.1, 0.1]), reduce_fn=fake_all_reduce_mean)
     assert len(seen) == 1 and a.bpp_ema == pytest.approx(0.2)
     with pytest.raises(ValueError, match="not finite"):
@@ -111,75 +77,25 @@ def test_reduce_fn_is_applied_before_update():
 
 
 def test_two_level_controller():
-    c = TwoLevelRateController(
-        lambda_a=4.0,
-        lambda_b=0.25,
-        target_bpp=0.13,
-        ema_decay=0.0,
-        schedule_steps=0,
-        target_factor=1.0,
-        lambda_factor=1.0,
-    )
+    c = _two_level()
     assert c.update(0.2) == 4.0 and c.update(0.1) == 0.25
-    d = TwoLevelRateController(
-        lambda_a=4.0,
-        lambda_b=0.25,
-        target_bpp=0.13,
-        ema_decay=0.0,
-        schedule_steps=0,
-        target_factor=1.0,
-        lambda_factor=1.0,
-    )
+    d = _two_level()
     d.load_state_dict(c.state_dict())
     assert d.lambda_r == 0.25 and d.update(0.14) == 4.0
     # the two-level switch also keeps the toy codec around the target
-    c = TwoLevelRateController(
-        lambda_a=4.0,
-        lambda_b=0.25,
-        target_bpp=0.2,
-        ema_decay=0.0,
-        schedule_steps=0,
-        target_factor=1.0,
-        lambda_factor=1.0,
-    )
+    c = _two_level(target_bpp=0.2)
     hist = []
     for _ in range(20):
         hist.append(_toy_bpp(c.lambda_r))
         c.update(hist[-1])
     assert min(hist) < 0.2 < max(hist)
     with pytest.raises(ValueError):
-        TwoLevelRateController(
-            lambda_a=1.0,
-            lambda_b=2.0,
-            target_bpp=0.1,
-            ema_decay=0.0,
-            schedule_steps=0,
-            target_factor=1.0,
-            lambda_factor=1.0,
-        )
+        _two_level(lambda_a=1.0, lambda_b=2.0, target_bpp=0.1)
 
 
 def test_proportional_error_clip_bounds_each_step():
-    from gvc.rate_control import ProportionalRateController
-
-    clipped = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.1,
-        ema_decay=0.0,
-        lambda_min=1e-3,
-        lambda_max=1e4,
-        max_relative_error=1.0,
-    )
-    free = ProportionalRateController(
-        target_bpp=0.1,
-        lambda_init=1.0,
-        k_p=0.1,
-        ema_decay=0.0,
-        lambda_min=1e-3,
-        lambda_max=1e4,
-        max_relative_error=None,
-    )
+    clipped = _proportional(k_p=0.1, lambda_max=1e4, max_relative_error=1.0)
+    free = _proportional(k_p=0.1, lambda_max=1e4)
     for _ in range(10):  # a fresh model at 10x the target bpp
         clipped.update(1.0)
         free.update(1.0)

@@ -30,6 +30,17 @@ def _one_line(err: str) -> str:
     return err
 
 
+def _refused_before_a_run_folder(override: str, needles: list[str], tmp_path, capsys) -> None:
+    """train.py with `override` exits 2 with one error: line holding every needle, and starts nothing."""
+    train = _train_script()
+    argv = ["+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}", override]
+    assert train.main(argv) == 2
+    err = _one_line(capsys.readouterr().err)
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "override, needles",
     [
@@ -46,13 +57,7 @@ def _one_line(err: str) -> str:
     ],
 )
 def test_bad_overrides_are_one_error_line(override, needles, tmp_path, capsys):
-    train = _train_script()
-    argv = ["+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}", override]
-    assert train.main(argv) == 2
-    err = _one_line(capsys.readouterr().err)
-    for needle in needles:
-        assert needle in err, (needle, err)
-    assert not (tmp_path / "run").exists()  # nothing was started
+    _refused_before_a_run_folder(override, needles, tmp_path, capsys)  # nothing was started
 
 
 @pytest.mark.parametrize(
@@ -78,13 +83,7 @@ def test_bad_overrides_are_one_error_line(override, needles, tmp_path, capsys):
 def test_unknown_keys_and_wrong_types_are_one_error_line_before_a_run_folder(
     override, needles, tmp_path, capsys
 ):
-    train = _train_script()
-    argv = ["+experiment=smoke_iframe", f"paths.output_dir={tmp_path / 'run'}", override]
-    assert train.main(argv) == 2
-    err = _one_line(capsys.readouterr().err)
-    for needle in needles:
-        assert needle in err, (needle, err)
-    assert not (tmp_path / "run").exists()
+    _refused_before_a_run_folder(override, needles, tmp_path, capsys)
 
 
 def _stage2_model_file(path):
