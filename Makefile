@@ -38,10 +38,12 @@ bench: $(STAMP)
 # drift, P/I bits, x265 at the same bpp (~60-75 min on 2 cores; benchmarks/results/bench_rd_full.json).
 bench-rd: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --parts points --markdown --out-json benchmarks/results/bench_rd_full.json
+	$(BIN)/python benchmarks/render.py bench_rd_full
 
 # The quantization modes and encode-time refinement at 0.13 (~70 min; benchmarks/results/bench_rd_c3.json).
 bench-rd-c3: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --parts quant refine --markdown --out-json benchmarks/results/bench_rd_c3.json
+	$(BIN)/python benchmarks/render.py bench_rd_c3
 
 # gvc's small I-frame codecs against compressai's MeanScaleHyperprior(32, 16): one fixed-lambda loop, 2000 steps,
 # four lambdas each, held-out frames through real compress() (~40 min on 2 cores; bench_iframe_parity.json).
@@ -54,11 +56,13 @@ bench-parity: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer_parity.py --markdown --out-json benchmarks/results/bench_trainer_parity.json
 	$(BIN)/python benchmarks/bench_trainer_parity.py --twins trainer_gan --seeds 1234 --budgets 2000 5000 10000 \
 		--markdown --out-json benchmarks/results/bench_trainer_parity.json
+	$(BIN)/python benchmarks/render.py bench_iframe_parity bench_trainer_parity
 
 # The small flow codec alone on DIS flow: decoded-flow EPE vs zero motion on held-out pairs (~30 min on 2 cores;
 # benchmarks/results/bench_flow_codec.json).
 bench-flow: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow_codec.py --markdown --out-json benchmarks/results/bench_flow_codec.json
+	$(BIN)/python benchmarks/render.py bench_flow_codec
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

@@ -593,23 +593,6 @@ def emit(args, result: dict, markdown: Callable[[dict], str]) -> None:
         print(markdown(result))
 
 
-def replace_section(path: Path, text: str, title: str) -> None:
-    """Put `text` (the "## {title}" section) into the markdown file `path`, replacing the old one if present;
-    written under a temporary name, then renamed."""
-    old = path.read_text() if path.exists() else ""
-    head = f"## {title}"
-    if head in old:
-        start = old.index(head)
-        nxt = old.find("\n## ", start + len(head))
-        rest = old[nxt + 1 :] if nxt >= 0 else ""
-        new = old[:start] + text + ("\n" + rest if rest else "")
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else "") + text
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_text(new)
-    tmp.replace(path)
-
-
 def interp_log(x: float, xs: list[float], ys: list[float]) -> float | None:
     """y at x on the piecewise-linear curve over log(xs), between measured points only: None when x lies
     outside [min(xs), max(xs)] or fewer than 2 points were measured (never an extrapolation)."""

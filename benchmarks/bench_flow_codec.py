@@ -28,14 +28,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from _common import CONF, base_parser, machine_line, table  # noqa: E402
+from render import section  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 CROP, BATCH = 128, 4
 FLOW_WEIGHTS = (3.0, 30.0)  # [ours] w of the flow term (bits per pixel per pixel of error); 0.3 codes ~0 bits
 BUDGETS = (1000, 3000)
-#: what the figures say, written by a person: benchmarks/notes/bench_flow_codec.md
-NOTES = HERE / "notes" / f"{Path(__file__).stem}.md"
 
 
 def load_frames(spans: dict) -> dict:
@@ -194,7 +193,6 @@ def markdown(result: dict) -> str:
                "block-mean EPE (latent grid)"], rows),  # fmt: skip
         "",
         "Goal (stage 2): decoded-flow EPE <= 0.5x the zero-motion EPE on every held-out clip.",
-        *(["", NOTES.read_text().strip()] if NOTES.exists() else []),
     ]) + "\n"  # fmt: skip
 
 
@@ -214,7 +212,9 @@ def main() -> int:
             result["runs"] = {**json.loads(args.out_json.read_text()).get("runs", {}), **result["runs"]}
         if args.out_json:
             args.out_json.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1) if args.json else markdown(result))
+    print(
+        json.dumps(result, indent=1) if args.json else section("bench_flow_codec", markdown(result)), end=""
+    )
     return 0
 
 

@@ -44,6 +44,7 @@ from _common import (  # noqa: E402
     read_frames,
     table,
 )
+from render import section  # noqa: E402
 
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025)  # [ours] around compressai's 0.013 (~0.2 bpp on this data)
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
@@ -279,7 +280,10 @@ def summarize(result: dict) -> dict:
     return summary
 
 
-def markdown(result: dict, summary: dict) -> str:
+def markdown(result: dict, summary: dict | None = None) -> str:
+    """The figures (summary: `summarize(result)` when not given)."""
+    summary = summary or summarize(result)
+
     def f(v, d=2):
         return "n/a (outside the measured range)" if v is None else f"{v:+.{d}f}"
 
@@ -359,7 +363,7 @@ def main() -> int:
     if args.json:
         print(json.dumps({**result, "summary": summary}, indent=1))
     else:
-        print(markdown(result, summary))
+        print(section("bench_iframe_parity", markdown(result, summary)), end="")
     return 0
 
 

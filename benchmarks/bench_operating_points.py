@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -56,6 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from _common import base_parser, interp_log, machine_line, table  # noqa: E402
+from render import NOTES_AT, repo_relative, section  # noqa: E402
 
 POINTS = (0.064, 0.13, 0.22)
 EVAL_FRAMES = 32
@@ -139,22 +139,6 @@ def psnr_y(a, b) -> float:
     from gvc.eval.metrics import psnr_planes
 
     return psnr_planes(a.y, b.y)
-
-
-#: an absolute checkout root in a recorded command: the folder above its `.venv/bin/python` or `outputs/`
-_ROOT_IN_COMMAND = re.compile(r"(/[^\s'\"=]*?)/(?:\.venv/bin/python[0-9.]*|outputs/)")
-
-
-def repo_relative(command: str) -> str:
-    """A command line with paths relative to the repository: this checkout's root (and that of the machine a
-    recorded result ran on, found before its `.venv/bin/python` or `outputs/`) is dropped, and the interpreter
-    becomes `python`."""
-    roots = {str(ROOT), *_ROOT_IN_COMMAND.findall(command)}
-    for exe in (sys.executable, *(f"{r}/.venv/bin/python" for r in roots)):
-        command = re.sub(rf"(?<![\w/.]){re.escape(exe)}[0-9.]*(?=\s|$)", "python", command)
-    for root in sorted(roots, key=len, reverse=True):
-        command = command.replace(f"{root}/", "")
-    return command
 
 
 PERCEPTUAL_STRIDE = 8  # ST-LPIPS-VGG on frames 0, 8, 16, 24 ...
@@ -763,7 +747,7 @@ def markdown(result: dict) -> str:
               "over their all-intra curve and better ST-LPIPS-VGG than the MSE-only twin; file bpp within +-10% of "
               "target (train bpp_q beside it: the rate on training crops); gvc MSE all-intra within 0.5 dB of the "
               "anchor. A comparison outside a measured curve reads " + OUTSIDE + ".", ""]  # fmt: skip
-    lines += ["Goal check: " + "; ".join(result["goals"]), ""]
+    lines += ["Goal check: " + "; ".join(result["goals"]), "", NOTES_AT, ""]
     lines += markdown_extra(result)
     lines += ["Commands (in order):", "", "```", *map(repo_relative, result["commands"]), "```", ""]
     return "\n".join(lines)
@@ -831,7 +815,7 @@ def main() -> int:
                         "(default all; the last two train the 0.13 GAN point too)")  # fmt: skip
     args = p.parse_args()
     if args.from_json is not None:
-        print(markdown(json.loads(args.from_json.read_text())))
+        print(section(args.from_json.stem, markdown(json.loads(args.from_json.read_text()))), end="")
         return 0
     torch.set_num_threads(args.threads or 1)
     mode = "quick" if args.quick else "full"
@@ -879,7 +863,7 @@ def main() -> int:
     out_json = args.out_json or work / "results.json"
     out_json.write_text(json.dumps(summary, indent=1, default=str))
     log(f"results: {out_json}")
-    print(markdown(summary))
+    print(section(out_json.stem, markdown(summary)), end="")
     return 0
 
 

@@ -43,10 +43,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from _common import FIXED_LAMBDA, base_parser, machine_line, table, train_config  # noqa: E402
+from render import section  # noqa: E402
 
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-#: what the figures say, written by a person: benchmarks/notes/bench_trainer_parity.md
-NOTES = HERE / "notes" / f"{Path(__file__).stem}.md"
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
 CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
@@ -399,7 +398,9 @@ def _cell(m: dict, key: str, fmt: str = "{:.2f}") -> str:
     return "-" if key not in m else fmt.format(m[key][0])
 
 
-def markdown(result: dict, summary: dict) -> str:
+def markdown(result: dict, summary: dict | None = None) -> str:
+    """The figures (summary: `summarize(result)` when not given); the notes are added by render.section."""
+    summary = summary or summarize(result)
     rows = []
     for row in summary["rows"].values():
         for clip, m in row["clips"].items():
@@ -502,8 +503,6 @@ def markdown(result: dict, summary: dict) -> str:
             rows,
         ),  # fmt: skip
     ]
-    if NOTES.exists():  # the analysis, kept apart from the figures so that a re-render keeps it
-        lines += ["", NOTES.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -524,7 +523,7 @@ def main() -> int:
     if args.json:
         print(json.dumps({**result, "summary": summary}, indent=1))
     else:
-        print(markdown(result, summary))
+        print(section("bench_trainer_parity", markdown(result, summary)), end="")
     return 0
 
 

@@ -462,11 +462,11 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Put `text` (this benchmark's "## TITLE" section) into the markdown file `path` (_common.replace_section)."""
-    from _common import replace_section as replace
+def write_section(path: Path, text: str) -> None:
+    """Put `text` (this benchmark's "## TITLE" section) into the markdown file `path` (render.write)."""
+    from render import write
 
-    replace(path, text, TITLE)
+    write("gpu_learn", text, path)
 
 
 def cmd_run(args) -> int:
@@ -493,7 +493,7 @@ def cmd_run(args) -> int:
     (out / "result.json").write_text(json.dumps(res, indent=1))
     (out / "section.txt").write_text(markdown(res))
     if args.benchmarks is not None:
-        replace_section(args.benchmarks, markdown(res))
+        write_section(args.benchmarks, markdown(res))
     print(markdown(res))
     return 0
 
@@ -528,7 +528,7 @@ def markdown_pending() -> str:
 def cmd_markdown(args) -> int:
     text = markdown(json.loads(args.result.read_text())) if args.result.is_file() else markdown_pending()
     if args.benchmarks is not None:
-        replace_section(args.benchmarks, text)
+        write_section(args.benchmarks, text)
     print(text)
     return 0
 

@@ -344,11 +344,11 @@ def markdown(res: dict) -> str:
     return section(TITLE, torch.device(res["device"]), settings, body)
 
 
-def replace_section(path: Path, text: str) -> None:
-    """Put `text` (this benchmark's "## TITLE" section) into the markdown file `path` (_common.replace_section)."""
-    from _common import replace_section as replace
+def write_section(path: Path, text: str) -> None:
+    """Put `text` (this benchmark's "## TITLE" section) into the markdown file `path` (render.write)."""
+    from render import write
 
-    replace(path, text, TITLE)
+    write("gpu_suite", text, path)
 
 
 def main(argv=None) -> int:
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
         return 0
     text = markdown(res)
     if args.benchmarks is not None:
-        replace_section(args.benchmarks, text)
+        write_section(args.benchmarks, text)
     print(text)
     return 0
 

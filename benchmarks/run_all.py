@@ -1,7 +1,9 @@
-"""Run every benchmarks/bench_*.py and rewrite BENCHMARKS.md from what they print.
+"""Run the quick benchmarks/bench_*.py and update BENCHMARKS.md from what they print and what is recorded.
 
 Each bench script prints one markdown section (its own heading, the command that reproduces it, the figures)
-to stdout. This runner adds the machine and date, and never edits figures by hand.
+to stdout; render.py puts it in place of that section with its notes (benchmarks/notes/<bench>.md), and renders
+the recorded results (benchmarks/results/*.json) of the long benches again. This runner adds the machine and date,
+and never edits figures by hand.
 
     python benchmarks/run_all.py [--only NAME ...] [--out BENCHMARKS.md]
 """
@@ -15,6 +17,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import render
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -38,11 +42,9 @@ def machine_description() -> str:
     return f"{cpu}, {cores} cores, {mem_gib:.0f} GiB RAM, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-RD_BENCH = "bench_operating_points"
-PARITY_BENCH = "bench_iframe_parity"
-TRAINER_PARITY_BENCH = "bench_trainer_parity"  # hours of training: `make bench-parity`; rendered here
-FLOW_CODEC_BENCH = "bench_flow_codec"  # ~30 min of training: `make bench-flow`; rendered here
-RENDERED = (TRAINER_PARITY_BENCH, FLOW_CODEC_BENCH)  # rendered from results/<name>.json with --from-json
+#: recorded, not run here (hours of training; `make bench-rd`, `make bench-parity`, `make bench-flow`, or a GPU):
+#: their results (benchmarks/results/*.json) are rendered again by render.py
+RECORDED_ONLY = ("bench_operating_points", "bench_iframe_parity", "bench_trainer_parity", "bench_flow_codec")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,65 +55,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
 
-    # the operating-point benchmark trains models for ~45 min: `make bench-rd` runs it; here its last recorded
-    # results (benchmarks/results/bench_rd_*.json) are rendered again so BENCHMARKS.md keeps them
-    # likewise the I-frame parity benchmark (`make bench-parity`, ~40 min): its recorded JSON is rendered again
-    scripts = sorted(
-        s for s in HERE.glob("bench_*.py") if s.stem not in (RD_BENCH, PARITY_BENCH, TRAINER_PARITY_BENCH)
-    )
+    scripts = sorted(s for s in HERE.glob("bench_*.py") if s.stem not in RECORDED_ONLY)
     if args.only:
         scripts = [s for s in scripts if s.stem in set(args.only)]
-    sections, failures = [], []
+    failures = []
     for script in scripts:
         print(f"[bench] running {script.name} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(
             [sys.executable, str(script), "--markdown"], cwd=ROOT, capture_output=True, text=True
         )
+        text = proc.stdout
         if proc.returncode != 0:
             failures.append(script.name)
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            sections.append(f"## {script.stem}\n\nFAILED (exit {proc.returncode}):\n\n```\n{tail}\n```\n")
-        else:
-            sections.append(proc.stdout.strip() + "\n")
-    parity = HERE / "results" / f"{PARITY_BENCH}.json"
-    if parity.exists() and not args.only:  # cached runs: rendered, not retrained
-        proc = subprocess.run(
-            [sys.executable, str(HERE / f"{PARITY_BENCH}.py"), "--markdown", "--out-json", str(parity)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        sections.append(proc.stdout.strip() + "\n")
-    recorded = [(HERE / f"{n}.py", HERE / "results" / f"{n}.json") for n in RENDERED]
-    recorded = [(script, js) for script, js in recorded if js.exists() and not args.only]
-    recorded += [(HERE / f"{RD_BENCH}.py", js) for js in sorted((HERE / "results").glob("bench_rd_*.json"))]
-    for script, js in recorded:  # recorded results: rendered, not retrained
-        proc = subprocess.run(
-            [sys.executable, str(script), "--from-json", str(js)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        sections.append(proc.stdout.strip() + "\n")
-    # the GPU learning run needs a GPU: its recorded result (benchmarks/results/gpu_learn.json), or "not run yet"
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "gpu_learn.py"), "markdown"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    sections.append(proc.stdout.strip() + "\n")
-
-    header = (
+            text = f"## {script.stem}\n\nFAILED (exit {proc.returncode}):\n\n```\n{tail}\n```\n"
+        render.write(script.stem, text, args.out)
+    if not args.only:  # recorded results (and the GPU learning run's, or its "not run yet")
+        render.main(["--out", str(args.out)])
+    render.set_header(
+        args.out,
         "# gvc benchmarks\n\n"
-        "Written by `make bench` (`python benchmarks/run_all.py`); do not edit by hand.\n\n"
+        "Written by `make bench` (`python benchmarks/run_all.py`, each section by benchmarks/render.py); edit the "
+        "analysis in benchmarks/notes/, not here.\n\n"
         f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}\n"
-        f"- Machine: {machine_description()}\n\n"
+        f"- Machine: {machine_description()}\n",
     )
-    args.out.write_text(header + "\n".join(sections))
     print(f"[bench] wrote {args.out}", file=sys.stderr)
     return 1 if failures else 0
 

@@ -40,8 +40,8 @@ def test_tiny_suite_runs_on_cpu_and_writes_its_section(tmp_path):
     assert text.startswith(f"## {gpu_suite.TITLE}\n") and "| smoke | 1 x 3 x 3 x 64 x 64 | off |" in text
     md = tmp_path / "BENCHMARKS.md"
     md.write_text("# gvc benchmarks\n\n## A (x)\n\nfirst\n\n## B (y)\n\nlast\n")
-    gpu_suite.replace_section(md, text)
-    gpu_suite.replace_section(md, text.replace("| smoke |", "| again |"))
+    gpu_suite.write_section(md, text)
+    gpu_suite.write_section(md, text.replace("| smoke |", "| again |"))
     out = md.read_text()
     assert out.count(f"## {gpu_suite.TITLE}") == 1 and "| again |" in out and "| smoke |" not in out
     assert out.startswith("# gvc benchmarks\n\n## A (x)\n\nfirst\n\n## B (y)\n\nlast\n")
