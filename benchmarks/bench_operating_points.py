@@ -37,6 +37,7 @@ Figures that miss a goal are reported as misses.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -134,38 +135,19 @@ def to_rgb(frame, colour: dict) -> torch.Tensor:
     return yuv420_to_rgb(*frame, colour["matrix"], colour["full_range"], "nearest")
 
 
-def psnr_y(a, b) -> float:
-    """PSNR-Y (dB) of two YUVFrames' 8-bit luma planes (gvc.eval.metrics.psnr_planes)."""
-    from gvc.eval.metrics import psnr_planes
-
-    return psnr_planes(a.y, b.y)
+#: ST-LPIPS-VGG (gvc.eval's st_lpips_vgg) on frames 0, 8, 16, 24 ... in their central 256x256 window: VGG costs
+#: ~20 s per 640x272 frame here [ours]
+PERCEPTUAL = {"frame_stride": 8, "crop": 256}
 
 
-PERCEPTUAL_STRIDE = 8  # ST-LPIPS-VGG on frames 0, 8, 16, 24 ...
-PERCEPTUAL_CROP = 256  # ... in their central 256x256 window: VGG costs ~20 s per 640x272 frame here [ours]
+@functools.cache
+def metric_suite(perceptual: bool):
+    """The metrics of a coded clip (gvc.eval.metrics): PSNR and the HF ratio; perceptual: also ST-LPIPS with the
+    VGG backbone, the evaluation-only perceptual metric (the models trained with AlexNet), per PERCEPTUAL."""
+    from gvc.eval.metrics import MetricSuite
 
-
-class Perceptual:
-    """ST-LPIPS (VGG backbone), the evaluation-only perceptual metric (the models trained with AlexNet), on
-    every PERCEPTUAL_STRIDE-th frame, central PERCEPTUAL_CROP window (whole frame when smaller)."""
-
-    def __init__(self):
-        from gvc.losses import STLPIPSLoss
-
-        self.net = STLPIPSLoss(net="vgg")
-
-    @staticmethod
-    def crop(x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        s = PERCEPTUAL_CROP
-        top, left = max(0, (h - s) // 2), max(0, (w - s) // 2)
-        return x[..., top : top + s, left : left + s]
-
-    @torch.no_grad()
-    def __call__(self, ref: list, dec: list, colour: dict) -> float:
-        pairs = list(zip(ref, dec))[::PERCEPTUAL_STRIDE]
-        vals = [float(self.net(*(self.crop(to_rgb(f, colour)[None]) for f in (d, r)))) for r, d in pairs]
-        return float(np.mean(vals))
+    names = ("psnr", "detail", "st_lpips_vgg") if perceptual else ("psnr", "detail")
+    return MetricSuite(names, {"st_lpips_vgg": PERCEPTUAL})
 
 
 OUTSIDE = "n/a (outside the measured range)"
@@ -273,12 +255,13 @@ def code(
     commands: list[str],
     refine_steps: int = 0,
     refine_rate: str = "objective",
+    perceptual: bool = False,
 ) -> dict:
     """Encode to a real .gvc file and decode it back (gvc.eval.measure.measure_model: the coder `gvc encode` /
     `gvc decode` run, in this process to spare two interpreter starts per clip; the equivalent commands are
-    recorded). Per-frame PSNR-Y and HF ratio, file bpp, per-frame packet bits and types, drift, P/I bits; the
-    decoded frames under "decoded" (for ST-LPIPS; the caller pops them). refine_steps > 0: encode-time latent
-    refinement (`--refine-steps`, targets from the model file's record)."""
+    recorded). Per-frame PSNR-Y and HF ratio, file bpp, per-frame packet bits and types, drift, P/I bits;
+    perceptual: ST-LPIPS-VGG (`metric_suite`). refine_steps > 0: encode-time latent refinement
+    (`--refine-steps`, targets from the model file's record)."""
     from gvc.codec.coder import is_video_model
     from gvc.codec.modelfile import load_model_file
     from gvc.codec.refine import LatentRefiner, targets_from_record
@@ -296,9 +279,7 @@ def code(
         net = load_model_file(model)
         targets = targets_from_record(net.gvc_training, is_video_model(net))
         refiner = LatentRefiner(refine_steps, targets, rate=refine_rate)
-    point = measure_model(
-        model, clip, out_dir, metrics=("psnr", "detail"), refiner=refiner, keep_decoded=True
-    )
+    point = measure_model(model, clip, out_dir, suite=metric_suite(perceptual), refiner=refiner)
     psnrs, types, bits = point.per_frame["psnr_y"], point.frame_types, point.frame_bits
     refined = point.refine
     log(f"coded {clip.name} with {model.parent.name}/{model.parent.parent.name}: {point.bpp:.4f} bpp, "
@@ -313,7 +294,7 @@ def code(
         "drift_db": drift_db(psnrs) if "P" in types else None,
         "hf_ratio": float(np.mean(point.per_frame["hf_ratio"])),
         "encode_s_per_frame": point.encode_s / point.frames,
-        "decoded": point.decoded,
+        **({"st_lpips_vgg": point.summary["st_lpips_vgg"]} if perceptual else {}),
         "refine": {
             "frames": len(refined),
             "loss_before": float(np.mean([r["before"]["loss"] for r in refined])),
@@ -339,7 +320,8 @@ def motion_diagnostics(model: Path, clip: Path) -> dict:
 
 
 def x265_at(bpp: float, clip: Path, work: Path) -> dict:
-    """x265 medium zerolatency (info=0), one I-frame, rate-matched to `bpp` on the same frames."""
+    """x265 medium zerolatency (info=0), one I-frame, rate-matched to `bpp` on the same frames: bpp, PSNR-Y and
+    ST-LPIPS-VGG (`metric_suite`)."""
     from gvc.eval.codecs.ffmpeg import build_ffmpeg_codec
     from gvc.eval.ratematch import BitrateMatcher
     from gvc.eval.source import SourceVideo
@@ -348,12 +330,13 @@ def x265_at(bpp: float, clip: Path, work: Path) -> dict:
     codec = build_ffmpeg_codec("x265", None, gop=src.count)
     res = BitrateMatcher(codec, src, work, tolerance=0.05).match(bpp)
     dec = codec.decode(res.chosen.path, src)
+    scores = metric_suite(True).evaluate(src.pairs(dec), src.width, src.height, src.fps, features=False)
     return {
         "bpp": res.chosen.bpp,
         "rel_error": res.rel_error,
-        "psnr_y": float(np.mean([psnr_y(a, b) for a, b in zip(src.frames, dec)])),
+        "psnr_y": scores.summary["psnr_y"],
+        "st_lpips_vgg": scores.summary["st_lpips_vgg"],
         "command": res.chosen.command,
-        "frames": dec,
     }
 
 
@@ -409,7 +392,6 @@ def evaluate_runs(
     runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
 ) -> dict:
     """Evaluate every operating-point run (all-intra, I+P, x265 at the same bpp); results cached in `res`."""
-    perceptual = Perceptual()
     res.setdefault("intra", {})
     res.setdefault("video", {})
 
@@ -427,18 +409,13 @@ def evaluate_runs(
         model = r["p_dir"] / "model.gvcm"
         per = {}
         for clip_name, clip in clips.items():
-            c = code(model, clip, work / "code" / name / "video" / clip_name, commands)
-            src, colour = read_yuv(clip)
-            dec = c.pop("decoded")
-            t0 = time.perf_counter()
-            c["st_lpips_vgg"] = perceptual(src, dec, colour)
+            c = code(model, clip, work / "code" / name / "video" / clip_name, commands, perceptual=True)
             t1 = time.perf_counter()
             c.update(motion_diagnostics(model, clip))
             t2 = time.perf_counter()
             x = x265_at(c["file_bpp"], clip, work / "x265" / name / clip_name)
             t3 = time.perf_counter()
-            x["st_lpips_vgg"] = perceptual(src, x.pop("frames"), colour)
-            log(f"{clip_name}: ST-LPIPS {t1 - t0:.0f} s, flow EPE {t2 - t1:.0f} s, x265 match {t3 - t2:.0f} s "
+            log(f"{clip_name}: flow EPE {t2 - t1:.0f} s, x265 match {t3 - t2:.0f} s "
                 f"({x['bpp']:.4f} bpp, {100 * x['rel_error']:+.1f}%)")  # fmt: skip
             c["x265"] = x
             per[clip_name] = c
@@ -447,33 +424,27 @@ def evaluate_runs(
     return res
 
 
-def code_clips(model: Path, clips: dict, out: Path, commands: list[str], perceptual, *refine) -> dict:
-    """`code` every clip (refine: refine_steps, refine_rate) and add its ST-LPIPS-VGG: clip name -> figures."""
-    per = {}
-    for clip_name, clip in clips.items():
-        c = code(model, clip, out / clip_name, commands, *refine)
-        src, colour = read_yuv(clip)
-        dec = c.pop("decoded")
-        c["st_lpips_vgg"] = perceptual(src, dec, colour)
-        per[clip_name] = c
-    return per
+def code_clips(model: Path, clips: dict, out: Path, commands: list[str], *refine) -> dict:
+    """`code` every clip (refine: refine_steps, refine_rate) with its ST-LPIPS-VGG: clip name -> figures."""
+    return {
+        name: code(model, clip, out / name, commands, *refine, perceptual=True)
+        for name, clip in clips.items()
+    }
 
 
 def evaluate_quant(
     runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
 ) -> None:
     """The quantization-mode runs (and gan_0.13, the noise mode): file bpp, PSNR-Y, ST-LPIPS-VGG."""
-    perceptual = None
     res.setdefault("quant", {})
     for name, r in runs.items():
         if not (name == "gan_0.13" or name.startswith("gan_0.13_")) or r.get("i_cmd") is None:
             continue
         if name in res["quant"]:
             continue
-        perceptual = perceptual or Perceptual()
         log(f"quantization mode {r['quantization']}: {name}")
         out = work / "code" / name / "quant"
-        res["quant"][name] = code_clips(r["p_dir"] / "model.gvcm", clips, out, commands, perceptual)
+        res["quant"][name] = code_clips(r["p_dir"] / "model.gvcm", clips, out, commands)
         save()
 
 
@@ -481,7 +452,6 @@ def evaluate_refine(
     runs: dict, clips: dict[str, Path], work: Path, commands: list[str], res: dict, save
 ) -> None:
     """The gan_0.13 model with encode-time refinement, N in REFINE_STEPS."""
-    perceptual = None
     res.setdefault("refine", {})
     model = runs["gan_0.13"]["p_dir"] / "model.gvcm"
     todo = [(n, "objective", str(n)) for n in REFINE_STEPS] + [
@@ -490,10 +460,9 @@ def evaluate_refine(
     for n, rate, key in todo:
         if key in res["refine"]:
             continue
-        perceptual = perceptual or Perceptual()
         log(f"refinement N={n} rate={rate}")
         out = work / "code" / "gan_0.13" / f"refine{key}"
-        res["refine"][key] = code_clips(model, clips, out, commands, perceptual, n, rate)
+        res["refine"][key] = code_clips(model, clips, out, commands, n, rate)
         save()
 
 

@@ -173,6 +173,40 @@ def test_st_lpips_vgg_is_a_second_column_with_its_own_weights():
     assert not suite.unavailable and suite.info()["st_lpips_vgg"]["label"] == "ST-LPIPS"
 
 
+def test_st_lpips_frame_stride_and_central_crop():
+    """frame_stride n scores frames 0, n, 2n ... (NaN between, left out of the clip mean); crop scores the central
+    window only: a difference outside it costs nothing, one inside it does; a side shorter than crop is whole."""
+    pytest.importorskip("stlpips_pytorch")
+    gen = torch.Generator().manual_seed(5)
+    a = _frame(torch.rand(1, 3, 64, 96, generator=gen))
+    edge = a.rgb.clone()
+    edge[..., :, :16] = torch.rand(1, 3, 64, 16, generator=gen)  # outside the central 32x32 window
+    centre = a.rgb.clone()
+    centre[..., 24:40, 40:56] = torch.rand(1, 3, 16, 16, generator=gen)  # inside it
+    pairs = [(a, _frame(edge)), (a, _frame(centre)), (a, _frame(centre))]
+    whole, cropped = M.STLPIPSMetric(), M.STLPIPSMetric(frame_stride=2, crop=32)
+    assert cropped.info()["frame_stride"] == 2 and cropped.info()["crop"] == 32
+    values = {}
+    for metric in (whole, cropped):
+        metric.begin(96, 64, 30.0)
+        for ref, dist in pairs:
+            metric.add(ref, dist)
+        values[metric] = metric.end()["st_lpips"]
+    assert values[whole][0] > 1e-3 and values[whole][1] > 1e-3
+    first, skipped, third = values[cropped]
+    # the first frame differs only by 4:2:0 rounding inside the window
+    assert first < values[whole][0] / 10 and math.isnan(skipped) and third > 1e-3
+    tall = M.STLPIPSMetric(crop=128)  # larger than the frame: the whole frame
+    tall.begin(96, 64, 30.0)
+    tall.add(*pairs[1])
+    assert tall.end()["st_lpips"][0] == pytest.approx(values[whole][1], rel=1e-6)
+    suite = M.MetricSuite(["st_lpips"], {"st_lpips": {"frame_stride": 2}})
+    scores = suite.evaluate(pairs, 96, 64, 30.0, features=False)
+    assert scores.summary["st_lpips"] == pytest.approx(np.mean(values[whole][::2]), rel=1e-6)
+    with pytest.raises(ConfigError, match="frame_stride"):
+        M.STLPIPSMetric(frame_stride=0)
+
+
 def _lpips_reference(backbone: dict, x: torch.Tensor, y: torch.Tensor) -> float:
     """LPIPS v0.1 (Zhang et al. 2018) written out from its definition, independently of gvc and of the lpips
     classes: scaling layer, AlexNet relu1..relu5, unit-normalised channels, squared difference, the v0.1 linear

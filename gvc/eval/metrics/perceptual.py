@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gvc.errors import MissingWeightsError
+from gvc.errors import ConfigError, MissingWeightsError
 from gvc.eval.metrics.base import Frame, Metric, resolve_weights
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -68,15 +68,25 @@ class STLPIPSMetric(Metric):
     weights file is loaded here and every parameter of the network must be in it (the package itself loads with
     ``strict=False``, which would leave a mismatched layer random). Labelled ST-LPIPS everywhere: its values are not
     comparable with published LPIPS numbers.
+
+    To spare a slow network on long clips: ``frame_stride`` scores frames 0, n, 2n, ... of a video (the others
+    are NaN, left out of the clip's mean); ``crop`` scores the central ``crop`` x ``crop`` pixel window of each
+    frame (a side smaller than ``crop``: the whole side). The default (1, None) scores every whole frame.
     """
 
     name = "st_lpips"
     columns = ("st_lpips",)
     NETS = ("alex", "vgg")
 
-    def __init__(self, net: str = "alex", device: str = "cpu"):
+    def __init__(
+        self, net: str = "alex", device: str = "cpu", frame_stride: int = 1, crop: int | None = None
+    ):
         if net not in self.NETS:
             raise MissingWeightsError(f"ST-LPIPS ships weights for {self.NETS}, not {net!r}")
+        if int(frame_stride) < 1 or (crop is not None and int(crop) < 1):
+            raise ConfigError(f"ST-LPIPS frame_stride must be >= 1 and crop >= 1 pixel or None, got "
+                              f"{frame_stride}, {crop}")  # fmt: skip
+        self.frame_stride, self.crop = int(frame_stride), None if crop is None else int(crop)
         try:
             from stlpips_pytorch import stlpips
         except ImportError as err:  # the wheel imports IPython and torchsummary without declaring them
@@ -107,11 +117,30 @@ class STLPIPSMetric(Metric):
             "variant": f"{self.net_name} shift_tolerant (stlpips-pytorch)",
             "weights": str(self.weights_path),
             "label": "ST-LPIPS",
+            "frame_stride": self.frame_stride,
+            "crop": self.crop,
         }
+
+    def begin(self, width: int, height: int, fps: float) -> None:
+        super().begin(width, height, fps)
+        self._index = 0
+
+    def _window(self, rgb: torch.Tensor) -> torch.Tensor:
+        """The central crop x crop window of (N, C, H, W) ``rgb`` (the whole frame without ``crop``)."""
+        if self.crop is None:
+            return rgb
+        h, w = rgb.shape[-2:]
+        top, left = max(0, (h - self.crop) // 2), max(0, (w - self.crop) // 2)
+        return rgb[..., top : top + self.crop, left : left + self.crop]
 
     @torch.no_grad()
     def add(self, ref: Frame, dist: Frame) -> None:
-        value = self.net(dist.rgb.to(self.device), ref.rgb.to(self.device), normalize=True)
+        index, self._index = self._index, self._index + 1
+        if index % self.frame_stride:
+            self._values[self.columns[0]].append(float("nan"))
+            return
+        x_hat, x = (self._window(f.rgb).to(self.device) for f in (dist, ref))
+        value = self.net(x_hat, x, normalize=True)
         self._values[self.columns[0]].append(float(value.mean()))
 
 
@@ -121,8 +150,8 @@ class STLPIPSVGGMetric(STLPIPSMetric):
     name = "st_lpips_vgg"
     columns = ("st_lpips_vgg",)
 
-    def __init__(self, device: str = "cpu"):
-        super().__init__(net="vgg", device=device)
+    def __init__(self, device: str = "cpu", frame_stride: int = 1, crop: int | None = None):
+        super().__init__(net="vgg", device=device, frame_stride=frame_stride, crop=crop)
 
 
 class PIMMetric(Metric):
