@@ -71,7 +71,11 @@ class ObjectiveTerms:
     distance (0 when off). p_loss: the generator GAN term (None without a discriminator). P-frame objective
     only (None otherwise, or when the frames lack them): flow_loss (Charbonnier vs the frozen flow), flow_epe
     (pixels), bpp_flow / bpp_flow_q (the flow latent's share of bpp / bpp_q), sigma (mean blur std, pixels).
+    bpp_q_items: bpp_q per batch item (B,) (what a variable-rate controller reads per level).
     Averages over the P-frames for the P-frame objective.
+
+    lambda_R, wherever an objective takes it, is a number or a (B,) tensor (a variable-rate batch: each item's
+    level's lambda_R); the rate term is then the batch mean of lambda_R(i) * R(i).
     """
 
     loss: torch.Tensor
@@ -86,6 +90,13 @@ class ObjectiveTerms:
     bpp_flow: torch.Tensor | None = None
     bpp_flow_q: torch.Tensor | None = None
     sigma: torch.Tensor | None = None
+    bpp_q_items: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, terms: Mapping[str, torch.Tensor]) -> ObjectiveTerms:
+        """From an objective's working dict; its per-item rates with gradient (bpp_items, bpp_flow_items, used
+        for the rate term) are left out."""
+        return cls(**{k: v for k, v in terms.items() if k not in ("bpp_items", "bpp_flow_items")})
 
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -101,6 +112,13 @@ def flow_epe(flow_hat: torch.Tensor, flow_ref: torch.Tensor) -> torch.Tensor:
         return (flow_hat.detach().float() - flow_ref.detach().float()).pow(2).sum(1).sqrt().mean()
 
 
+def weighted_rate(lambda_r: float | torch.Tensor, bpp_items: torch.Tensor) -> torch.Tensor:
+    """Batch mean of lambda_R * R per item: lambda_r a number or (B,) (each item's level's), bpp_items (B,)."""
+    if isinstance(lambda_r, torch.Tensor):
+        return (lambda_r.to(bpp_items.device, bpp_items.dtype) * bpp_items).mean()
+    return lambda_r * bpp_items.mean()
+
+
 class _FrameTerms(nn.Module):
     """Distortion and perceptual terms shared by both objectives."""
 
@@ -113,9 +131,13 @@ class _FrameTerms(nn.Module):
         """A working dict of one frame's terms (the objectives' own accumulator; they return ObjectiveTerms):
         bpp (noisy, with gradient), bpp_q (rounded, none), mse ([0,1] scale), psnr, perceptual (0 when off)."""
         n = x.shape[-2] * x.shape[-1]
+        bpp_items = losses.bpp(likelihoods, n)
+        bpp_q_items = losses.bpp(likelihoods_q, n).detach()
         terms = {
-            "bpp": losses.bpp(likelihoods, n).mean(),
-            "bpp_q": losses.bpp(likelihoods_q, n).mean().detach(),
+            "bpp": bpp_items.mean(),
+            "bpp_items": bpp_items,
+            "bpp_q": bpp_q_items.mean(),
+            "bpp_q_items": bpp_q_items,
             "mse": losses.mse(x_hat.float(), x.float()),
             "psnr": psnr(x_hat, x),
         }
@@ -136,11 +158,12 @@ class _FrameTerms(nn.Module):
         return x_hat[..., top : top + sh, left : left + sw], x[..., top : top + sh, left : left + sw]
 
     def combine(
-        self, t: Mapping[str, torch.Tensor], lambda_r: float, gan_term, flow_term=None
+        self, t: Mapping[str, torch.Tensor], lambda_r: float | torch.Tensor, gan_term, flow_term=None
     ) -> torch.Tensor:
-        """C * (lambda_R * R + C_D * mse_scale * MSE [+ w_flow L_flow]) + C_P * G + w_lpips * P."""
+        """C * (lambda_R * R + C_D * mse_scale * MSE [+ w_flow L_flow]) + C_P * G + w_lpips * P; lambda_R * R is
+        the batch mean of lambda_R(i) * R(i) when lambda_R is a (B,) tensor."""
         w = self.weights
-        inner = lambda_r * t["bpp"] + w.C_D * w.mse_scale * t["mse"]
+        inner = weighted_rate(lambda_r, t["bpp_items"]) + w.C_D * w.mse_scale * t["mse"]
         if flow_term is not None:
             inner = inner + flow_term
         total = w.C * inner + w.w_lpips * t["perceptual"]
@@ -161,7 +184,7 @@ class FrameObjective(_FrameTerms):
     def forward(self, x: torch.Tensor, out: FrameOut, lambda_r: float) -> ObjectiveTerms:
         t = self.frame_terms(x, out.x_hat, out.likelihoods, out.likelihoods_q)
         t["loss"] = self.combine(t, lambda_r, None)
-        return ObjectiveTerms(**t)
+        return ObjectiveTerms.of(t)
 
 
 class IFrameObjective(_FrameTerms):
@@ -182,7 +205,7 @@ class IFrameObjective(_FrameTerms):
             gan = losses.gan_g_loss(discriminator(out.x_hat, out.y_hat.detach()))
             t["p_loss"] = gan
         t["loss"] = self.combine(t, lambda_r, gan)
-        return ObjectiveTerms(**t)
+        return ObjectiveTerms.of(t)
 
     @staticmethod
     def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, out: FrameOut) -> torch.Tensor:
@@ -253,7 +276,8 @@ class PFrameObjective(_FrameTerms):
                 terms["bpp_flow_q"] = losses.bpp(flow_q, x.shape[-2] * x.shape[-1]).mean().detach()
             flow_lik = {k: v for k, v in o.likelihoods.items() if k.startswith("flow_")}
             if flow_lik:
-                terms["bpp_flow"] = losses.bpp(flow_lik, x.shape[-2] * x.shape[-1]).mean()
+                terms["bpp_flow_items"] = losses.bpp(flow_lik, x.shape[-2] * x.shape[-1])
+                terms["bpp_flow"] = terms["bpp_flow_items"].mean()
             if o.sigma is not None:
                 terms["sigma"] = o.sigma.detach().float().mean()
             for k, v in terms.items():
@@ -280,8 +304,10 @@ class PFrameObjective(_FrameTerms):
             acc["p_loss"] = gan_sum
         acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)
         if self.flow_rate_lambda is not None and "bpp_flow" in acc:  # the flow bits at their own weight
-            acc["loss"] = acc["loss"] + self.weights.C * (self.flow_rate_lambda - lambda_r) * acc["bpp_flow"]
-        return ObjectiveTerms(**acc)
+            items = acc["bpp_flow_items"]
+            price = self.flow_rate_lambda * acc["bpp_flow"] - weighted_rate(lambda_r, items)
+            acc["loss"] = acc["loss"] + self.weights.C * price
+        return ObjectiveTerms.of(acc)
 
     def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[FrameOut]):
         """Mean over P-frames of the non-saturating D loss on (x_t, sg(x_hat_t)) with the frame's condition."""
@@ -303,4 +329,5 @@ __all__ = [
     "PFrameObjective",
     "flow_epe",
     "psnr",
+    "weighted_rate",
 ]

@@ -11,7 +11,9 @@ training step) and drives the two-level controller's early schedule; it is part 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -156,3 +158,136 @@ class TwoLevelRateController(_EMAController):
         early = self.steps < self.schedule_steps
         lam = self.lambda_a if self.bpp_ema > self.current_target() else self.lambda_b
         return lam * (self.lambda_factor if early else 1.0)
+
+
+@dataclass(frozen=True)
+class LevelBpp:
+    """A batch's rounded-latent bpp per item (B,) and each item's quality level (B,) int: what a variable-rate
+    training step feeds `MultiRateController` (through gvc.training.update.TrainingUpdate)."""
+
+    values: torch.Tensor
+    levels: torch.Tensor
+
+
+class MultiRateController:
+    """One proportional controller per quality level of a variable-rate codec (conf/rate/multi.yaml).
+
+    targets: the target bpp of each level, strictly increasing (level 0 the lowest rate); every other argument
+    is ProportionalRateController's, shared by the levels. Training draws a level per batch item (`draw`), weighs
+    each item's rate by its level's lambda_R (`lambdas`) and feeds each level the mean rounded-latent bpp of its
+    items (`update_levels`): the per-level sums and counts are all-reduced first (`reduce_levels`), so under DDP
+    every rank holds the same vector. A level no item drew on any rank is left as it is.
+
+    `lambda_r` (a summary for logs and records) is the geometric mean of the levels' lambda_R; `steps` counts
+    updates. The checkpoint state is the list of per-level states.
+
+    target_bpp: a single-rate experiment's target (conf/experiment/*.yaml set one for rate=proportional); the
+    levels train to `targets` instead, so it is not used, and a warning says so.
+    """
+
+    def __init__(
+        self,
+        *,
+        targets,
+        target_bpp: float | None = None,
+        lambda_init: float,
+        k_p: float,
+        ema_decay: float,
+        lambda_min: float,
+        lambda_max: float,
+        max_relative_error: float | None,
+    ):
+        targets = [float(t) for t in targets]
+        if len(targets) < 2 or any(b <= a for a, b in zip(targets, targets[1:])):
+            raise ValueError(f"rate.targets must be at least 2 strictly increasing bpp values, got {targets}")
+        if target_bpp is not None:
+            warnings.warn(
+                f"rate.target_bpp={target_bpp} (a single-rate target) is not used by rate=multi: each level "
+                f"trains to its own rate.targets {targets}",
+                stacklevel=2,
+            )
+        self.targets = targets
+        self.levels = [
+            ProportionalRateController(
+                target_bpp=t,
+                lambda_init=lambda_init,
+                k_p=k_p,
+                ema_decay=ema_decay,
+                lambda_min=lambda_min,
+                lambda_max=lambda_max,
+                max_relative_error=max_relative_error,
+            )
+            for t in targets
+        ]
+        self.steps = 0
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def lambda_r(self) -> float:
+        return math.exp(sum(math.log(c.lambda_r) for c in self.levels) / len(self.levels))
+
+    @property
+    def bpp_ema(self) -> float | None:
+        """The mean of the levels' bpp EMAs (None until every level was fed)."""
+        emas = [c.bpp_ema for c in self.levels]
+        return None if any(e is None for e in emas) else sum(emas) / len(emas)
+
+    def draw(self, batch: int, device: torch.device | str = "cpu", generator=None) -> torch.Tensor:
+        """A uniformly drawn level per batch item: (batch,) int64 in [0, num_levels)."""
+        return torch.randint(0, self.num_levels, (batch,), generator=generator).to(device)
+
+    def lambdas(self, levels: torch.Tensor) -> torch.Tensor:
+        """lambda_R of each item's level: (B,) float32 on the levels' device."""
+        table = torch.tensor([c.lambda_r for c in self.levels], dtype=torch.float32)
+        return table[levels.detach().long().cpu()].to(levels.device)
+
+    def reduce_levels(
+        self,
+        bpp: torch.Tensor,
+        levels: torch.Tensor,
+        reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sums, counts) (num_levels,) float64 of per-item bpp (B,) by level (B,), averaged over ranks by
+        `reduce_mean` (their ratio, the per-level mean, is then the mean over every rank's items)."""
+        n = self.num_levels
+        idx = levels.detach().long().reshape(-1)
+        values = bpp.detach().double().reshape(-1)
+        stacked = torch.zeros(2, n, dtype=torch.float64, device=values.device)
+        stacked[0].index_add_(0, idx, values)
+        stacked[1].index_add_(0, idx, torch.ones_like(values))
+        if reduce_mean is not None:
+            stacked = reduce_mean(stacked)
+        stacked = stacked.cpu()
+        return stacked[0], stacked[1]
+
+    def update_levels(self, sums: torch.Tensor, counts: torch.Tensor) -> float:
+        """Feed each level with count > 0 the mean bpp sum / count; returns the mean bpp over all items."""
+        for c, s, k in zip(self.levels, sums.tolist(), counts.tolist()):
+            if k > 0:
+                c.update(s / k)
+        self.steps += 1
+        total = float(counts.sum())
+        return float(sums.sum()) / total if total > 0 else float("nan")
+
+    def update(self, measured_bpp: float) -> float:
+        raise TypeError(
+            "a variable-rate controller is fed per level (update_levels); the training modules do this when the "
+            "codec has rate levels (model.iframe.rate_levels = the number of rate.targets)"
+        )
+
+    def state_dict(self) -> dict:
+        return {"levels": [c.state_dict() for c in self.levels], "steps": self.steps, "targets": self.targets}
+
+    def load_state_dict(self, state: dict) -> None:
+        levels = state.get("levels")
+        if levels is None or len(levels) != self.num_levels:
+            raise ValueError(
+                f"the checkpoint's rate controller has {None if levels is None else len(levels)} levels, this run "
+                f"{self.num_levels}: resume with the same rate.targets"
+            )
+        for c, s in zip(self.levels, levels):
+            c.load_state_dict(s)
+        self.steps = int(state.get("steps", 0))

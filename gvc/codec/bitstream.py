@@ -14,7 +14,12 @@ Layout (all integers big-endian)::
              default C420jpeg is not written]
     packet   body_len u32 | body | crc32 u32 (of body)
     body     frame_type u8 (b"I" / b"P") | frame_index u32 | shift_dy u8 | shift_dx u8
+             | quality u16 (version 2 on: the frame's quality level q of a variable-rate model as
+             round(q * 256), 0xFFFF for a single-rate model; version 1 has no such field)
              | n_shapes u8 | per shape: ndim u8, ndim x u16 | n_strings u8 | per string: length u32, bytes
+
+Versions: gvc writes version 2; it reads versions 1 and 2 (version 1, before variable-rate coding, is version 2
+without the quality field: every frame of a version-1 file is single-rate).
 
 `model_id` is the first 16 bytes of the sha256 of the model file's config and weights
 (:func:`gvc.codec.modelfile.model_id`); a decoder refuses a file made by another model.
@@ -45,7 +50,13 @@ from typing import BinaryIO
 from gvc.errors import BitstreamError
 
 MAGIC = b"\x89GVC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the versions this gvc reads (version 1: packets without the quality field)
+READ_VERSIONS = (1, 2)
+#: a frame's quality level q is stored as round(q * QUALITY_SCALE) in a u16 (steps of 1/256 of a level)
+QUALITY_SCALE = 256
+NO_QUALITY = 0xFFFF
+MAX_QUALITY = (NO_QUALITY - 1) / QUALITY_SCALE
 MODEL_ID_BYTES = 16
 
 #: caps on header values (a forged header cannot ask for more)
@@ -80,9 +91,10 @@ CHROMA_TAGS = ("420jpeg", "420", "420mpeg2", "420paldv")
 _SAR = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
 _BODY_HEAD = struct.Struct(">cIBB")
+_QUALITY = struct.Struct(">H")
 _CRC = struct.Struct(">I")
 #: bytes a packet adds besides its strings: length and CRC fields, fixed body fields, counts
-PACKET_FIXED_BYTES = _U32.size + _BODY_HEAD.size + 2 + _CRC.size
+PACKET_FIXED_BYTES = _U32.size + _BODY_HEAD.size + _QUALITY.size + 2 + _CRC.size
 HEADER_BYTES = _PREFIX.size + _PAYLOAD_V1.size + _CRC.size
 
 
@@ -165,8 +177,8 @@ class StreamHeader:
             problems.append(f"pixel aspect ratio {self.sample_aspect} not two values in 1..65535")
         if self.chroma_tag is not None and self.chroma_tag not in CHROMA_TAGS:
             problems.append(f"chroma tag {self.chroma_tag!r} not one of {CHROMA_TAGS}")
-        if self.version != FORMAT_VERSION:
-            problems.append(f"format version {self.version} (this gvc writes {FORMAT_VERSION})")
+        if self.version not in READ_VERSIONS:
+            problems.append(f"format version {self.version} (this gvc reads {READ_VERSIONS})")
         if problems:
             raise BitstreamError("bad stream header: " + "; ".join(problems))
         return self
@@ -208,7 +220,9 @@ class StreamHeader:
 @dataclass(frozen=True)
 class FramePacket:
     """One coded frame: type "I"/"P", its index, the residual-branch shift (dy, dx) in pixels, the latent shapes
-    the decoder needs, and the entropy-coded strings. `nbytes` = its size in the file (set by the reader)."""
+    the decoder needs, the entropy-coded strings, and the quality level q of a variable-rate model (a multiple of
+    1 / QUALITY_SCALE, `quantize_quality`; None for a single-rate model). `nbytes` = its size in the file (set by
+    the reader)."""
 
     frame_type: str
     index: int
@@ -216,6 +230,7 @@ class FramePacket:
     shapes: tuple[tuple[int, ...], ...] = ()
     shift: tuple[int, int] = (0, 0)
     nbytes: int = field(default=0, compare=False)
+    quality: float | None = None
 
     def validate(self) -> FramePacket:
         problems = []
@@ -232,18 +247,29 @@ class FramePacket:
                 problems.append(f"shape {tuple(s)} needs 1..{MAX_SHAPE_NDIM} dims in 1..{MAX_DIM}")
         if len(self.strings) > MAX_STRINGS:
             problems.append(f"{len(self.strings)} strings (at most {MAX_STRINGS})")
+        if self.quality is not None and (
+            not 0 <= self.quality <= MAX_QUALITY or self.quality != quantize_quality(self.quality)
+        ):
+            problems.append(
+                f"quality level {self.quality} not a multiple of 1/{QUALITY_SCALE} in 0..{MAX_QUALITY:g} "
+                "(quantize_quality)"
+            )
         if any(not isinstance(s, bytes | bytearray) for s in self.strings):
             problems.append("strings must be bytes")
         if problems:
             raise BitstreamError(f"bad packet for frame {self.index}: " + "; ".join(problems))
         return self
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, version: int = FORMAT_VERSION) -> bytes:
+        """The packet as format `version` writes it (version 1: no quality field, so a single-rate frame)."""
         self.validate()
-        parts = [
-            _BODY_HEAD.pack(self.frame_type.encode(), self.index, *self.shift),
-            bytes([len(self.shapes)]),
-        ]
+        parts = [_BODY_HEAD.pack(self.frame_type.encode(), self.index, *self.shift)]
+        if version >= 2:
+            code = NO_QUALITY if self.quality is None else round(self.quality * QUALITY_SCALE)
+            parts.append(_QUALITY.pack(code))
+        elif self.quality is not None:
+            raise BitstreamError(f"frame {self.index}: format version {version} cannot carry a quality level")
+        parts.append(bytes([len(self.shapes)]))
         for s in self.shapes:
             parts.append(struct.pack(f">B{len(s)}H", len(s), *s))
         parts.append(bytes([len(self.strings)]))
@@ -261,6 +287,12 @@ class FramePacket:
     def payload_bytes(self) -> int:
         """Bytes of entropy-coded strings only (no container fields)."""
         return sum(len(s) for s in self.strings)
+
+
+def quantize_quality(q: float) -> float:
+    """q on the grid a packet stores (multiples of 1 / QUALITY_SCALE): what the encoder codes with, so the
+    decoder's q is the encoder's exactly."""
+    return round(float(q) * QUALITY_SCALE) / QUALITY_SCALE
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -377,7 +409,7 @@ class BitstreamReader:
                 f"{self.name}: not a gvc bitstream (starts with {magic!r}, expected {MAGIC!r}); "
                 "give a file written by `gvc encode`"
             )
-        if version != FORMAT_VERSION:
+        if version not in READ_VERSIONS:
             self._other_version(prefix, version, plen)
         if plen not in {_PAYLOAD_V1.size + a + c for a in (0, _SAR.size) for c in (0, 1)}:
             raise BitstreamError(
@@ -452,7 +484,8 @@ class BitstreamReader:
             )
         newer = version > FORMAT_VERSION
         raise BitstreamError(
-            f"{self.name}: bitstream format version {version}, this gvc reads version {FORMAT_VERSION}: "
+            f"{self.name}: bitstream format version {version}, this gvc reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}: "
             + ("upgrade gvc" if newer else "re-encode it with this gvc")
         )
 
@@ -520,6 +553,10 @@ class BitstreamReader:
             )
         if i == 0 and ftype != b"I":
             raise BitstreamError(f"{self.name}: the first frame is not an I-frame: corrupted file")
+        quality = None
+        if self.header.version >= 2:
+            (code,) = _QUALITY.unpack(cur.take(_QUALITY.size, "the quality level"))
+            quality = None if code == NO_QUALITY else code / QUALITY_SCALE
         n_shapes = cur.u8("the shape count")
         if n_shapes > MAX_SHAPES:
             raise BitstreamError(f"{self.name}: frame {i} lists {n_shapes} shapes (at most {MAX_SHAPES})")
@@ -545,7 +582,7 @@ class BitstreamReader:
             raise BitstreamError(
                 f"{self.name}: frame {i} has {len(body) - cur.pos} stray bytes after its strings: corrupted file"
             )
-        return FramePacket(ftype.decode(), index, tuple(strings), tuple(shapes), (dy, dx), nbytes)
+        return FramePacket(ftype.decode(), index, tuple(strings), tuple(shapes), (dy, dx), nbytes, quality)
 
     def __iter__(self) -> Iterator[FramePacket]:
         while True:
@@ -596,7 +633,7 @@ class BitstreamWriter:
             )
         if packet.index == 0 and packet.frame_type != "I":
             raise BitstreamError("the first frame must be an I-frame")
-        data = packet.to_bytes()
+        data = packet.to_bytes(self.header.version)
         self._f.write(data)
         self._f.flush()
         self.frames_written += 1
@@ -689,6 +726,8 @@ __all__ = [
     "BitstreamError",
     "MAGIC",
     "FORMAT_VERSION",
+    "READ_VERSIONS",
+    "quantize_quality",
     "StreamHeader",
     "FramePacket",
     "BitstreamReader",

@@ -1,6 +1,7 @@
 """`gvc encode | decode | info`: the codec commands (registered on the top-level `gvc` parser by gvc.cli).
 
     gvc encode INPUT -o OUT.gvc --model MODEL.gvcm [-y] [--gop N] [--frames N] [--width W --height H --fps F]
+               [--q Q | --bpp B [--bpp-tolerance T]]
                [--refine-steps N [--refine-rate objective|hold] [--refine-lr LR] [--refine-no-perceptual]]
     gvc decode IN.gvc -o OUT.{y4m,yuv,mp4,mkv,...} | -o FOLDER  --model MODEL.gvcm [-y]
     gvc info IN.gvc
@@ -82,6 +83,32 @@ def add_parsers(subparsers) -> None:
     add_colour_arguments(p)
     p.add_argument(
         "--device", default="cpu", help="torch device (default cpu; decode on the same kind of device)"
+    )
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--q",
+        "--quality",
+        dest="quality",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="quality level of a variable-rate model (0 = its lowest rate .. its levels - 1; fractions "
+        "interpolate): every frame is coded at Q",
+    )
+    rate.add_argument(
+        "--bpp",
+        type=float,
+        default=None,
+        metavar="B",
+        help="variable-rate models: reach a file of B bits per pixel on this video (the quality level is searched "
+        "with the coder itself on a sample of frames, then checked against the file)",
+    )
+    p.add_argument(
+        "--bpp-tolerance",
+        type=float,
+        default=0.03,
+        metavar="T",
+        help="relative tolerance of --bpp (default 0.03: the file within 3%% of B)",
     )
     p.add_argument("--no-estimate", action="store_true", help="skip the likelihood estimate (faster)")
     p.add_argument(
@@ -187,6 +214,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise GVCError(f"--{flag} must be positive, got {value}")
     if args.refine_steps < 0:
         raise GVCError(f"--refine-steps must be >= 0, got {args.refine_steps}")
+    if not 0 < args.bpp_tolerance < 1:
+        raise GVCError(f"--bpp-tolerance must be in (0, 1), got {args.bpp_tolerance:g}")
     _no_stdout(args.output)
     inputs = {"input video": args.input, "model file": args.model}
     model = _load_model(args.model, args.device)
@@ -200,20 +229,39 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if args.json is not None:
             check_output(args.json, {**inputs, "output": args.output}, overwrite=True)
         with created_folders(args.output, args.json):
-            stats = encode_video(
-                reader,
-                model,
-                args.output,
-                gop=args.gop,
-                frames=args.frames,
-                estimate=not args.no_estimate,
-                progress=not args.quiet,
-                portable_entropy=not args.device_entropy,
-                refiner=refiner,
-            )
+            search = None
+            options = {
+                "gop": args.gop,
+                "frames": args.frames,
+                "estimate": not args.no_estimate,
+                "progress": not args.quiet,
+                "portable_entropy": not args.device_entropy,
+            }
+            if args.bpp is not None:
+                from gvc.codec.target_rate import encode_at_bpp
+
+                if refiner is not None:
+                    raise GVCError("--bpp cannot be combined with --refine-steps")
+                search = encode_at_bpp(
+                    reader,
+                    model,
+                    args.output,
+                    args.bpp,
+                    tolerance=args.bpp_tolerance,
+                    targets=_trained_targets(model),
+                    **options,
+                )
+                stats = search.stats
+            else:
+                stats = encode_video(
+                    reader, model, args.output, refiner=refiner, quality=args.quality, **options
+                )
             if args.json is not None:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(stats.to_dict(), indent=1))
+                record = stats.to_dict()
+                if search is not None:
+                    record["rate_search"] = search.to_dict()
+                args.json.write_text(json.dumps(record, indent=1))
     work_complete()
     n_i = sum(f.frame_type == "I" for f in stats.frames)
     print(
@@ -232,10 +280,30 @@ def cmd_encode(args: argparse.Namespace) -> int:
             f"estimate {est:.0f} bits ({stats.estimated_bpp:.5f} bpp) vs file {file_bits} bits: "
             f"{100 * (file_bits - est) / max(est, 1):+.2f}% (container {stats.container_bytes} bytes)"
         )
+    if stats.quality is not None:
+        print(f"quality level q {stats.quality:g}")
+    if search is not None:
+        print(
+            f"--bpp {search.target_bpp:g}: file {search.file_bpp:.5f} bpp ({100 * search.relative_error:+.2f}%) "
+            f"after {len(search.probes)} probes and {len(search.encodes)} encode(s), {search.seconds:.2f} s in all"
+        )
+        if not search.on_target:
+            print(
+                f"warning: the file misses --bpp {search.target_bpp:g} by more than {100 * search.tolerance:g}% "
+                f"(the closest of {len(search.encodes)} encodes is kept)",
+                file=sys.stderr,
+            )
     if refiner is not None:
         _print_refinement(stats, refiner)
     print(f"{stats.seconds:.2f} s, {stats.num_frames / max(stats.seconds, 1e-9):.2f} frames/s")
     return 0
+
+
+def _trained_targets(model) -> list[float] | None:
+    """The per-level target bpp of a variable-rate model's training record (None when it has none)."""
+    record = getattr(model, "gvc_training", None) or {}
+    targets = (record.get("objective") or {}).get("targets")
+    return [float(t) for t in targets] if targets else None
 
 
 def _refiner(args: argparse.Namespace, model):
@@ -342,7 +410,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with open_bitstream(args.input) as r:
         h = r.header
         for p in r:
-            rows.append((p.index, p.frame_type, p.nbytes, p.payload_bytes, p.shift))
+            rows.append((p.index, p.frame_type, p.nbytes, p.payload_bytes, p.shift, p.quality))
         r.check_complete()
     work_complete()  # the stream is read: a reader that stops early (`| head`) is not an error
     pixels = h.width * h.height
@@ -381,8 +449,9 @@ def cmd_info(args: argparse.Namespace) -> int:
                             "bits": 8 * b,
                             "bpp": 8 * b / pixels,
                             "shift": list(s),
+                            "quality": q,
                         }
-                        for i, t, b, pb, s in rows
+                        for i, t, b, pb, s, q in rows
                     ],
                 },
                 indent=1,
@@ -396,11 +465,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"({h.fps_num}/{h.fps_den}), {h.matrix} {'full' if h.full_range else 'limited'} range, "
         f"I-frame period: {gop}, entropy parameters: {'portable (CPU)' if h.portable_entropy else 'device'}"
     )
-    print(f"  {'frame':>7} {'type':>4} {'bytes':>10} {'bits':>11} {'bpp':>9}")
-    for i, t, b, _, _ in rows:
-        print(f"  {i:>7} {t:>4} {b:>10} {8 * b:>11} {8 * b / pixels:>9.5f}")
+    variable = any(q is not None for *_, q in rows)
+    print(
+        f"  {'frame':>7} {'type':>4} {'bytes':>10} {'bits':>11} {'bpp':>9}"
+        + ("        q" if variable else "")
+    )
+    for i, t, b, _, _, q in rows:
+        level = f" {q:>8.4f}" if q is not None else ""
+        print(f"  {i:>7} {t:>4} {b:>10} {8 * b:>11} {8 * b / pixels:>9.5f}{level}")
     n_i = sum(t == "I" for _, t, *_ in rows)
-    payload = sum(pb for *_, pb, _ in rows)
+    payload = sum(pb for _, _, _, pb, _, _ in rows)
     print(
         f"  total: {n} frames ({n_i} I, {n - n_i} P), {size} bytes ({size - payload} container incl. "
         f"{header_bytes}-byte header), bpp {bpp:.5f} (file size)"

@@ -16,6 +16,11 @@ through the model's own pipeline with EncodeLatents / DecodeLatents (gvc.models.
   also stored in the packet (2 bytes).
 - intra-only models (an `IFrameCodec`): GOP 1, every frame an I-frame through `IFrameCodec.code`.
 
+Variable-rate models (rate_levels >= 2, gvc.models.gains) code each frame at a quality level q in
+[0, rate_levels - 1] (continuous q allowed), rounded to the packet's grid (`quantize_quality`, 1/256 of a level)
+and written in every packet, so the decoder needs no option; `encode_video(quality=q)` fixes it for the clip,
+gvc.codec.target_rate finds the q that gives a requested file bpp.
+
 Encode-time refinement (`refiner`, gvc.codec.refine): before a frame is coded, its latents may be moved by a
 few gradient steps against the frame's rate + distortion, through the same `step` on a copy of the GOP state
 (so with the decoder's reference frame); the coded latents are then the refined ones and nothing changes for
@@ -55,18 +60,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from gvc.codec.bitstream import (
+    MAX_QUALITY,
     BitstreamReader,
     BitstreamWriter,
     FramePacket,
     StreamHeader,
     check_model,
     open_bitstream,
+    quantize_quality,
 )
 from gvc.codec.modelfile import model_id as compute_model_id
 from gvc.errors import BitstreamError, GVCError, ModelFileError
 from gvc.models.bottleneck import EntropyPlacement
 from gvc.models.iframe import IFrameCodec
-from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
 from gvc.models.pframe import PFrameCodec
 from gvc.models.shift import shift_for_frame
 from gvc.models.video import GOPState, VideoCodec
@@ -99,6 +106,32 @@ def pad_frame(x: torch.Tensor, padded_w: int, padded_h: int) -> torch.Tensor:
     if (h, w) == (padded_h, padded_w):
         return x
     return F.pad(x, (0, padded_w - w, 0, padded_h - h), mode="replicate")
+
+
+def rate_levels(model: nn.Module) -> int:
+    """The model's trained quality levels (0: a single-rate model)."""
+    return int(getattr(model, "rate_levels", 0) or 0)
+
+
+def check_quality(model: nn.Module, quality: float | None) -> float | None:
+    """The quality level a frame is coded at: q on the packet's grid for a variable-rate model (GVCError when
+    missing or outside [0, rate_levels - 1]), None for a single-rate model (GVCError when one is given)."""
+    levels = rate_levels(model)
+    if not levels:
+        if quality is not None:
+            raise GVCError(
+                "this model codes one rate: --q / --bpp need a variable-rate model (trained with rate=multi)"
+            )
+        return None
+    if quality is None:
+        raise GVCError(
+            f"this model codes {levels} rate levels: choose one with --q Q (0 .. {levels - 1}, fractions allowed) "
+            "or a target file rate with --bpp B"
+        )
+    q = quantize_quality(quality)
+    if not 0 <= q <= min(levels - 1, MAX_QUALITY):
+        raise GVCError(f"--q {quality}: this model's quality levels are 0 .. {levels - 1}")
+    return q
 
 
 def is_video_model(model: nn.Module) -> bool:
@@ -198,7 +231,13 @@ class FrameCoder:
     (h_z, w_z); P-frames [flow_y, flow_z, res_y, res_z], z grids [flow, res] and the residual shift.
     """
 
-    def __init__(self, model: nn.Module, placement: EntropyPlacement | None, gop: int | None = 0):
+    def __init__(
+        self,
+        model: nn.Module,
+        placement: EntropyPlacement | None,
+        gop: int | None = 0,
+        quality: float | None = None,
+    ):
         if isinstance(model, VideoCodec):
             self._step = model.step
             #: per frame type: (latent names in packet order, the codec whose grid the latents have)
@@ -216,6 +255,10 @@ class FrameCoder:
         self.model = model
         self.placement = placement
         self.state = GOPState(period=period)
+        #: the encoder's quality level (`check_quality`: None for a single-rate model); the decoder reads each
+        #: packet's
+        self.quality = quality
+        self.levels = rate_levels(model)
 
     def _intra_step(self, x: torch.Tensor | None, state: GOPState, latents: LatentCoding) -> FrameOut:
         """GOP 1: `IFrameCodec.code` and the state's next index (no reference: every frame is an I-frame)."""
@@ -233,16 +276,30 @@ class FrameCoder:
         estimate comes from the same pass as the strings; the state moves on to the next frame. given: refined
         latents {name: y} to code instead of the encoder's."""
         index = self.state.index
-        out = self._step(x, self.state, EncodeLatents(self.placement, estimate, given))
+        out = self._step(x, self.state, EncodeLatents(self.placement, estimate, given, q=self.quality))
         packet = FramePacket(
             out.frame_type,
             index,
             tuple(_flatten_strings(out.strings)),
             tuple(_shape_tuple(s) for s in out.shapes),
             tuple(int(s) for s in out.shift),
+            quality=self.quality,
         )
         _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
         return packet, out.estimated_bits()
+
+    def estimate(self, x: torch.Tensor) -> tuple[str, float]:
+        """(frame type, estimated bits) of frame `state.index` (x (1, 3, H_pad, W_pad) in [0, 1]) without
+        writing it: the rounded latents' -log2 likelihoods through the model's pipeline in mode "round" (the
+        decoder's reconstruction is the next frame's reference; no range coding, no synthesis for an intra-only
+        model); the state moves on. What gvc.codec.target_rate probes the rate with."""
+        latents = TrainLatents("round", q=self.quality)
+        if self._step == self._intra_step:
+            out = self.model.code(x, latents, synthesize=False)
+            self.state.advance(None)
+        else:
+            out = self._step(x, self.state, latents)
+        return out.frame_type, float(out.estimated_bits())
 
     def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
         """z shapes of a frame: one grid per latent of its codec."""
@@ -271,8 +328,14 @@ class FrameCoder:
                     f"frame {i}: shift {packet.shift} outside [0, {self.period}): corrupted file"
                 )
         _check_shapes(packet, self._expected(ft, padded_w, padded_h), "decoder")
+        q = packet.quality
+        if (q is None) != (not self.levels) or (q is not None and q > self.levels - 1):
+            have = "no quality level" if q is None else f"quality level {q:g}"
+            raise BitstreamError(
+                f"frame {i}: {have} for a model with {self.levels or 'no'} rate levels: corrupted file"
+            )
         latents = DecodeLatents.from_packet(
-            names, [[s] for s in packet.strings], packet.shapes, self.placement
+            names, [[s] for s in packet.strings], packet.shapes, self.placement, q
         )
         self.state.index = i
         self.state.frame_type = ft
@@ -332,6 +395,8 @@ class EncodeStats:
     file_bytes: int = 0
     frames: list[FrameStats] = field(default_factory=list)
     seconds: float = 0.0
+    #: the quality level every frame was coded at (variable-rate models), None for a single-rate model
+    quality: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -389,6 +454,7 @@ def encode_video(
     progress: bool = False,
     portable_entropy: bool = True,
     refiner=None,
+    quality: float | None = None,
 ) -> EncodeStats:
     """Encode a video into a .gvc file.
 
@@ -402,7 +468,9 @@ def encode_video(
     the entropy parameters on the CPU with one thread (`entropy_placement`; recorded in the header, the decoder
     follows it); False runs them on the model's device (faster on a GPU; decode on the same kind of device with
     the same thread count). refiner: a gvc.codec.refine.LatentRefiner (encode-time latent refinement; None:
-    the encoder's latents are coded); each frame's FrameStats.refine then reports it. Returns EncodeStats.
+    the encoder's latents are coded); each frame's FrameStats.refine then reports it. quality: the quality
+    level q of a variable-rate model (required for one, refused for a single-rate model; `check_quality`), the
+    same for every frame. Returns EncodeStats (its `quality` the q coded, on the packet grid).
     """
     from gvc.data.io import VideoReader, open_video
 
@@ -413,19 +481,24 @@ def encode_video(
         else source
     )
     try:
-        return _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner)
+        q = check_quality(model, quality)
+        if q is not None and refiner is not None:
+            raise GVCError("--refine-steps is not available for variable-rate models")
+        return _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner, q)
     finally:
         if own_reader:
             reader.close()
 
 
-def _encode(reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner) -> EncodeStats:
+def _encode(
+    reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner, quality=None
+) -> EncodeStats:
     n = len(reader) if frames is None else min(int(frames), len(reader))
     if n <= 0:
         raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
     video = is_video_model(model)
     gop_h = (0 if gop is None or gop <= 0 else int(gop)) if video else 1
-    coder = FrameCoder(model, entropy_placement(portable_entropy), gop_h)
+    coder = FrameCoder(model, entropy_placement(portable_entropy), gop_h, quality)
     mult = size_multiple(model)
     pw, ph = padded_size(reader.width, reader.height, mult)
     mid = _model_id_bytes(model)
@@ -456,6 +529,7 @@ def _encode(reader, model, out, gop, frames, estimate, progress, portable_entrop
         ph,
         header.fps,
         mid.hex(),
+        quality=quality,
     )
     t0 = time.perf_counter()
     own_file = not hasattr(out, "write")

@@ -17,6 +17,7 @@ from compressai.models import CompressionModel
 from compressai.models.utils import update_registered_buffers
 from torch import nn
 
+from gvc.models.gains import RateGains, as_levels
 from gvc.models.quantization import MODES, quantize, ste_round
 
 _ENTROPY_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
@@ -98,6 +99,11 @@ class HyperpriorBottleneck(CompressionModel):
 
     h_a: conv3x3 C_z ReLU, conv5x5 s2 C_z ReLU, conv5x5 s2 C_z.
     h_s: two towers (mean, scale), each deconv5x5 s2 C_z ReLU x2, conv3x3 C_y.
+
+    Variable rate (rate_levels >= 2; gvc.models.gains): every call takes a quality level q ((B,) float in
+    [0, rate_levels - 1], or a number); y is multiplied by the level's gains before anything else (h_a, the
+    quantization and the entropy model all see y * g(q)) and the returned y_hat is the dequantized y_hat' *
+    g_inv(q), what synthesis and the conditional discriminators see. rate_levels 0: one rate, q must be None.
     """
 
     def __init__(
@@ -107,8 +113,12 @@ class HyperpriorBottleneck(CompressionModel):
         scale_min: float = 0.11,
         scale_max: float = 256.0,
         scale_levels: int = 64,
+        rate_levels: int = 0,
+        rate_gain_init: tuple[float, float] = (0.5, 2.0),
     ):
         super().__init__()
+        self.rate_levels = int(rate_levels)
+        self.gains = RateGains(rate_levels, latent_channels, rate_gain_init) if self.rate_levels else None
         cy, cz = latent_channels, hyper_channels
         self.h_a = nn.Sequential(
             nn.Conv2d(cy, cz, 3, padding=1),
@@ -179,8 +189,25 @@ class HyperpriorBottleneck(CompressionModel):
                 f"latent y must be (B, C, h, w) with h, w multiples of {self.downsampling}, got {tuple(y.shape)}"
             )
 
+    def level_gains(self, q, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(g, g_inv) (B, C_y, 1, 1) of quality level q, or None for a single-rate bottleneck (q must be None)."""
+        if self.gains is None:
+            if q is not None:
+                raise ValueError("this model codes one rate: it takes no quality level q")
+            return None
+        if q is None:
+            raise ValueError(
+                f"this model codes {self.rate_levels} rate levels: give a quality level q in "
+                f"[0, {self.rate_levels - 1}]"
+            )
+        return self.gains(as_levels(q, batch, device))
+
+    @staticmethod
+    def _dequantize(y_hat: torch.Tensor, gains) -> torch.Tensor:
+        return y_hat if gains is None else y_hat * gains[1].to(y_hat.dtype)
+
     # ------------------------------------------------------------------ training / evaluation
-    def forward(self, y: torch.Tensor, mode: str = "noise", **qparams) -> dict:
+    def forward(self, y: torch.Tensor, mode: str = "noise", q=None, **qparams) -> dict:
         """Quantize y and z and compute their likelihoods.
 
         Returns dict(y_hat, z_hat, likelihoods={"y", "z"}, likelihoods_q={"y", "z"} (rounded latents, no
@@ -196,6 +223,9 @@ class HyperpriorBottleneck(CompressionModel):
         if mode not in MODES:
             raise ValueError(f"unknown quantization mode {mode!r}; expected one of {MODES}")
         self._check(y)
+        gains = self.level_gains(q, y.shape[0], y.device)
+        if gains is not None:
+            y = y * gains[0].to(y.dtype)
         z = self.h_a(y)
         med = self._z_medians()
         if mode == "round":
@@ -220,7 +250,7 @@ class HyperpriorBottleneck(CompressionModel):
         else:
             rounded = self.rounded_likelihoods(y_hat, z_hat, means, scales)
         return {
-            "y_hat": y_hat,
+            "y_hat": self._dequantize(y_hat, gains),
             "z_hat": z_hat,
             "likelihoods": likelihoods,
             "likelihoods_q": rounded,
@@ -245,13 +275,16 @@ class HyperpriorBottleneck(CompressionModel):
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()
     def compress(
-        self, y: torch.Tensor, placement: EntropyPlacement | None = None, likelihoods: bool = False
+        self, y: torch.Tensor, placement: EntropyPlacement | None = None, likelihoods: bool = False, q=None
     ) -> dict:
         """Entropy-code y. Returns dict(strings=[y_strings, z_strings] (lists of bytes, one per batch item),
         shape=(h_z, w_z), y_hat, z_hat) where y_hat equals `decompress(...)["y_hat"]` (same placement) and
         forward(mode="round"). likelihoods=True adds likelihoods={"y", "z"} of the rounded latents under the
         coder's scales (forward(mode="round")'s: -log2 is the code length up to the coder's flush)."""
         self._check(y)
+        gains = self.level_gains(q, y.shape[0], y.device)
+        if gains is not None:
+            y = y * gains[0].to(y.dtype)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
@@ -262,7 +295,7 @@ class HyperpriorBottleneck(CompressionModel):
         out = {
             "strings": [y_strings, z_strings],
             "shape": tuple(z.shape[-2:]),
-            "y_hat": y_hat,
+            "y_hat": self._dequantize(y_hat, gains),
             "z_hat": z_hat,
         }
         if likelihoods:
@@ -273,16 +306,17 @@ class HyperpriorBottleneck(CompressionModel):
         return out
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None) -> dict:
-        """Inverse of `compress` (with the same placement): strings=[y_strings, z_strings], shape=(h_z, w_z)
-        -> dict(y_hat, z_hat)."""
+    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None, q=None) -> dict:
+        """Inverse of `compress` (with the same placement and q): strings=[y_strings, z_strings],
+        shape=(h_z, w_z) -> dict(y_hat (dequantized), z_hat)."""
         if len(strings) != 2:
             raise ValueError(f"expected strings=[y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], tuple(shape))
         means, scales = self.entropy_parameters(z_hat, placement)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
-        return {"y_hat": y_hat, "z_hat": z_hat}
+        gains = self.level_gains(q, y_hat.shape[0], y_hat.device)
+        return {"y_hat": self._dequantize(y_hat, gains), "z_hat": z_hat}
 
     def update(self, scale_table=None, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the CDF tables of both entropy models (call after training, before compress/decompress);

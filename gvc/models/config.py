@@ -61,10 +61,18 @@ _DIS_LEGACY = {
 #:   PFrameCodec.free_latent_grad: true, the gradient through y_free before the switch existed.
 #:   VideoCodec.flow_reference: "decoded", the previous reconstruction, before "original" existed.
 #:   VideoCodec.checkpoint_pframes: false (training only; no effect on coding).
+#:   IFrameCodec / PFrameCodec rate_levels / rate_gain_init: 0 (one rate, no gains; the init is then unused)
+#:     before variable-rate coding existed (conf/rate/multi.yaml).
 #:   DISFlow / RAFTFlow (a VideoCodec's "flow" spec, kept as given, may hold fewer keys): DIS preset "medium"
 #:     with the preset's own parameters; RAFT-small, 12 updates, 128 px.
 LEGACY_CONFIG: dict[str, dict] = {
-    "gvc.models.iframe.IFrameCodec": {"norm": "channel", "kernel_size": 3, "stem": True},
+    "gvc.models.iframe.IFrameCodec": {
+        "norm": "channel",
+        "kernel_size": 3,
+        "stem": True,
+        "rate_levels": 0,
+        "rate_gain_init": [0.5, 2.0],
+    },
     "gvc.models.pframe.PFrameCodec": {
         "norm": "channel",
         "kernel_size": 3,
@@ -74,6 +82,8 @@ LEGACY_CONFIG: dict[str, dict] = {
         "flow_stem": True,
         "residual_mapping": "affine",
         "free_latent_grad": True,
+        "rate_levels": 0,
+        "rate_gain_init": [0.5, 2.0],
     },
     "gvc.models.video.VideoCodec": {"flow_reference": "decoded", "checkpoint_pframes": False},
     "gvc.models.flow.DISFlow": _DIS_LEGACY,

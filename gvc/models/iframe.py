@@ -132,7 +132,9 @@ class IFrameCodec(nn.Module):
     Keyword-only arguments without defaults (conf/model/*.yaml gives them); they are kept in `self.config`
     (JSON, gvc.models.config.derive_config) so a model file can rebuild the module. norm / kernel_size / stem
     select the transform (Encoder, Generator): HiFiC's is "channel" / 3 / True, which is also what model files
-    written before these options existed hold (gvc.models.config.LEGACY_CONFIG).
+    written before these options existed hold (gvc.models.config.LEGACY_CONFIG). rate_levels >= 2 makes a
+    variable-rate codec (gvc.models.gains; rate_gain_init the lowest and highest level's initial gain): every
+    call then takes a quality level q in [0, rate_levels - 1]; 0 codes one rate (q None).
     """
 
     def __init__(
@@ -150,6 +152,8 @@ class IFrameCodec(nn.Module):
         norm: str,
         kernel_size: int,
         stem: bool,
+        rate_levels: int,
+        rate_gain_init: Sequence[float],
     ):
         super().__init__()
         check_norm(norm)
@@ -162,7 +166,7 @@ class IFrameCodec(nn.Module):
             latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps, **transform
         )
         self.bottleneck = HyperpriorBottleneck(
-            latent_channels, hyper_channels, scale_min, scale_max, scale_levels
+            latent_channels, hyper_channels, scale_min, scale_max, scale_levels, rate_levels, rate_gain_init
         )
         self.size_multiple = self.g_a.downsampling * self.bottleneck.downsampling
 
@@ -193,18 +197,23 @@ class IFrameCodec(nn.Module):
             x_hat = x_hat.clamp(0.0, 1.0)
         return FrameOut("I", x_hat, y_hat=lat.y_hat, **coded.fields())
 
-    def forward(self, x: torch.Tensor, mode: str = "noise", **qparams) -> FrameOut:
+    @property
+    def rate_levels(self) -> int:
+        """Trained quality levels (0: a single-rate codec)."""
+        return self.bottleneck.rate_levels
+
+    def forward(self, x: torch.Tensor, mode: str = "noise", q=None, **qparams) -> FrameOut:
         """x (B,3,H,W) in [0,1] -> FrameOut(x_hat (unclamped), likelihoods={"y","z"}, likelihoods_q (rounded
-        latents, no gradient: what the file carries), y_hat) by `code` with TrainLatents(mode). See
+        latents, no gradient: what the file carries), y_hat) by `code` with TrainLatents(mode, q). See
         HyperpriorBottleneck.forward for the modes; mode="round" gives exactly what compress/decompress give."""
-        return self.code(x, TrainLatents(mode, **qparams))
+        return self.code(x, TrainLatents(mode, q=q, **qparams))
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, placement: EntropyPlacement | None = None) -> dict:
+    def compress(self, x: torch.Tensor, placement: EntropyPlacement | None = None, q=None) -> dict:
         """compressai's compress protocol (benchmarks call gvc and compressai models alike): x (B,3,H,W) in [0,1]
         -> dict(strings=[y_strings, z_strings], shape=(h_z, w_z), y_hat, likelihoods (the rounded latents': the
         bit estimate)); no synthesis. The coder calls `code` with EncodeLatents itself."""
-        out = self.code(x, EncodeLatents(placement), synthesize=False)
+        out = self.code(x, EncodeLatents(placement, q=q), synthesize=False)
         return {
             "strings": list(out.strings),
             "shape": out.shapes[0],
@@ -213,9 +222,9 @@ class IFrameCodec(nn.Module):
         }
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None) -> dict:
+    def decompress(self, strings: list, shape, placement: EntropyPlacement | None = None, q=None) -> dict:
         """Inverse of compress (compressai's protocol) -> dict(x_hat (B,3,H,W) clamped to [0,1], y_hat)."""
-        out = self.code(None, DecodeLatents.from_packet([""], strings, [shape], placement))
+        out = self.code(None, DecodeLatents.from_packet([""], strings, [shape], placement, q))
         return {"x_hat": out.x_hat, "y_hat": out.y_hat}
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:

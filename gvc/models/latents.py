@@ -17,6 +17,10 @@ frame (the encoder networks). The strategy decides what happens there:
 - `DecodeLatents(latents, placement)`: reading a file. The strings of each named latent are decoded; the
   analysis closure is never called (no encoder network, no flow estimator runs).
 
+Every strategy carries the quality level `q` of a variable-rate model (gvc.models.gains: (B,) float or a number,
+None for a single-rate model) and hands it to each bottleneck it codes, so one pipeline codes every rate; the
+frozen I-frame codec of a VideoCodec is coded at the same q.
+
 `placement` (`gvc.models.bottleneck.EntropyPlacement`, or None for the model's own device) says where the
 hyper-synthesis that picks each symbol's CDF runs; encoder and decoder must use the same one (the container
 records it).
@@ -165,6 +169,9 @@ Analysis = Callable[[], torch.Tensor]
 class LatentCoding(ABC):
     """Strategy: how a pipeline's latents are coded (see the module docstring)."""
 
+    #: the quality level of a variable-rate model ((B,) float tensor or a number), None for a single rate
+    q = None
+
     #: whether the frame is available (training, encoding): the pipeline may run encoder-side code
     encodes: bool = True
     #: whether a bitstream is written or read (reconstructions are then clamped to [0, 1], as decoded)
@@ -182,20 +189,21 @@ class LatentCoding(ABC):
 
 
 class TrainLatents(LatentCoding):
-    """Quantize with `mode` (gvc.models.quantization.MODES; qparams: temperature, kumaraswamy_a)."""
+    """Quantize with `mode` (gvc.models.quantization.MODES; qparams: temperature, kumaraswamy_a) at level q."""
 
     bitstream = False
 
-    def __init__(self, mode: str = "noise", **qparams):
+    def __init__(self, mode: str = "noise", q=None, **qparams):
         self.mode = mode
+        self.q = q
         self.qparams = qparams
 
     def for_frozen(self) -> TrainLatents:
-        """A frozen codec is coded as the decoder will: mode "round"."""
-        return TrainLatents("round")
+        """A frozen codec is coded as the decoder will: mode "round", the same q."""
+        return TrainLatents("round", q=self.q)
 
     def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
-        out = bottleneck(analysis(), mode=self.mode, **self.qparams)
+        out = bottleneck(analysis(), mode=self.mode, q=self.q, **self.qparams)
         return LatentOut(out["y_hat"], out["likelihoods"], out["likelihoods_q"])
 
 
@@ -213,8 +221,9 @@ class RefineLatents(LatentCoding):
     bitstream = False
     frozen_no_grad = False
 
-    def __init__(self):
+    def __init__(self, q=None):
         self.y: dict[str, torch.Tensor] = {}
+        self.q = q
 
     @property
     def encodes(self) -> bool:  # type: ignore[override]
@@ -226,7 +235,7 @@ class RefineLatents(LatentCoding):
     def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
         if name not in self.y:
             self.y[name] = analysis().detach().float().clone().requires_grad_(True)
-        out = bottleneck(self.y[name], mode="ste")
+        out = bottleneck(self.y[name], mode="ste", q=self.q)
         return LatentOut(out["y_hat"], out["likelihoods"], out["likelihoods_q"])
 
 
@@ -241,14 +250,16 @@ class EncodeLatents(LatentCoding):
         placement: EntropyPlacement | None = None,
         estimate: bool = True,
         given: Mapping[str, torch.Tensor] | None = None,
+        q=None,
     ):
         self.placement = placement
         self.estimate = bool(estimate)
         self.given = dict(given or {})
+        self.q = q
 
     def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
         y = self.given[name].detach() if name in self.given else analysis()
-        out = bottleneck.compress(y, placement=self.placement, likelihoods=self.estimate)
+        out = bottleneck.compress(y, placement=self.placement, likelihoods=self.estimate, q=self.q)
         lik = out.get("likelihoods")
         return LatentOut(out["y_hat"], lik, lik, out["strings"], tuple(out["shape"]))
 
@@ -263,10 +274,14 @@ class DecodeLatents(LatentCoding):
     encodes = False
 
     def __init__(
-        self, latents: Mapping[str, tuple[Sequence, Sequence[int]]], placement: EntropyPlacement | None = None
+        self,
+        latents: Mapping[str, tuple[Sequence, Sequence[int]]],
+        placement: EntropyPlacement | None = None,
+        q=None,
     ):
         self.latents = dict(latents)
         self.placement = placement
+        self.q = q
 
     @classmethod
     def from_packet(
@@ -275,6 +290,7 @@ class DecodeLatents(LatentCoding):
         strings: Sequence,
         shapes: Sequence,
         placement: EntropyPlacement | None = None,
+        q=None,
     ) -> DecodeLatents:
         """names in coding order; strings: 2 per latent ([y, z] each a list of bytes per batch item); shapes:
         one z grid per latent."""
@@ -284,14 +300,16 @@ class DecodeLatents(LatentCoding):
                 f"{len(strings)} and {len(shapes)}"
             )
         return cls(
-            {n: (list(strings[2 * i : 2 * i + 2]), tuple(shapes[i])) for i, n in enumerate(names)}, placement
+            {n: (list(strings[2 * i : 2 * i + 2]), tuple(shapes[i])) for i, n in enumerate(names)},
+            placement,
+            q,
         )
 
     def code(self, name: str, bottleneck: HyperpriorBottleneck, analysis: Analysis) -> LatentOut:
         if name not in self.latents:
             raise ValueError(f"no strings for latent {name!r} (have {sorted(self.latents)})")
         strings, shape = self.latents[name]
-        out = bottleneck.decompress(list(strings), tuple(shape), placement=self.placement)
+        out = bottleneck.decompress(list(strings), tuple(shape), placement=self.placement, q=self.q)
         return LatentOut(out["y_hat"], strings=list(strings), shape=tuple(shape))
 
 

@@ -122,6 +122,8 @@ class PFrameCodec(nn.Module):
     [ours] (gradients flow from G_res back through y_free and the frozen E_I into the prediction, hence into
     the flow branch; false: y_free = E_I(sg(prediction))).
     shift_period: the range [0, period) of shifts (E_res's stride).
+    rate_levels >= 2: both latents (flow, residual) are rate-conditioned (gvc.models.gains, rate_gain_init the
+    lowest and highest level's initial gain), and every call takes a quality level q; 0: one rate.
     Keyword-only arguments without defaults (conf/model/*.yaml gives them), kept in `self.config`
     (gvc.models.config.derive_config); what model files written before an option existed hold is
     gvc.models.config.LEGACY_CONFIG.
@@ -165,6 +167,8 @@ class PFrameCodec(nn.Module):
         flow_kernel_size: int,
         flow_stem: bool,
         residual_mapping: str,
+        rate_levels: int,
+        rate_gain_init: Sequence[float],
     ):
         super().__init__()
         check_norm(norm)
@@ -177,7 +181,7 @@ class PFrameCodec(nn.Module):
             raise ValueError("flow_channels and channels must have the same length (same latent grid)")
         if c["flow_normalizer"] <= 0:
             raise ValueError(f"flow_normalizer must be > 0, got {flow_normalizer}")
-        entropy = (c["scale_min"], c["scale_max"], c["scale_levels"])
+        entropy = (c["scale_min"], c["scale_max"], c["scale_levels"], c["rate_levels"], c["rate_gain_init"])
         # flow codec
         flow_in = 2 * in_channels + (2 if c["flow_input"] else 0)
         flow_transform = {"norm": flow_norm, "kernel_size": int(flow_kernel_size), "stem": bool(flow_stem)}
@@ -228,6 +232,11 @@ class PFrameCodec(nn.Module):
 
     # ------------------------------------------------------------------ I-frame link
     @property
+    def rate_levels(self) -> int:
+        """Trained quality levels (0: a single-rate codec)."""
+        return self.res_bottleneck.rate_levels
+
+    @property
     def shift_period(self) -> int:
         return self.config["shift_period"]
 
@@ -257,6 +266,7 @@ class PFrameCodec(nn.Module):
             "norm",
             "kernel_size",
             "stem",
+            "rate_levels",
         )
         bad = [k for k in keys if str(ours[k]) != str(theirs[k])]  # an old file's: filled in by LEGACY_CONFIG
         if bad:
@@ -452,10 +462,11 @@ class PFrameCodec(nn.Module):
         shift=(0, 0),
         mode: str = "noise",
         residual: bool = True,
+        q=None,
         **qparams,
     ) -> FrameOut:
-        """`code` with TrainLatents(mode, **qparams) (training / evaluation); see `code` for the output."""
-        return self.code(x, x_ref_hat, TrainLatents(mode, **qparams), flow_ref, shift, residual)
+        """`code` with TrainLatents(mode, q, **qparams) (training / evaluation); see `code` for the output."""
+        return self.code(x, x_ref_hat, TrainLatents(mode, q=q, **qparams), flow_ref, shift, residual)
 
     # ------------------------------------------------------------------ real bitstreams
     @torch.no_grad()
@@ -466,11 +477,12 @@ class PFrameCodec(nn.Module):
         flow_ref: torch.Tensor | None = None,
         shift=(0, 0),
         placement: EntropyPlacement | None = None,
+        q=None,
     ) -> FrameOut:
         """`code` with EncodeLatents: FrameOut with strings=[flow_y, flow_z, res_y, res_z] (lists of bytes per
         batch item), shapes=[flow_z_hw, res_z_hw], x_hat (clamped to [0, 1], equal to decompress's),
         prediction, likelihoods (the rounded latents': the bit estimate)."""
-        return self.code(x, x_ref_hat, EncodeLatents(placement), flow_ref, shift)
+        return self.code(x, x_ref_hat, EncodeLatents(placement, q=q), flow_ref, shift)
 
     @torch.no_grad()
     def decompress(
@@ -480,10 +492,11 @@ class PFrameCodec(nn.Module):
         x_ref_hat: torch.Tensor,
         shift=(0, 0),
         placement: EntropyPlacement | None = None,
+        q=None,
     ) -> FrameOut:
-        """Inverse of `compress` given the same reference and shift -> FrameOut with x_hat (B,3,H,W) clamped to
+        """Inverse of `compress` given the same reference, shift and q -> FrameOut with x_hat (B,3,H,W) clamped to
         [0, 1], prediction, flow_hat, sigma."""
-        latents = DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement)
+        latents = DecodeLatents.from_packet(self.LATENTS, strings, shapes, placement, q)
         return self.code(None, x_ref_hat, latents, None, shift)
 
     def update(self, force: bool = True, update_quantiles: bool = False) -> bool:

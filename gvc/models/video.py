@@ -137,6 +137,11 @@ class VideoCodec(nn.Module):
             "checkpoint_pframes": self.checkpoint_pframes,
             "flow_reference": self.flow_reference,
         }
+        if self.iframe.rate_levels != self.pframe.rate_levels:
+            raise ValueError(
+                f"the I-frame codec has {self.iframe.rate_levels} rate levels and the P-frame codec "
+                f"{self.pframe.rate_levels}: both code one quality level q per frame, so they must match"
+            )
         self.pframe.attach_free_encoder(self.iframe.g_a)
         if self.freeze_iframe:
             self.iframe.requires_grad_(False)
@@ -144,6 +149,11 @@ class VideoCodec(nn.Module):
         self.size_multiple = max(self.iframe.size_multiple, self.pframe.size_multiple)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def rate_levels(self) -> int:
+        """Trained quality levels of both codecs (0: a single-rate codec)."""
+        return self.iframe.rate_levels
+
     @property
     def flow_estimator(self) -> FlowEstimator:
         """The frozen flow estimator, built from `config["flow"]` on first use (encoder side only)."""
@@ -252,6 +262,7 @@ class VideoCodec(nn.Module):
         detach_reference: bool | None = None,
         residual: bool = True,
         oracle_flow: bool = False,
+        q=None,
         **qparams,
     ) -> list[FrameOut]:
         """clip (B, T, 3, H, W) in [0, 1] -> list of T FrameOuts: `step` over the clip with TrainLatents(mode).
@@ -264,14 +275,15 @@ class VideoCodec(nn.Module):
         detach_reference: None uses pframe.config["detach_reference"]; True/False overrides it for this call
         (stop the gradient from frame t into frame t-1's reconstruction).
         residual: False codes P-frames by the flow alone (flow warm-up: x_hat = prediction). oracle_flow: see
-        `step`.
+        `step`. q: the quality level of a variable-rate codec ((B,) or a number; every frame of a clip), None
+        for one rate.
         """
         if clip.dim() != 5:
             raise ValueError(f"clip must be (B, T, 3, H, W), got {tuple(clip.shape)}")
         t_len = clip.shape[1]
         if shifts is not None and len(shifts) != t_len:
             raise ValueError(f"shifts must have one (dy, dx) per frame ({t_len}), got {len(shifts)}")
-        latents = TrainLatents(mode, **qparams)
+        latents = TrainLatents(mode, q=q, **qparams)
         state = GOPState(detach_reference=detach_reference)
         outs = []
         for t in range(t_len):
@@ -293,13 +305,14 @@ class VideoCodec(nn.Module):
         shift=None,
         frame_index: int | None = None,
         placement: EntropyPlacement | None = None,
+        q=None,
     ) -> FrameOut:
-        """`step` with EncodeLatents on one frame x (B, 3, H, W) in [0, 1]: an I-frame when ref is None, else a
+        """`step` with EncodeLatents (at quality level q) on one frame x (B, 3, H, W) in [0, 1]: an I-frame when ref is None, else a
         P-frame from ref (the previous decoded frame). shift None: `shift_for_frame(frame_index)`.
 
         FrameOut with strings ([y, z] for I, [flow_y, flow_z, res_y, res_z] for P), shapes (one z grid per
         latent), x_hat (the decoder's frame, clamped), frame_type, shift (the roll actually applied)."""
-        return self.step(x, self._frame_state(ref, shift, frame_index), EncodeLatents(placement))
+        return self.step(x, self._frame_state(ref, shift, frame_index), EncodeLatents(placement, q=q))
 
     @torch.no_grad()
     def decompress_frame(
@@ -310,11 +323,12 @@ class VideoCodec(nn.Module):
         shift=None,
         frame_index: int | None = None,
         placement: EntropyPlacement | None = None,
+        q=None,
     ) -> FrameOut:
-        """Inverse of `compress_frame` given its strings and shapes, the same ref (None for an I-frame) and
+        """Inverse of `compress_frame` given its strings and shapes, the same q, the same ref (None for an I-frame) and
         shift (or frame_index): `step` with DecodeLatents -> FrameOut with x_hat (B, 3, H, W) clamped to [0, 1]."""
         names = ("",) if ref is None else PFrameCodec.LATENTS
-        latents = DecodeLatents.from_packet(names, strings, list(shapes), placement)
+        latents = DecodeLatents.from_packet(names, strings, list(shapes), placement, q)
         return self.step(None, self._frame_state(ref, shift, frame_index), latents)
 
     def _frame_state(self, ref, shift, frame_index) -> GOPState:

@@ -18,8 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gvc.errors import CheckpointError, required
-from gvc.objectives import LossWeights, psnr  # noqa: F401  (psnr: re-exported for the stage modules)
+from gvc.errors import CheckpointError, ConfigError, required
+from gvc.objectives import (
+    LossWeights,
+    ObjectiveTerms,
+    psnr,  # noqa: F401  (re-exported for the stage modules)
+)
+from gvc.rate_control import LevelBpp, MultiRateController
 from gvc.training import schedule
 from gvc.training.speed import to_channels_last
 from gvc.training.update import OPTIMIZER_NAMES, StepResult, StrategyReducer, TrainingUpdate
@@ -77,6 +82,7 @@ class GVCModule(L.LightningModule):
         self.discriminator: nn.Module | None = None
         self._frozen_prefixes = ("lpips.",)
         self.channels_last = False  # conf channels_last (set by gvc.training.speed.apply_speed_options)
+        self.variable_rate = False  # `check_rate_levels`
         schedule.quantization(0, self.stage_cfg["quantization"])  # validate early (ConfigError)
 
     # ------------------------------------------------------------------ to be provided by subclasses
@@ -110,6 +116,8 @@ class GVCModule(L.LightningModule):
                 "loss": json_plain(self.loss_cfg),
                 "lambda_R": float(ctrl.lambda_r),
                 "target_bpp": float(ctrl.target_bpp) if hasattr(ctrl, "target_bpp") else None,
+                "targets": list(ctrl.targets) if hasattr(ctrl, "targets") else None,
+                "lambdas": [c.lambda_r for c in ctrl.levels] if hasattr(ctrl, "levels") else None,
                 "rate_controller": json_plain(ctrl.state_dict()),
                 "perceptual": json_plain(getattr(self.lpips, "spec", None)),
             },
@@ -118,6 +126,45 @@ class GVCModule(L.LightningModule):
         if iframe is not None:
             record["iframe"] = json_plain(iframe)
         return record
+
+    # ------------------------------------------------------------------ variable rate
+    def check_rate_levels(self, codec_levels: int) -> None:
+        """ConfigError unless the codec's quality levels fit the controller: a variable-rate codec
+        (model.iframe.rate_levels >= 2) trains with `rate=multi` and one target per level; a single-rate codec
+        with a single-rate controller."""
+        multi = isinstance(self.rate_controller, MultiRateController)
+        if multi and codec_levels != self.rate_controller.num_levels:
+            raise ConfigError(
+                f"rate=multi has {self.rate_controller.num_levels} targets but the codec "
+                f"{codec_levels} rate levels: set model.iframe.rate_levels={self.rate_controller.num_levels}"
+            )
+        if not multi and codec_levels:
+            raise ConfigError(
+                f"the codec has {codec_levels} rate levels (model.iframe.rate_levels): train it with rate=multi"
+            )
+        self.variable_rate = multi
+
+    def draw_levels(self, batch: int, device) -> torch.Tensor | None:
+        """A quality level per batch item ((B,) int64) for a variable-rate codec, None for a single rate."""
+        return self.rate_controller.draw(batch, device) if self.variable_rate else None
+
+    def validation_levels(self, batch: int, device) -> torch.Tensor | None:
+        """Validation's quality levels: item i at level i mod Q (every level seen, the figures a mixture), None
+        for a single-rate codec."""
+        if not self.variable_rate:
+            return None
+        return (torch.arange(batch, device=device) % self.rate_controller.num_levels).float()
+
+    def rate_weight(self, levels: torch.Tensor | None) -> float | torch.Tensor:
+        """lambda_R of the objective: the controller's number, or each item's level's (B,) tensor."""
+        if levels is None:
+            return float(self.rate_controller.lambda_r)
+        return self.rate_controller.lambdas(levels)
+
+    @staticmethod
+    def measured_rate(terms: ObjectiveTerms, levels: torch.Tensor | None):
+        """What the controller is fed: the batch's bpp_q, or per item with its level (LevelBpp)."""
+        return terms.bpp_q if levels is None else LevelBpp(terms.bpp_q_items, levels)
 
     # ------------------------------------------------------------------ the update
     def _build_update(

@@ -60,6 +60,7 @@ class IFrameModule(GVCModule):
         if self.frame_sampling not in FRAME_SAMPLING:
             raise ConfigError(f"stage.frame_sampling={self.frame_sampling!r}: use one of {FRAME_SAMPLING}")
         self.size_multiple = int(getattr(codec, "size_multiple", 64))
+        self.check_rate_levels(int(getattr(codec, "rate_levels", 0)))
         self._build_update()
 
     @classmethod
@@ -102,11 +103,11 @@ class IFrameModule(GVCModule):
         return x[torch.arange(b, device=x.device), idx]
 
     # ------------------------------------------------------------------ losses
-    def forward(self, x: torch.Tensor, mode: str = "round") -> dict:
-        """Codec forward on frames (B, 3, H, W) in [0, 1] of any size (padded to the codec's multiple inside);
-        returns dict(x_hat (B,3,H,W) unclamped, bpp (B,), y_hat)."""
+    def forward(self, x: torch.Tensor, mode: str = "round", q=None) -> dict:
+        """Codec forward on frames (B, 3, H, W) in [0, 1] of any size (padded to the codec's multiple inside) at
+        quality level q (variable-rate codecs); returns dict(x_hat (B,3,H,W) unclamped, bpp (B,), y_hat)."""
         h, w = x.shape[-2:]
-        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode)
+        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, q=q)
         return {
             "x_hat": out.x_hat[..., :h, :w],
             "bpp": losses.bpp(out.likelihoods, h * w),
@@ -118,8 +119,10 @@ class IFrameModule(GVCModule):
         h, w = x.shape[-2:]
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
-        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, **qparams).cropped(h, w)
-        lam = float(self.rate_controller.lambda_r)
+        levels = self.draw_levels(x.shape[0], x.device)
+        q = None if levels is None else levels.float()
+        out = self.codec(pad_to_multiple(x, self.size_multiple), mode=mode, q=q, **qparams).cropped(h, w)
+        lam = self.rate_weight(levels)
         gan = self.gan_active
         terms = self.objective(x, out, lam, self.discriminator if gan else None)
         g_loss = terms.loss
@@ -127,7 +130,8 @@ class IFrameModule(GVCModule):
         def d_loss_fn():
             return self.objective.discriminator_loss(self.discriminator, x, out)
 
-        applied = self._update(g_loss, d_loss_fn, terms.bpp_q).applied
+        lam = float(self.rate_controller.lambda_r)  # (the levels' geometric mean for a variable-rate codec)
+        applied = self._update(g_loss, d_loss_fn, self.measured_rate(terms, levels)).applied
         logs = {
             "train/g_loss": g_loss.detach(),
             "train/bpp": terms.bpp.detach(),
@@ -153,7 +157,7 @@ class IFrameModule(GVCModule):
         x = batch[0] if isinstance(batch, list | tuple) else batch
         if x.dim() == 5:
             x = x.flatten(0, 1)
-        out = self(x, mode="round")
+        out = self(x, mode="round", q=self.validation_levels(x.shape[0], x.device))
         x_hat = out["x_hat"]
         self.log_dict(
             {

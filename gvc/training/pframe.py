@@ -125,6 +125,7 @@ class PFrameModule(GVCModule):
             flow_rate_lambda=required(self.flow_cfg, "rate_lambda", "stage.flow_loss"),
         )
         self.size_multiple = int(video.size_multiple)
+        self.check_rate_levels(int(getattr(video, "rate_levels", 0)))
         self._current_t: int | None = None
         #: the I-frame stage's training record (from stage.iframe_ckpt), kept in this stage's model file
         self.iframe_training: dict | None = None
@@ -251,7 +252,9 @@ class PFrameModule(GVCModule):
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
         warmup = self.in_flow_warmup
-        outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, **qparams)
+        levels = self.draw_levels(clip.shape[0], clip.device)  # one level per clip, I-frame included
+        q = None if levels is None else levels.float()
+        outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, q=q, **qparams)
         outs = [o.cropped(h, w) for o in outs]
         if not self.video.pframe.config[
             "flow_input"
@@ -266,15 +269,17 @@ class PFrameModule(GVCModule):
                 outs[t] = outs[t].replace(flow_ref=self.video.flow_estimator(ref, clip_in[:, t]))
         w_flow = schedule.flow_weight(self.gvc_step, self.flow_cfg)
         gan = self.gan_active
-        lam = float(self.rate_controller.lambda_r)
-        terms = self.objective(clip, outs, lam, w_flow, self.discriminator if gan else None)
+        lam = float(self.rate_controller.lambda_r)  # (the levels' geometric mean for a variable-rate codec)
+        terms = self.objective(
+            clip, outs, self.rate_weight(levels), w_flow, self.discriminator if gan else None
+        )
         g_loss = terms.loss
 
         def d_loss_fn():
             return self.objective.discriminator_loss(self.discriminator, clip, outs)
 
         i_out = outs[0]
-        applied = self._update(g_loss, d_loss_fn, terms.bpp_q).applied
+        applied = self._update(g_loss, d_loss_fn, self.measured_rate(terms, levels)).applied
         logs = {
             "train/g_loss": g_loss.detach(),
             "train/bpp": terms.bpp.detach(),
@@ -314,7 +319,8 @@ class PFrameModule(GVCModule):
     def validation_step(self, batch, batch_idx):
         clip = self._clip(batch)
         h, w = clip.shape[-2:]
-        outs = self.video.forward_clip(pad_to_multiple(clip, self.size_multiple), mode="round")
+        q = self.validation_levels(clip.shape[0], clip.device)
+        outs = self.video.forward_clip(pad_to_multiple(clip, self.size_multiple), mode="round", q=q)
         n = clip.shape[0]
         p = outs[1:]
         bpp_p = torch.stack([losses.bpp(o.likelihoods, h * w).mean() for o in p]).mean()

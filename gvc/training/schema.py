@@ -69,6 +69,12 @@ def _load(path: Path) -> dict:
     return data
 
 
+def _is_global(path: Path) -> bool:
+    """A group file with a `# @package _global_` header (its keys are top-level paths)."""
+    head = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
+    return bool(head) and head[0].replace(" ", "") == "#@package_global_"
+
+
 @functools.cache
 def _schema(conf_dir: Path | None = None) -> tuple[_Node, frozenset[str]]:
     """(schema of the checked groups, known top-level keys) of `conf_dir` (None: gvc.config_dir(), what
@@ -77,11 +83,14 @@ def _schema(conf_dir: Path | None = None) -> tuple[_Node, frozenset[str]]:
     root = _Node()
     root.types.add("dict")
     top: set[str] = {"hydra"} | {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    globals_ = [conf_dir / "train.yaml", *sorted((conf_dir / "experiment").glob("*.yaml"))]
     for group in CHECKED_GROUPS:
         node = root.children.setdefault(group, _Node())
         for f in sorted((conf_dir / group).glob("*.yaml")):
-            node.add(_load(f))
-    globals_ = [conf_dir / "train.yaml", *sorted((conf_dir / "experiment").glob("*.yaml"))]
+            if _is_global(f):  # e.g. conf/rate/multi.yaml: sets rate.* and model.*
+                globals_.append(f)
+            else:
+                node.add(_load(f))
     for f in globals_:
         data = _load(f)
         data.pop("hydra", None)

@@ -2,8 +2,10 @@
 
 `TrainingUpdate` owns, for one stage (conf/stage/*.yaml):
 
-- the optimizers: Adam on G (one param group per base lr: stage.lr, and stage 2's stage.residual_lr for the
-  residual codec), Adam on the entropy bottlenecks' quantiles (stage.aux_lr, constant), Adam on D (stage.d_lr);
+- the optimizers, from the stage's optimizer nodes (stage.optimizer.g / aux / d, `_target_` + `_partial_`, built
+  by `instantiate_optimizers`; conf/stage/*.yaml: Adam): G's with one param group per base lr (stage.lr, and stage
+  2's stage.residual_lr for the residual codec), the entropy bottlenecks' quantiles' at stage.aux_lr (constant),
+  D's at stage.d_lr;
 - the lr schedule (`gvc.training.schedule.lr_factor` on G and D at OUR step counter, docs/METHOD.md section 1.3);
 - the aux step: the aux loss is added to G's loss, so one backward gives G and the quantiles their gradients (the
   aux loss reaches only the quantiles);
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from gvc.errors import ConfigError, TrainingError, required
+from gvc.rate_control import LevelBpp
 from gvc.training import schedule
 
 OPTIMIZER_NAMES = ("g", "aux", "d")  # the order of `optimizers` (and of a Lightning checkpoint's states)
@@ -132,6 +135,25 @@ def stage_lr(stage: Mapping, residual_prefix: str | None = None) -> Callable[[st
     return base_lr
 
 
+def instantiate_optimizers(stage: Mapping, instantiate: Callable[..., object]) -> dict:
+    """`stage` (a plain mapping) with its optimizer nodes (stage.optimizer.g / aux / d: `_target_`,
+    `_partial_: true`) built by `instantiate` (hydra.utils.instantiate; training never imports Hydra): each a
+    callable (params, lr=...) -> torch.optim.Optimizer, what TrainingUpdate takes."""
+    nodes = _stage_value(stage, "optimizer")
+    return {**stage, "optimizer": {name: instantiate(node, _convert_="all") for name, node in nodes.items()}}
+
+
+def _optimizer_factory(stage: Mapping, name: str) -> Callable[..., torch.optim.Optimizer]:
+    """stage.optimizer.<name> as built by `instantiate_optimizers`; ConfigError for a missing or unbuilt node."""
+    factory = required(_stage_value(stage, "optimizer"), name, "stage.optimizer")
+    if isinstance(factory, Mapping) or not callable(factory):
+        raise ConfigError(
+            f"stage.optimizer.{name} is {factory!r}, not a built optimizer: pass the stage through "
+            "gvc.training.update.instantiate_optimizers (train.py does)"
+        )
+    return factory
+
+
 def _default_clip(optimizer: torch.optim.Optimizer, max_norm: float, total_norm: torch.Tensor | None) -> None:
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     if total_norm is None:
@@ -155,8 +177,8 @@ class TrainingUpdate:
     """One G / aux / D update per call (see the module docstring).
 
     Args:
-        stage: conf/stage/*.yaml as a mapping (lr, aux_lr, d_lr, betas, lr_milestones, lr_gamma, grad_clip,
-            max_nonfinite_in_a_row, warmup_steps).
+        stage: conf/stage/*.yaml as a mapping (lr, aux_lr, d_lr, optimizer built by `instantiate_optimizers`,
+            lr_milestones, lr_gamma, grad_clip, max_nonfinite_in_a_row, warmup_steps).
         rate_controller: a gvc.rate_control controller (update(bpp) -> lambda_R).
         generator: G's (name, parameter) pairs; names ending in "quantiles" go to the aux optimizer, parameters
             without requires_grad to none.
@@ -193,7 +215,7 @@ class TrainingUpdate:
         self.lr = float(_stage_value(stage, "lr"))
         self.aux_lr = float(_stage_value(stage, "aux_lr"))
         self.d_lr = float(_stage_value(stage, "d_lr"))
-        self.betas = tuple(float(b) for b in _stage_value(stage, "betas"))
+        self.optimizer_factories = {name: _optimizer_factory(stage, name) for name in OPTIMIZER_NAMES}
         self.lr_milestones = [int(m) for m in (_stage_value(stage, "lr_milestones") or [])]
         self.lr_gamma = float(_stage_value(stage, "lr_gamma"))
         self.grad_clip = float(_stage_value(stage, "grad_clip") or 0.0)
@@ -227,12 +249,13 @@ class TrainingUpdate:
 
     # ------------------------------------------------------------------ optimizers and schedules
     def build_optimizers(self) -> list[torch.optim.Optimizer]:
-        """Fresh optimizers [G, aux(, D)] (also kept as `self.optimizers`); their param groups carry "base_lr"."""
+        """Fresh optimizers [G, aux(, D)] from `optimizer_factories` (also kept as `self.optimizers`); G's param
+        groups carry "base_lr" (the lr before the schedule's factor)."""
+        make = self.optimizer_factories
         groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in self._g_groups.items()]
-        opts = [torch.optim.Adam(groups, lr=self.lr, betas=self.betas)]
-        opts.append(torch.optim.Adam(self.aux_params, lr=self.aux_lr))
+        opts = [make["g"](groups, lr=self.lr), make["aux"](self.aux_params, lr=self.aux_lr)]
         if self.discriminator is not None:
-            opts.append(torch.optim.Adam(self.discriminator.parameters(), lr=self.d_lr, betas=self.betas))
+            opts.append(make["d"](self.discriminator.parameters(), lr=self.d_lr))
         self.optimizers = opts
         return opts
 
@@ -322,7 +345,8 @@ class TrainingUpdate:
         g_loss: G's objective (scalar tensor, with the GAN term when `gan_active`); aux_loss: the entropy
         bottlenecks' aux loss (scalar, reaches only the quantiles); d_loss_fn: () -> D's loss on the same
         forward (called only when `gan_active`); bpp: the batch's rounded-latent bpp (scalar, bits per pixel),
-        all-reduced and fed to the rate controller from `controller_from_step` on.
+        all-reduced and fed to the rate controller from `controller_from_step` on; for a variable-rate codec a
+        `gvc.rate_control.LevelBpp` (per item, with each item's level), reduced and fed per level.
         """
         opts = self._by_name()
         self._apply_lr_schedule(opts)
@@ -357,11 +381,17 @@ class TrainingUpdate:
             opt_d.step()
             self.freeze_discriminator()
 
-        bpp_t = bpp.detach().float() if isinstance(bpp, torch.Tensor) else torch.tensor(float(bpp))
-        mean_bpp = float(self.reducer.mean(bpp_t))
-        if self.step >= self.controller_from_step:
-            self.rate_controller.update(mean_bpp)
-            values["bpp"] = mean_bpp
+        feed = self.step >= self.controller_from_step
+        if isinstance(bpp, LevelBpp):  # a variable-rate codec: one controller per level, reduced per level
+            sums, counts = self.rate_controller.reduce_levels(bpp.values, bpp.levels, self.reducer.mean)
+            if feed:
+                values["bpp"] = self.rate_controller.update_levels(sums, counts)
+        else:
+            bpp_t = bpp.detach().float() if isinstance(bpp, torch.Tensor) else torch.tensor(float(bpp))
+            mean_bpp = float(self.reducer.mean(bpp_t))
+            if feed:
+                self.rate_controller.update(mean_bpp)
+                values["bpp"] = mean_bpp
         self.nonfinite_in_a_row = 0
         self.step += 1
         return self._result(True, None, **values)

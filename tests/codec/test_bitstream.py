@@ -283,7 +283,7 @@ def test_wrong_magic_and_version():
     # a real newer file: its header checksum holds
     head = data[:4] + struct.pack(">H", bs.FORMAT_VERSION + 1) + data[6 : HEADER_BYTES - 4]
     newer = head + struct.pack(">I", zlib.crc32(head)) + data[HEADER_BYTES:]
-    with pytest.raises(BitstreamError, match="version 2, this gvc reads version 1: upgrade gvc"):
+    with pytest.raises(BitstreamError, match="version 3, this gvc reads versions 1, 2: upgrade gvc"):
         parse_bitstream(newer)
     # a flipped bit in the version field: the checksum fails, so the file is corrupt, not newer
     flipped = data[:4] + struct.pack(">H", bs.FORMAT_VERSION ^ 0x40) + data[6:]
@@ -336,7 +336,7 @@ def test_lengths_past_the_end():
         parse_bitstream(forged)
     # a string length inside a well-formed (CRC-consistent) packet that points past the packet's end
     body = bytearray(_body(data, 1))
-    pos = bs._BODY_HEAD.size + 1 + 2 * (1 + 2 * 2) + 1  # after shapes and the string count
+    pos = bs._BODY_HEAD.size + bs._QUALITY.size + 1 + 2 * (1 + 2 * 2) + 1  # after shapes and the string count
     body[pos : pos + 4] = struct.pack(">I", 2**31)
     with pytest.raises(BitstreamError, match="frame 1: string 0 needs 2147483648 bytes but the packet has"):
         parse_bitstream(_replace_body(data, 1, bytes(body)))
@@ -345,13 +345,13 @@ def test_lengths_past_the_end():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        # body layout of frame 1: type, index u32, dy, dx | n_shapes @7 | ndim @8, dims @9..12 | ndim @13 ...
-        # | n_strings @18
-        (lambda b: b[:7] + bytes([bs.MAX_SHAPES + 1]) + b[8:], "lists 17 shapes"),
-        (lambda b: b[:8] + bytes([9]) + b[9:], "shape of 9 dims"),
-        (lambda b: b[:9] + b"\x00\x00" + b[11:], "latent shape .0, 3. outside"),
-        (lambda b: b[:18] + bytes([200]) + b[19:], "lists 200 strings"),
-        (lambda b: b[:18] + bytes([5]) + b[19:], "string 4 needs 4 bytes but the packet has 0 left"),
+        # body layout of frame 1: type, index u32, dy, dx | quality u16 @7 | n_shapes @9 | ndim @10, dims
+        # @11..14 | ndim @15 ... | n_strings @20
+        (lambda b: b[:9] + bytes([bs.MAX_SHAPES + 1]) + b[10:], "lists 17 shapes"),
+        (lambda b: b[:10] + bytes([9]) + b[11:], "shape of 9 dims"),
+        (lambda b: b[:11] + b"\x00\x00" + b[13:], "latent shape .0, 3. outside"),
+        (lambda b: b[:20] + bytes([200]) + b[21:], "lists 200 strings"),
+        (lambda b: b[:20] + bytes([5]) + b[21:], "string 4 needs 4 bytes but the packet has 0 left"),
         (lambda b: b + b"junk", "4 stray bytes"),
         (lambda b: b"X" + b[1:], "unknown type"),
         (lambda b: b[:1] + struct.pack(">I", 7) + b[5:], "packet for frame 7 where frame 1 was expected"),

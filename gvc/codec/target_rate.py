@@ -1,0 +1,290 @@
+"""Encode at a requested file rate (`gvc encode --bpp B`): the quality level q of a variable-rate model.
+
+A variable-rate model's rate rises strictly with q (gvc.models.gains), so the q giving B bits per pixel on the
+footage at hand is found by a bracketed secant search on log(bpp) against q:
+
+1. Probes. The coder itself (`FrameCoder.encode`: real strings, the decoder's reconstruction as the next
+   frame's reference, nothing written) on a sample of the clip: `probe_frames` evenly spaced frames for an
+   intra-only model, the first `probe_frames` frames (the low-delay chain from the I-frame) for a video model;
+   the predicted file bpp is the sample's packet bytes plus the header. The first q comes from the model's
+   trained targets when its training record has them (log-interpolated), else the middle level.
+2. Encode the clip at the q the probes give (on the packet's 1/256 grid), then measure the FILE. Within
+   `tolerance` of B: done. Otherwise the probes' curve is recalibrated by file bpp / predicted bpp at that q
+   (what the sample misses of the rest of the clip) and the search goes on; at most `max_encodes` encodes.
+
+A target outside what the model reaches on the footage (below q = 0 or above q = rate_levels - 1) is refused with
+the reachable range, before any file is written. Every encode writes a temporary file next to `out`; only the
+accepted one replaces `out`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gvc.codec.bitstream import HEADER_BYTES, quantize_quality
+from gvc.codec.coder import (
+    EncodeStats,
+    FrameCoder,
+    _eval_mode,
+    deterministic,
+    encode_video,
+    entropy_placement,
+    is_video_model,
+    pad_frame,
+    padded_size,
+    rate_levels,
+    size_multiple,
+)
+from gvc.errors import GVCError
+
+#: probes stop within this fraction of the requested tolerance of the (recalibrated) target [ours]
+PROBE_FRACTION = 1 / 3
+MAX_PROBES = 10
+#: the prior slope of log bpp per quality level when the model's targets are unknown [ours]: 8x over 8 levels
+DEFAULT_LOG_SLOPE = math.log(8) / 7
+
+
+@dataclass
+class RateSearch:
+    """How `encode_at_bpp` found its q. probes: (q, predicted bpp) of each probe; encodes: (q, file bpp) of
+    each encode, the last one kept; quality: the q of the file; stats: its EncodeStats; seconds: the whole
+    search (probes and encodes)."""
+
+    target_bpp: float
+    tolerance: float
+    quality: float
+    stats: EncodeStats
+    probes: list[tuple[float, float]] = field(default_factory=list)
+    encodes: list[tuple[float, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def file_bpp(self) -> float:
+        return self.stats.bpp
+
+    @property
+    def relative_error(self) -> float:
+        return self.file_bpp / self.target_bpp - 1.0
+
+    @property
+    def on_target(self) -> bool:
+        return abs(self.relative_error) <= self.tolerance
+
+    def to_dict(self) -> dict:
+        return {
+            "target_bpp": self.target_bpp,
+            "tolerance": self.tolerance,
+            "quality": self.quality,
+            "file_bpp": self.file_bpp,
+            "relative_error": self.relative_error,
+            "on_target": self.on_target,
+            "probes": [list(p) for p in self.probes],
+            "encodes": [list(e) for e in self.encodes],
+            "seconds": self.seconds,
+        }
+
+
+class _Prober:
+    """Predicted file bpp at q: the coder's packets for a sample of the clip (frames kept in memory).
+    `cache` {q: predicted bpp} in probe order."""
+
+    def __init__(
+        self, reader, model: nn.Module, frames: int, gop: int | None, probe_frames: int, portable: bool
+    ):
+        self.model = model
+        self.placement = entropy_placement(portable)
+        self.video = is_video_model(model)
+        self.gop = (0 if gop is None or gop <= 0 else int(gop)) if self.video else 1
+        n = frames
+        if self.video:
+            indices = list(range(min(n, probe_frames)))
+        else:
+            k = min(n, probe_frames)
+            indices = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
+        pw, ph = padded_size(reader.width, reader.height, size_multiple(model))
+        device = next(model.parameters()).device
+        self.frames = [pad_frame(reader.read_rgb(i).to(device)[None], pw, ph) for i in indices]
+        self.pixels = reader.width * reader.height
+        self.cache: dict[float, float] = {}
+
+    def __call__(self, q: float) -> float:
+        q = quantize_quality(q)
+        if q not in self.cache:
+            coder = FrameCoder(self.model, self.placement, self.gop, q)
+            nbytes = HEADER_BYTES
+            with torch.no_grad(), deterministic(), _eval_mode(self.model):
+                for x in self.frames:
+                    packet, _ = coder.encode(x, estimate=False)
+                    nbytes += len(packet.to_bytes())
+            self.cache[q] = 8 * nbytes / (len(self.frames) * self.pixels)
+        return self.cache[q]
+
+
+def _initial_quality(target_bpp: float, targets: list[float] | None, levels: int) -> float:
+    """q whose trained target is target_bpp, log-interpolated between the model's targets; the middle level
+    when they are unknown."""
+    if not targets or len(targets) != levels:
+        return (levels - 1) / 2
+    logs = [math.log(t) for t in targets]
+    x = math.log(target_bpp)
+    if x <= logs[0]:
+        return 0.0
+    if x >= logs[-1]:
+        return float(levels - 1)
+    for k in range(levels - 1):
+        if logs[k] <= x <= logs[k + 1]:
+            return k + (x - logs[k]) / (logs[k + 1] - logs[k])
+    return (levels - 1) / 2
+
+
+def _search(predict, goal: float, levels: int, q0: float, slope: float, tolerance: float) -> float:
+    """q in [0, levels - 1] with log predict(q) within log(1 + tolerance) of goal (a log bpp): secant steps on
+    log bpp against q, between the closest probes on either side once the goal is bracketed, else through the
+    two nearest probes (or with `slope`, log bpp per level, from the first). The closest probe after MAX_PROBES
+    or when the q grid cannot split the bracket; _Unreachable when the goal lies outside
+    [predict(0), predict(levels - 1)]."""
+    top = float(levels - 1)
+    points: dict[float, float] = {}  # q -> log predict(q) - goal
+    q = quantize_quality(min(max(q0, 0.0), top))
+    for _ in range(MAX_PROBES):
+        fq = points[q] = math.log(predict(q)) - goal
+        if abs(fq) <= math.log1p(tolerance):
+            return q
+        below = [(a, f) for a, f in points.items() if f < 0]
+        above = [(a, f) for a, f in points.items() if f > 0]
+        if below and above:
+            (q_lo, f_lo), (q_hi, f_hi) = max(below), min(above)
+            nxt = q_lo - f_lo * (q_hi - q_lo) / (f_hi - f_lo)
+        else:
+            if not below and q == 0.0:
+                raise _Unreachable("below")
+            if not above and q == top:
+                raise _Unreachable("above")
+            s = slope
+            if len(points) >= 2:
+                (q_a, f_a), (q_b, f_b) = sorted(points.items(), key=lambda p: abs(p[1]))[:2]
+                if q_a != q_b and (f_b - f_a) / (q_b - q_a) > 0:
+                    s = (f_b - f_a) / (q_b - q_a)
+            nxt = q - fq / s
+        nxt = quantize_quality(min(max(nxt, 0.0), top))
+        if nxt in points:  # the grid cannot split the bracket further
+            break
+        q = nxt
+    return min(points, key=lambda a: abs(points[a]))
+
+
+class _Unreachable(GVCError):
+    def __init__(self, side: str):
+        self.side = side
+        super().__init__(side)
+
+
+def encode_at_bpp(
+    source,
+    model: nn.Module,
+    out,
+    target_bpp: float,
+    *,
+    tolerance: float = 0.03,
+    max_encodes: int = 3,
+    probe_frames: int = 16,
+    targets: list[float] | None = None,
+    gop: int | None = None,
+    frames: int | None = None,
+    progress: bool = False,
+    **encode_kwargs,
+) -> RateSearch:
+    """Encode `source` with a variable-rate `model` into `out` (a path, or a writable binary file object that
+    gets the accepted file's bytes) at `target_bpp` (file bits per source pixel) within `tolerance` (relative)
+    when the search reaches it in `max_encodes` encodes (RateSearch.on_target says whether it did; the closest
+    file is kept). targets: the model's trained per-level targets (its training record), for the first guess.
+    gop, frames, progress and encode_kwargs (width, height, fps, matrix, full_range, portable_entropy, ...):
+    as `encode_video`. GVCError for a single-rate model, a bad target or one the model cannot reach here.
+    """
+    from gvc.data.io import VideoReader, open_video
+
+    levels = rate_levels(model)
+    if not levels:
+        raise GVCError(
+            "--bpp needs a variable-rate model (trained with rate=multi); this model codes one rate"
+        )
+    if not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise GVCError(f"--bpp {target_bpp}: give a positive number of bits per pixel")
+    if not 0 < tolerance < 1 or max_encodes < 1 or probe_frames < 1:
+        raise GVCError("need 0 < tolerance < 1, max_encodes >= 1 and probe_frames >= 1")
+    reader_opts = {
+        k: encode_kwargs.pop(k)
+        for k in ("width", "height", "fps", "matrix", "full_range")
+        if k in encode_kwargs
+    }
+    own_reader = not isinstance(source, VideoReader)
+    reader = open_video(source, **reader_opts) if own_reader else source
+    t0 = time.perf_counter()
+    try:
+        n = len(reader) if frames is None else min(int(frames), len(reader))
+        if n <= 0:
+            raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
+        portable = bool(encode_kwargs.get("portable_entropy", True))
+        prober = _Prober(reader, model, n, gop, probe_frames, portable)
+        encodes: list[tuple[float, float]] = []
+        calibration = 1.0
+        q = _initial_quality(target_bpp, targets, levels)
+        known = targets is not None and len(targets) == levels
+        slope = math.log(targets[-1] / targets[0]) / (levels - 1) if known else DEFAULT_LOG_SLOPE
+        best: tuple[float, Path, EncodeStats] | None = None
+        stream = hasattr(out, "write")
+        folder = Path(tempfile.gettempdir()) if stream else Path(out).resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=".gvc-rate-", dir=folder))
+        try:
+            for k in range(max_encodes):
+                goal = math.log(target_bpp / calibration)
+                try:
+                    q = _search(prober, goal, levels, q, slope, tolerance * PROBE_FRACTION)
+                except _Unreachable as e:
+                    if best is not None:  # an encode exists: keep the closest one
+                        break
+                    ends = f"{prober(0):.4f} .. {prober(levels - 1):.4f}"
+                    raise GVCError(
+                        f"--bpp {target_bpp:g} is {e.side} what this model codes on this video (about {ends} bpp, "
+                        f"q 0 .. {levels - 1}, estimated on {len(prober.frames)} frames)"
+                    ) from None
+                q = quantize_quality(q)
+                path = tmpdir / f"try{k}.gvc"
+                stats = encode_video(
+                    reader, model, path, gop, n, progress=progress, quality=q, **encode_kwargs
+                )
+                encodes.append((q, stats.bpp))
+                err = abs(stats.bpp / target_bpp - 1)
+                if best is None or err < abs(best[2].bpp / target_bpp - 1):
+                    best = (q, path, stats)
+                if err <= tolerance:
+                    break
+                calibration = stats.bpp / prober(q)
+            q, path, stats = best
+            if stream:
+                with open(path, "rb") as f:
+                    shutil.copyfileobj(f, out)
+                out.flush()
+                stats.path = getattr(out, "name", "<stream>")
+            else:
+                path.replace(out)
+                stats.path = str(out)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        probes = list(prober.cache.items())
+        return RateSearch(target_bpp, tolerance, q, stats, probes, encodes, time.perf_counter() - t0)
+    finally:
+        if own_reader:
+            reader.close()
+
+
+__all__ = ["RateSearch", "encode_at_bpp"]

@@ -1,0 +1,87 @@
+"""Rate-conditioned latents (docs/METHOD.md section 1.8): learned per-channel gains, one vector per quality level.
+
+A variable-rate bottleneck codes y' = y * g(q) (quantized, entropy-coded, its hyperprior computed from y') and
+hands synthesis y_hat = y_hat' * g_inv(q): a larger gain makes the quantization bins finer relative to the latent,
+so more bits and less distortion [Cui et al., CVPR 2021, "asymmetric gained" units; DCVC's q vectors]. Gains and
+inverse gains are separate parameters (not reciprocals): the decoder may rescale differently from the encoder.
+
+q is a quality level in [0, levels - 1]; integers are the trained levels (level 0 the lowest rate), a fractional q
+interpolates the two neighbouring levels' gains in the log domain (log g(q) = (1 - t) log g(floor q) + t log
+g(floor q + 1), t = q - floor q), so the rate moves continuously between the trained points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def as_levels(q, batch: int, device: torch.device) -> torch.Tensor:
+    """q (a number, or a (B,) / (1,) tensor or sequence) -> float32 (batch,) tensor on `device`."""
+    t = torch.as_tensor(q, dtype=torch.float32, device=device).reshape(-1)
+    if t.numel() == 1:
+        return t.expand(batch)
+    if t.numel() != batch:
+        raise ValueError(f"q has {t.numel()} levels for a batch of {batch}")
+    return t
+
+
+class RateGains(nn.Module):
+    """Per-level, per-channel gains g (before quantization) and inverse gains g_inv (after), log-parametrized.
+
+    levels: Q >= 2 trained quality levels; channels: C of the latent; init: (lowest, highest) initial gain, level k
+    starting at exp(linspace(log lowest, log highest, Q))[k] for every channel, its inverse gain at 1 / that.
+    The gains rise with the level in every channel by construction (log g_k = log g_0 + sum of softplus steps), so
+    the quantization bins shrink, and the rate grows, as q grows; the inverse gains are free.
+
+    forward(q (B,) float in [0, Q-1]) -> (g, g_inv), each (B, C, 1, 1).
+    """
+
+    def __init__(self, levels: int, channels: int, init: Sequence[float]):
+        super().__init__()
+        levels, channels = int(levels), int(channels)
+        lo, hi = (float(v) for v in init)
+        if levels < 2:
+            raise ValueError(f"a variable-rate latent needs at least 2 levels, got {levels}")
+        if not 0 < lo < hi:
+            raise ValueError(
+                f"rate_gain_init must be (lowest, highest) gains with 0 < lowest < highest, got {init}"
+            )
+        step = math.log(hi / lo) / (levels - 1)
+        self.log_gain_base = nn.Parameter(torch.full((channels,), math.log(lo)))
+        # softplus^-1(step): every step starts at the same log-spacing
+        self.gain_steps = nn.Parameter(
+            torch.full((levels - 1, channels), step + math.log(-math.expm1(-step)))
+        )
+        start = torch.linspace(math.log(lo), math.log(hi), levels).unsqueeze(1).expand(levels, channels)
+        self.log_inverse_gain = nn.Parameter(-start.clone())
+        self.levels = levels
+
+    def log_gains(self) -> torch.Tensor:
+        """(Q, C) log g, non-decreasing along the levels."""
+        steps = F.softplus(self.gain_steps).cumsum(0)
+        return torch.cat([self.log_gain_base[None], self.log_gain_base[None] + steps], 0)
+
+    def check(self, q: torch.Tensor) -> None:
+        """ValueError unless every q is finite and in [0, levels - 1]."""
+        bad = ~torch.isfinite(q) | (q < 0) | (q > self.levels - 1)
+        if bool(bad.any()):
+            raise ValueError(f"quality level q must be in [0, {self.levels - 1}], got {q[bad][0].item():g}")
+
+    def _interpolate(self, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        lo = q.floor().clamp(0, self.levels - 1)
+        hi = (lo + 1).clamp(max=self.levels - 1)
+        t = (q - lo).unsqueeze(1)
+        log_g = (1 - t) * table[lo.long()] + t * table[hi.long()]
+        return log_g.exp()[:, :, None, None]
+
+    def forward(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check(q)
+        return self._interpolate(self.log_gains(), q), self._interpolate(self.log_inverse_gain, q)
+
+
+__all__ = ["RateGains", "as_levels"]
