@@ -349,10 +349,11 @@ def plain(node) -> dict:
 def training_update(cfg, generator, discriminator=None, **kwargs):
     """gvc.training.update.TrainingUpdate of a composed config: its stage, a fresh rate controller from its rate
     node, rank sync through torch.distributed (one process: none). kwargs go to TrainingUpdate."""
-    from gvc.training.update import DistributedReducer, TrainingUpdate
+    from gvc.training.update import DistributedReducer, TrainingUpdate, instantiate_optimizers
 
     kwargs.setdefault("reducer", DistributedReducer())
-    return TrainingUpdate(plain(cfg.stage), instantiate(cfg.rate), generator, discriminator, **kwargs)
+    stage = instantiate_optimizers(plain(cfg.stage), instantiate)
+    return TrainingUpdate(stage, instantiate(cfg.rate), generator, discriminator, **kwargs)
 
 
 def fixed_lambda_loss(net, x: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

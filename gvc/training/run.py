@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from gvc.cli_errors import folder_problem
 from gvc.errors import CheckpointError, ConfigError, required
 from gvc.training.callbacks import LAST, AtomicCheckpoint, AtomicCheckpointIO, ModelFileExport
+from gvc.training.update import instantiate_optimizers
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.Lightnin
     if cfg.stage.get("module") is None:
         raise ConfigError("stage.module is missing: conf/stage/*.yaml names the Lightning module by _target_")
     build = instantiate(cfg.stage.module)
-    stage = {k: v for k, v in _plain(cfg.stage).items() if k != "module"}
+    stage = instantiate_optimizers({k: v for k, v in _plain(cfg.stage).items() if k != "module"}, instantiate)
     rate = instantiate(cfg.rate, _convert_="all")
     lpips = build_perceptual(cfg, instantiate)
     module = build(cfg.model, instantiate, lpips, rate, _plain(cfg.loss), stage)

@@ -10,9 +10,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gvc.errors import TrainingError
+from gvc.errors import ConfigError, TrainingError
 from gvc.objectives import IFrameObjective, LossWeights
-from gvc.training.update import TrainingUpdate, stage_lr
+from gvc.training.update import TrainingUpdate, instantiate_optimizers, stage_lr
 from tests._training_helpers import CONF
 
 
@@ -33,7 +33,10 @@ class _Fixture:
         weights = LossWeights.from_config(_conf("loss", "gan", w_lpips=0.0, gan=gan))
         self.objective = IFrameObjective(weights, None)
         self.update = TrainingUpdate(
-            _conf("stage", "iframe", **stage), self.controller, self.codec.named_parameters(), self.disc
+            instantiate_optimizers(_conf("stage", "iframe", **stage), instantiate),
+            self.controller,
+            self.codec.named_parameters(),
+            self.disc,
         )
         self.d_calls = 0
 
@@ -154,3 +157,45 @@ def test_lr_schedule_groups_and_controller_feed():
         r1.bpp
     )  # the first measurement starts the EMA
     assert r1.lambda_r == h.controller.lambda_r != lam
+
+
+def test_optimizers_are_the_stage_config_nodes_and_old_states_load():
+    """stage.optimizer.g / aux / d (`_target_`, `_partial_`) choose the optimizers, at the stage's lrs; an unbuilt
+    node is refused; a state saved by the optimizers the update built before the nodes existed (Adam with
+    betas=(0.9, 0.999) on G and D, default Adam on aux) loads and steps on the same."""
+    sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "momentum": 0.5}
+    stage = _conf("stage", "iframe")
+    f = _Fixture(optimizer={**stage["optimizer"], "d": sgd}, d_lr=3e-3)
+    g, aux, d = f.update.optimizers
+    assert type(g) is torch.optim.Adam and g.param_groups[0]["betas"] == (0.9, 0.999)
+    assert type(d) is torch.optim.SGD and d.param_groups[0]["momentum"] == 0.5
+    assert d.param_groups[0]["lr"] == 3e-3 and aux.param_groups[0]["lr"] == stage["aux_lr"]
+    with pytest.raises(ConfigError, match="stage.optimizer.g is .* not a built optimizer"):
+        TrainingUpdate(stage, f.controller, f.codec.named_parameters(), f.disc)
+
+    new = _Fixture(warmup_steps=0)
+    old = _Fixture(warmup_steps=0)
+    groups = [{**grp, "params": list(grp["params"])} for grp in old.update.optimizers[0].param_groups]
+    old_opts = [  # what build_optimizers made before the config nodes (fresh, same parameters)
+        torch.optim.Adam(groups, lr=old.update.lr, betas=(0.9, 0.999)),
+        torch.optim.Adam(old.update.aux_params, lr=old.update.aux_lr),
+        torch.optim.Adam(old.disc.parameters(), lr=old.update.d_lr, betas=(0.9, 0.999)),
+    ]
+    old.update.optimizers = old_opts
+    old.update(*old.losses(_x(0)))
+    for opt, saved in zip(new.update.optimizers, _optimizer_bytes(old_opts)):  # as a checkpoint carries them
+        opt.load_state_dict(torch.load(io.BytesIO(saved), weights_only=True))
+    new.codec.load_state_dict(old.codec.state_dict())
+    new.disc.load_state_dict(old.disc.state_dict())
+    gen = torch.Generator().manual_seed(2)
+    for o, n in zip(old_opts, new.update.optimizers):  # the same gradients, one more step each
+        for go, gn in zip(o.param_groups, n.param_groups):
+            assert {k: v for k, v in go.items() if k != "params"} == {
+                k: v for k, v in gn.items() if k != "params"
+            }
+            for po, pn in zip(go["params"], gn["params"]):
+                po.grad = torch.randn(po.shape, generator=gen)
+                pn.grad = po.grad.clone()
+        o.step()
+        n.step()
+    assert _moved(old.params(), new.params()) == set()  # the same update from the loaded state
