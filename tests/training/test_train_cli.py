@@ -78,7 +78,7 @@ def test_bad_overrides_are_one_error_line(override, needles, tmp_path, capsys):
         ("stage.warmup_steps=abc", ["stage.warmup_steps='abc'", "want an integer"]),
         ("rate.target_bpp=abc", ["rate.target_bpp='abc'", "want a float"]),
         ("stage.optimizer.g.betas=0.9", ["stage.optimizer.g.betas=0.9", "want a list"]),
-        ("stage.betas=[0.9,0.9]", ["unknown config key stage.betas"]),
+        ("+stage.betas=[0.9,0.9]", ["unknown config key stage.betas"]),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_one_error_line_before_a_run_folder(
