@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gvc.rate_control import ProportionalRateController, TwoLevelRateController
+from gvc.rate_control import MultiRateController, ProportionalRateController, TwoLevelRateController
 
 
 def _proportional(**kw) -> ProportionalRateController:
@@ -103,3 +103,51 @@ def test_proportional_error_clip_bounds_each_step():
     assert abs(free.lambda_r - math.exp(10 * 0.1 * 9.0)) < 1e-6  # unclipped: e = 9 per step
     clipped.update(0.095)  # small errors pass through unchanged
     assert abs(math.log(clipped.lambda_r) - (1.0 + 0.1 * -0.05)) < 1e-6
+
+
+def _multi(**kw) -> MultiRateController:
+    """Four levels 0.05 .. 0.4 bpp, lambda_R from 1, EMA 0.9, unless given."""
+    base = dict(targets=[0.05, 0.1, 0.2, 0.4], lambda_init=1.0, k_p=0.05, ema_decay=0.9, lambda_min=1e-4,
+                lambda_max=1e4, max_relative_error=1.0)  # fmt: skip
+    return MultiRateController(**{**base, **kw})
+
+
+def test_multi_controller_settles_every_level_on_its_own_target():
+    """A toy variable-rate codec (level k's item has bpp _toy_bpp(lambda_k) x 1.5^k): items draw random levels,
+    each level's lambda_R moves only with its own items, and each settles on its target."""
+    ctrl = _multi()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6000):
+        levels = ctrl.draw(4, generator=gen)
+        lam = ctrl.lambdas(levels)
+        bpp = torch.tensor([_toy_bpp(float(v)) for v in lam]) * 1.5 ** levels.double()
+        ctrl.update_levels(*ctrl.reduce_levels(bpp, levels))
+    for k, (c, target) in enumerate(zip(ctrl.levels, ctrl.targets, strict=True)):
+        assert abs(_toy_bpp(c.lambda_r) * 1.5**k / target - 1) < 0.05, k
+    lam = [c.lambda_r for c in ctrl.levels]
+    assert lam == sorted(lam, reverse=True)  # lower targets, larger rate weights
+
+
+def test_multi_controller_reduces_per_level_over_ranks_and_round_trips():
+    """Two ranks' items: the per-level sums and counts are averaged over ranks (their ratio is the pooled mean of
+    each level), a level no rank drew keeps its state, and the state round-trips through a checkpoint."""
+    a_bpp, a_lev = torch.tensor([0.1, 0.3, 0.2]), torch.tensor([0, 2, 0])
+    b_bpp, b_lev = torch.tensor([0.4, 0.05]), torch.tensor([2, 0])
+    ranks = [_multi().reduce_levels(a_bpp, a_lev), _multi().reduce_levels(b_bpp, b_lev)]
+
+    def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:  # what torch.distributed would return on each rank
+        return (torch.stack([ranks[0][0], ranks[0][1]]) + torch.stack([ranks[1][0], ranks[1][1]])) / 2
+
+    ctrl = _multi()
+    sums, counts = ctrl.reduce_levels(a_bpp, a_lev, all_reduce_mean)
+    assert (sums / counts.clamp_min(1)).tolist() == pytest.approx([0.35 / 3, 0.0, 0.35, 0.0])
+    mean = ctrl.update_levels(sums, counts)
+    assert mean == pytest.approx(1.05 / 5)
+    assert [c.bpp_ema for c in ctrl.levels] == pytest.approx([0.35 / 3, None, 0.35, None])
+    restored = _multi()
+    restored.load_state_dict(ctrl.state_dict())
+    assert restored.state_dict() == ctrl.state_dict() and restored.lambda_r == ctrl.lambda_r
+    with pytest.raises(ValueError, match="resume with the same rate.targets"):
+        _multi(targets=[0.1, 0.2]).load_state_dict(ctrl.state_dict())
+    with pytest.raises(ValueError, match="strictly increasing"):
+        _multi(targets=[0.2, 0.1])

@@ -145,8 +145,15 @@ class GVCModule(L.LightningModule):
         self.variable_rate = multi
 
     def draw_levels(self, batch: int, device) -> torch.Tensor | None:
-        """A quality level per batch item ((B,) int64) for a variable-rate codec, None for a single rate."""
-        return self.rate_controller.draw(batch, device) if self.variable_rate else None
+        """A quality level per batch item ((B,) int64) for a variable-rate codec, None for a single rate.
+
+        Drawn from a generator seeded by (the run's seed, our step, the global rank): a resumed run draws the
+        same levels at the same step (exact resume needs no RNG state), and the ranks draw different ones."""
+        if not self.variable_rate:
+            return None
+        rank = int(getattr(self._trainer, "global_rank", 0)) if self._trainer is not None else 0
+        seed = (torch.initial_seed() * 1_000_003 + self.gvc_step * 1_009 + rank) % (2**63 - 1)
+        return self.rate_controller.draw(batch, device, torch.Generator().manual_seed(seed))
 
     def validation_levels(self, batch: int, device) -> torch.Tensor | None:
         """Validation's quality levels: item i at level i mod Q (every level seen, the figures a mixture), None

@@ -243,6 +243,8 @@ class RankConsistencyCheck(L.Callback):
         return {
             "step": int(getattr(pl_module, "gvc_step", -1)),
             "lambda_r": float(rc.lambda_r) if rc is not None else None,
+            # every level's lambda_R and EMA when variable-rate
+            "rate_controller": rc.state_dict() if rc is not None else None,
             "checksum": sum(sums.values()),
             "modules": sums,
         }

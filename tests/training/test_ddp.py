@@ -51,6 +51,8 @@ def _ddp_run(tmp_path, experiment: str, extra: list[str]) -> list[dict]:
     ("experiment", "extra"),
     [
         ("smoke_iframe", []),
+        # one controller per level, each fed its level's items of both ranks
+        ("smoke_iframe", ["rate=multi"]),
         (
             "smoke_pframe",
             ["stage.unroll=[[2,2],[4,3]]", "data.max_clip_length=3", "stage.flow_warmup_steps=0"],
@@ -62,3 +64,6 @@ def test_ddp_ranks_stay_identical(tmp_path, experiment, extra):
     assert r0["step"] == r1["step"] == 4
     assert r0["lambda_r"] == r1["lambda_r"] != 1.0  # the controller moved, identically on both ranks
     assert r0["modules"] == r1["modules"]  # float64 checksums of every parameter and buffer
+    assert r0["rate_controller"] == r1["rate_controller"]  # with rate=multi: every level's lambda_R and EMA
+    if "rate=multi" in extra:  # each level was fed the items both ranks drew of it (different draws per rank)
+        assert len({lv["lambda_r"] for lv in r0["rate_controller"]["levels"]}) > 1

@@ -77,6 +77,34 @@ def test_pframe_resume_across_unroll_stage(tmp_path):
     _assert_same_state(_ckpt(full_dir), _ckpt(part_dir))
 
 
+@pytest.mark.parametrize(
+    ("experiment", "common"),
+    [
+        ("smoke_iframe", ["stage.warmup_steps=2"]),
+        ("smoke_pframe", ["stage.unroll=[[3,2],[6,3]]", "stage.flow_loss.anneal_steps=4",
+                          "data.max_clip_length=3"]),
+    ],
+)  # fmt: skip
+def test_variable_rate_resume_continues_every_levels_controller(tmp_path, experiment, common):
+    """rate=multi (eight levels, a level drawn per item): 6 steps straight vs 4 + resume to 6 give the same
+    losses, the same per-level controller states (lambda_R, EMA of each level), weights (gains included) and
+    optimizer states: the levels drawn after the resume are those of the uninterrupted run."""
+    total, split = 6, 4
+    common = ["rate=multi", *common]
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    run_train(compose_cfg(experiment, fast_overrides(full_dir, total) + common))
+    run_train(compose_cfg(experiment, fast_overrides(part_dir, split) + common))
+    assert run_train(compose_cfg(experiment, fast_overrides(part_dir, total) + common))["step"] == total
+    loss_full = per_step(read_metrics(full_dir), "train/g_loss")
+    loss_part = per_step(read_metrics(part_dir), "train/g_loss")
+    for s in range(split + 1, total + 1):
+        assert loss_part[s] == pytest.approx(loss_full[s], rel=1e-5, abs=1e-7), s
+    full, part = _ckpt(full_dir), _ckpt(part_dir)
+    levels = full["gvc"]["rate_controller"]["levels"]
+    assert len(levels) == 8 and len({lv["lambda_r"] for lv in levels}) > 1  # the levels moved apart
+    _assert_same_state(full, part)
+
+
 def test_iframe_resume_mid_epoch_continues_counters(tmp_path):
     """A resume in the middle of an epoch continues our step counter, lambda_R and the optimizer step counts."""
     out = tmp_path / "run"
