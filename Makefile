@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -63,6 +63,13 @@ bench-parity: $(STAMP)
 bench-flow: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow_codec.py --markdown --out-json benchmarks/results/bench_flow_codec.json
 	$(BIN)/python benchmarks/render.py bench_flow_codec
+
+# One variable-rate small I-frame codec (rate=multi) against three fixed-rate ones (0.064 / 0.13 / 0.22) trained for
+# the same 10k steps: its curve beside their points, BD-rates against them and x265, and `gvc encode --bpp` on
+# held-out clips (~50 min on 2 cores; finished trainings are skipped; benchmarks/results/bench_variable_rate.json).
+bench-vr: $(STAMP)
+	$(BIN)/python benchmarks/bench_variable_rate.py --out-json benchmarks/results/bench_variable_rate.json
+	$(BIN)/python benchmarks/render.py bench_variable_rate
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json
