@@ -4,7 +4,8 @@ The same path `evaluate.py` takes for a gvc point (:class:`gvc.eval.codecs.GVCCo
 `gvc.codec.coder`, :class:`gvc.eval.source.SourceVideo` reads the source in its own colour convention,
 :class:`gvc.eval.metrics.MetricSuite` scores the 8-bit planes and RGB), without the result store and the
 baselines: what a benchmark calls to score a model it trained. The bpp is the file's size in bits over the
-source's pixels. :func:`drift_db` and :func:`p_over_i_bits` read a point's per-frame columns; the motion figures
+source's pixels; a variable-rate model is measured at one quality level (``quality``, as evaluate.py's
+setting ``<model>@q<q>``). :func:`drift_db` and :func:`p_over_i_bits` read a point's per-frame columns; the motion figures
 (decoded-flow EPE, zero motion, the oracle-flow bound) are :mod:`gvc.eval.motion`.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gvc.data.io import YUVFrame
+from gvc.errors import ConfigError
 from gvc.eval.codecs.gvc_codec import GVCCodec
 from gvc.eval.metrics import MetricSuite
 from gvc.eval.source import SourceVideo
@@ -30,6 +32,7 @@ class ModelPoint:
     over frames), ``per_frame`` (column -> values), ``frame_bits`` (packet bits per frame, in coding order),
     ``frame_types`` ("I" / "P"), ``unavailable`` (metric -> why not), ``encode_s`` (seconds of the encode),
     ``refine`` (with a refiner: the refined frames' reports), ``width`` / ``height`` (the source's, pixels),
+    ``quality`` (the q a variable-rate model coded, on the packet grid; None for a single-rate model),
     ``decoded`` (with ``keep_decoded``: the decoded 8-bit 4:2:0 frames; never in :meth:`as_dict`)."""
 
     video: str
@@ -45,6 +48,7 @@ class ModelPoint:
     refine: list[dict[str, Any]] = field(default_factory=list)
     width: int = 0
     height: int = 0
+    quality: float | None = None
     decoded: list[YUVFrame] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,6 +66,7 @@ class ModelPoint:
             "refine": list(self.refine),
             "width": self.width,
             "height": self.height,
+            "quality": self.quality,
         }
 
 
@@ -78,6 +83,7 @@ def measure_model(
     device: str = "cpu",
     refiner=None,
     keep_decoded: bool = False,
+    quality: float | None = None,
 ) -> ModelPoint:
     """Code ``video`` (its first ``frames`` frames, all when None) with the model file ``model`` into
     ``work_dir/<video stem>.gvc`` with GOP ``gop`` (-1: one I-frame; 1: all intra), decode it, and score it.
@@ -86,12 +92,26 @@ def measure_model(
     states). ``suite``: a prebuilt MetricSuite (perceptual networks load once), else one of ``metrics``.
     ``device``: where the model runs. ``refiner``: a gvc.codec.refine.LatentRefiner (`gvc encode
     --refine-steps N`), None: none. ``keep_decoded``: also return the decoded frames (``ModelPoint.decoded``).
+    ``quality``: the quality level q of a variable-rate model (`gvc encode --q`; required for one, refused for a
+    single-rate model: ConfigError), written to ``work_dir/<model label>@q<q>.gvc``, as evaluate.py's setting of
+    that q.
     """
+    codec = GVCCodec([model], gop=gop, device=device, refiner=refiner,
+                     qualities=None if quality is None else [quality])  # fmt: skip
+    levels = codec.levels[codec.model_labels[0]]
+    if levels and quality is None:
+        raise ConfigError(
+            f"{model}: a variable-rate model ({levels} rate levels): give the quality level to measure "
+            f"(quality=q, 0 .. {levels - 1})"
+        )
+    if not levels and quality is not None:
+        raise ConfigError(
+            f"{model}: this model codes one rate; quality={quality} needs a variable-rate model"
+        )
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     src = SourceVideo(Path(video), frames, dict(colour or {}), work)
-    codec = GVCCodec([model], gop=gop, device=device, refiner=refiner)
-    label = codec.labels[0]
+    (label,) = codec.labels
     stream = work / f"{label}.gvc"
     encoded = codec.encode(src, label, stream)
     decoded = codec.decode(stream, src)
@@ -113,6 +133,7 @@ def measure_model(
         refine=list(encoded.extra.get("refine", [])),
         width=src.width,
         height=src.height,
+        quality=encoded.extra.get("q"),
         decoded=decoded if keep_decoded else None,
     )
 

@@ -7,6 +7,12 @@ are cached per q, so the targets of one video share work, and the closest of all
 that cannot be met within the tolerance comes back flagged with the reason (the encoder's floor or ceiling,
 or the two neighbouring settings and their rates when the encoder has no setting in between).
 
+gvc's variable-rate models are matched by this same bisection (:meth:`gvc.eval.codecs.GVCCodec.quality_codec`:
+one model file as a tunable codec whose q is the quality level, ``q_step`` the packet's 1/256 grid). Their rate
+*rises* with q (``rate_rises_with_q``), so the search runs on the mirrored value ``q_min + q_max - q``, along which
+rate falls as for CRF; the reasons name the real q. One search for every codec in a report: the same tolerance,
+the same whole-clip encodes, the same floor / ceiling reasons.
+
 A codec run under its own rate control (``mode == "bitrate"``, e.g. VVenC with two passes) is matched instead by
 asking it for a rate and correcting the request by the ratio target / reached (in the log domain, bisecting
 between the closest requests above and below once they bracket the target), up to ``refine_steps + 2`` encodes.
@@ -61,6 +67,16 @@ class BitrateMatcher:
         self.tolerance = float(tolerance)
         self.refine_steps = int(refine_steps)
         self.cache: dict[float, EncodedFile] = {}
+        #: rate rises with the codec's q (gvc's quality level): the search runs on the mirrored value
+        self.rising = bool(getattr(codec, "rate_rises_with_q", False))
+
+    def _q(self, u: float) -> float:
+        """The codec's q at search position ``u``, along which rate falls: ``u`` itself, or its mirror
+        ``q_min + q_max - u`` for a codec whose rate rises with q."""
+        if not self.rising:
+            return u
+        lo, hi = self.codec.q_range
+        return lo + hi - u
 
     def snap(self, q: float) -> float:
         step = self.codec.q_step
@@ -84,11 +100,11 @@ class BitrateMatcher:
         target = float(target_bpp)
         before = set(self.cache)
         q_min, q_max = self.codec.q_range
-        lo, hi = math.ceil(q_min), math.floor(q_max)  # invariant: rate(lo) >= target > rate(hi)
+        lo, hi = math.ceil(q_min), math.floor(q_max)  # search positions: rate(lo) >= target > rate(hi)
         best_err = math.inf
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            enc = self.encode(mid)
+            enc = self.encode(self._q(mid))
             best_err = min(best_err, abs(self.error(enc, target)))
             if best_err <= self.tolerance:
                 break
@@ -99,8 +115,8 @@ class BitrateMatcher:
         floor = ceiling = False
         if best_err > self.tolerance:
             e_lo, e_hi = (
-                self.encode(lo),
-                self.encode(hi),
+                self.encode(self._q(lo)),
+                self.encode(self._q(hi)),
             )  # the ends are encoded only when the search reached them
             ceiling = lo == math.ceil(q_min) and e_lo.bpp < target
             floor = hi == math.floor(q_max) and e_hi.bpp > target
@@ -110,7 +126,7 @@ class BitrateMatcher:
                     mid = self.snap((a + b) / 2)
                     if mid in (a, b):
                         break
-                    enc = self.encode(mid)
+                    enc = self.encode(self._q(mid))
                     if abs(self.error(enc, target)) <= self.tolerance:
                         break
                     if enc.bpp >= target:
@@ -163,11 +179,11 @@ class BitrateMatcher:
         q_min, q_max = self.codec.q_range
         name, fmt = self.codec.name, self.codec.format_q
         if floor:
-            enc = self.cache[self.snap(math.floor(q_max))]
+            enc = self.cache[self.snap(self._q(math.floor(q_max)))]
             return (f"encoder floor: {name} gives {enc.bpp:.4f} bpp at its lowest-rate setting q={fmt(enc.setting)}, "
                     f"above the target {target:g}")  # fmt: skip
         if ceiling:
-            enc = self.cache[self.snap(math.ceil(q_min))]
+            enc = self.cache[self.snap(self._q(math.ceil(q_min)))]
             return (f"encoder ceiling: {name} gives {enc.bpp:.4f} bpp at its highest-rate setting "
                     f"q={fmt(enc.setting)}, below the target {target:g}")  # fmt: skip
         above = [e for e in self.cache.values() if e.bpp >= target]
