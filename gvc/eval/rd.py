@@ -2,7 +2,8 @@
 
 Input rows are per (video, codec, setting) points: ``{"video", "codec", "setting", "bpp", <metric columns>}``
 with bpp from real files. Curves are per *series*: the row's ``curve`` where it has one (each gvc model file is
-its own curve, named by the model and the frame structure it coded), else its codec; a curve's points are its
+its own curve, named by the model and the frame structure it coded; a variable-rate model's curve holds its
+swept quality levels and its points matched to the targets), else its codec; a curve's points are its
 settings averaged over videos (bpp and metric), sorted by bpp. BD-rate uses the ``bjontegaard`` package (log-rate domain, overlap only) per video, then the mean
 over videos; lower-is-better metrics (LPIPS, FID, ...) are negated first so the integral means the same thing.
 Points are sorted by rate and duplicate rates dropped; where a BD-rate cannot be computed the table carries the

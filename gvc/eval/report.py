@@ -124,14 +124,22 @@ def vmaf_floor_notes(points: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def _neighbours(points: Sequence[Mapping[str, Any]], g: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The baseline points beside gvc point ``g``: those matched to its rate, or, for a gvc point matched to a
+    target bpp (a variable-rate model), the baselines' own points at that target."""
+    same = [p for p in points if p["video"] == g["video"] and p["codec"] != "gvc"]
+    if finite(g.get("target_bpp")):
+        return [p for p in same if not p.get("matched_to") and p.get("target_bpp") == g["target_bpp"]]
+    return [p for p in same if p.get("matched_to") == f"gvc {g['setting']}"]
+
+
 def matched_table(points: Sequence[Mapping[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
-    """Markdown: per video and gvc point, that point and every baseline point matched to its rate."""
+    """Markdown: per video and gvc point, that point and every baseline point at its rate (matched to the rate it
+    reached, or at the same target bpp)."""
     rows = []
     for g in (p for p in points if p["codec"] == "gvc"):
         rows.append(g)
-        rows += [
-            p for p in points if p["video"] == g["video"] and p.get("matched_to") == f"gvc {g['setting']}"
-        ]
+        rows += _neighbours(points, g)
     cols = [m for m in metrics if any(finite(r.get("summary", {}).get(m)) for r in rows)]
     head = ["video", "codec", "bpp", "vs gvc bpp"] + [COLUMN_LABELS.get(c, c) for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -254,9 +262,12 @@ class ReportWriter:
             lines += ["", "## gvc models", ""]
             for label, m in models.items():
                 training = json.dumps(m.get("training") or {}, sort_keys=True)
-                lines.append(f"- **{m.get('curve') or label}**: `{m['file']}`; training record: "
+                levels = (f"variable rate, {m['rate_levels']} levels, swept at q {m['qualities']}"
+                          + (", matched to each target by bisection over q" if m.get("matched_to_targets") else "")
+                          + "; " if m.get("rate_levels") else "")  # fmt: skip
+                lines.append(f"- **{m.get('curve') or label}**: `{m['file']}`; {levels}training record: "
                              + (f"`{training}`" if m.get("training") else "none (the file was written without one)"))  # fmt: skip
-        matched = [p for p in results["points"] if p.get("matched_to")]
+        matched = [p for p in results["points"] if p["codec"] == "gvc" and _neighbours(results["points"], p)]
         if matched:
             lines += ["", "## Each gvc point beside the baselines at its rate", ""]
             lines.append(matched_table(results["points"]))

@@ -53,7 +53,7 @@ log = logging.getLogger("gvc.eval")
 _NULLABLE = ("frames", "ffmpeg", "dataset", "preset")
 # groups of fixed keys: a caller's keys go on top of conf/evaluate.yaml's one by one (as `export.png=true` does
 # on the command line), so every key of the group has its value from the yaml and is read without a default
-_GROUPS = ("colour", "export", "fid_kid")
+_GROUPS = ("colour", "export", "fid_kid", "gvc")
 #: the keys a dataset (conf/eval_data/*.yaml, or a caller's ``dataset``) must give (resolve_dataset reads them)
 DATASET_KEYS = ("root", "pattern", "sequences")
 
@@ -65,7 +65,9 @@ class EvalConfig:
 
     videos: source files (any gvc.data.io format); empty + no dataset -> the bundled sample clips.
     dataset: optional ``{"root", "sequences", "width", "height", "pattern"}`` (MCL-JCV, conf/eval_data).
-    models: gvc model files (.gvcm), one per rate point.
+    models: gvc model files (.gvcm), one per rate point, or variable-rate ones (one model, every rate).
+    gvc: variable-rate models: ``qualities`` (q values swept, None = every integer level), ``match_targets``
+    (also rate-match each to ``target_bpps`` by bisection over q).
     frames: frames per video (None = all). gop: I-frame period of every codec (<= 0: first frame only).
     target_bpps: rate-matching targets of the baselines. sweep: codec -> extra fixed q values for fuller curves.
     baselines: name -> spec (defaults: conf/evaluate.yaml, `gvc.eval.defaults.default_codecs`; ``command`` for an external encoder);
@@ -103,6 +105,7 @@ class EvalConfig:
     match_gvc: bool
     pictures: bool
     preset: dict[str, Any] | None
+    gvc: dict[str, Any]
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
@@ -157,6 +160,17 @@ class EvalConfig:
             raise ConfigError(
                 f"BD-rate anchor {out.anchor!r} is not among the baselines {list(out.baselines)}"
             )
+        qualities = out.gvc["qualities"]
+        if qualities is not None and (
+            not isinstance(qualities, list | tuple)
+            or not qualities
+            or any(isinstance(q, bool) or not isinstance(q, int | float) or q < 0 for q in qualities)
+        ):
+            raise ConfigError(
+                f"gvc.qualities must be null (every integer level) or a list of quality levels >= 0, got {qualities!r}"
+            )
+        if not isinstance(out.gvc["match_targets"], bool):
+            raise ConfigError(f"gvc.match_targets must be true or false, got {out.gvc['match_targets']!r}")
         unknown_sweep = set(out.sweep) - set(out.baselines)
         if unknown_sweep:
             raise ConfigError(f"sweep names codecs that are not baselines: {sorted(unknown_sweep)}")
@@ -185,6 +199,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "match_gvc": (bool,),
     "pictures": (bool,),
     "preset": (dict,),
+    "gvc": (dict,),
 }
 
 
@@ -213,7 +228,11 @@ class Evaluator:
         self.cfg = EvalConfig.from_mapping(cfg)
         self.video_paths = self.videos()  # missing videos are reported before any work
         # model files and codec specs are checked before any work, so a typo costs nothing
-        self.gvc = GVCCodec(self.cfg.models, self.cfg.gop, self.cfg.device) if self.cfg.models else None
+        self.gvc = (
+            GVCCodec(self.cfg.models, self.cfg.gop, self.cfg.device, qualities=self.cfg.gvc["qualities"])
+            if self.cfg.models
+            else None
+        )
         self.baselines: dict[str, TunableCodec] = {
             name: build_codec(name, spec, self.cfg.gop, self.cfg.ffmpeg)
             for name, spec in self.cfg.baselines.items()
@@ -311,7 +330,13 @@ class Evaluator:
                  f"{target}; {metrics}{' (cached)' if cached else ''}")  # fmt: skip
 
     # ----------------------------------------------------------------------------------------- codecs
+    def _gvc_targets(self) -> list[str]:
+        """The variable-rate models rate-matched to the targets (``gvc.match_targets``)."""
+        return self.gvc.variable_rate if self.gvc and self.cfg.gvc["match_targets"] else []
+
     def _gvc_points(self, src: SourceVideo, progress) -> list[dict[str, Any]]:
+        """gvc's settings (each single-rate model; each variable-rate model at each swept q), then each
+        variable-rate model matched to each target (:meth:`_gvc_matched_points`)."""
         points = []
         for label in self.gvc.labels:
             key = self.store.key(
@@ -328,6 +353,53 @@ class Evaluator:
                 )
             points.append(point)
             progress(point, cached)
+        for model_label in self._gvc_targets():
+            points += self._gvc_matched_points(src, model_label, progress)
+        return points
+
+    def _gvc_matched_points(self, src: SourceVideo, model_label: str, progress) -> list[dict[str, Any]]:
+        """One variable-rate model matched to each target bpp: :class:`BitrateMatcher`, the bisection the
+        baselines' CRF gets, over the model's quality level (:meth:`GVCCodec.quality_codec`).
+
+        Why this and not :func:`gvc.codec.target_rate.encode_at_bpp` (`gvc encode --bpp`): one search for every
+        codec of a report, so gvc's matched points mean what the baselines' do: the same ``tolerance`` and
+        ``refine_steps``, every step a real encode of the whole clip, encodes shared between the targets of a
+        video, the same floor / ceiling reasons for a target the model cannot reach (a point flagged "not met",
+        never a refused run), and a chosen setting that is a plain q, whose `gvc encode --q` command in the report
+        rewrites the file byte for byte. encode_at_bpp is what a user runs (its accuracy is a bench's question);
+        here the evaluation picks the setting, as it does for x265."""
+        codec = self.gvc.quality_codec(model_label)
+        work = self.out / "bitstreams" / src.name / "gvc"
+        search = work / "search" / model_label
+        matcher = BitrateMatcher(codec, src, search, self.cfg.tolerance, self.cfg.refine_steps)
+        points = []
+        for target in self.cfg.target_bpps:
+            label = self.gvc.target_label(model_label, target)
+            ident = {**self._base_identity(src), **self.gvc.setting_identity(label), "target": float(target),
+                     "tolerance": self.cfg.tolerance, "refine_steps": self.cfg.refine_steps}  # fmt: skip
+            key = self.store.key(src.name, "gvc", label, ident)
+            point = self.store.load(key)
+            cached = point is not None
+            if point is None:
+                match = matcher.match(float(target))
+                if not match.within_tolerance:
+                    log.info(f"{src.name} gvc {model_label}: target {target:g} bpp not met: {match.reason}")
+                final = work / f"{label}.gvc"
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(match.chosen.path, final)
+                encoded = dataclasses.replace(
+                    match.chosen,
+                    path=final,
+                    command=self.gvc.cli_commands(src, model_label, final, match.chosen.setting),
+                )
+                extra = {**match.as_dict(), "bpp_tried": match.tried}
+                point = self._finish_point(src, self.gvc, label, key, final, encoded, extra)
+            points.append(point)
+            progress(point, cached)
+        matcher.cleanup()
+        for folder in (search, search.parent):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         return points
 
     def _baseline_points(
@@ -400,10 +472,14 @@ class Evaluator:
 
     def _run(self, videos: list[Path]) -> dict[str, Any]:
         cfg = self.cfg
-        n_gvc = len(self.gvc.labels) if self.gvc else 0
-        per_video = n_gvc + sum(
-            len(cfg.target_bpps) + len(cfg.sweep.get(n, [])) + (n_gvc if cfg.match_gvc else 0)
-            for n in self.baselines
+        n_gvc = len(self.gvc.labels) if self.gvc else 0  # the points the baselines are matched to
+        per_video = (
+            n_gvc
+            + len(self._gvc_targets()) * len(cfg.target_bpps)
+            + sum(
+                len(cfg.target_bpps) + len(cfg.sweep.get(n, [])) + (n_gvc if cfg.match_gvc else 0)
+                for n in self.baselines
+            )
         )
         total = len(videos) * per_video
         log.info(f"evaluate: {len(videos)} videos x {per_video} points into {self.out} "
@@ -433,9 +509,16 @@ class Evaluator:
             vpoints = self._gvc_points(src, progress) if self.gvc else []
             for p in vpoints:  # one curve per model file, named by the model and the structure it coded
                 structure = gop_structure([r["type"] for r in p["frame_records"]])
+                model_label = self.gvc.model_label(p["setting"])
                 p["structure"] = structure
-                p["curve"] = curve_names.setdefault(p["setting"], f"gvc {p['setting']} ({structure})")
-            matched = [(p["setting"], p["bpp"]) for p in vpoints] if cfg.match_gvc else []
+                p["curve"] = curve_names.setdefault(model_label, f"gvc {model_label} ({structure})")
+            # the baselines' neighbours of gvc's own settings (a point matched to a target has the baselines'
+            # points at that target)
+            matched = (
+                [(p["setting"], p["bpp"]) for p in vpoints if not finite(p.get("target_bpp"))]
+                if cfg.match_gvc
+                else []
+            )
             vpoints += self._baseline_points(src, progress, unavailable_codecs, matched)
             for p in vpoints:
                 if p.get("gop_check", "ok") != "ok":
@@ -463,6 +546,10 @@ class Evaluator:
             models = {label: {"file": str(path), "curve": curve_names.get(label),
                               "training": self.gvc.training_record(label)}
                       for label, path in self.gvc.by_label.items()}  # fmt: skip
+            for label in self.gvc.variable_rate:
+                models[label]["rate_levels"] = self.gvc.levels[label]
+                models[label]["qualities"] = self.gvc.settings()["qualities"][label]
+                models[label]["matched_to_targets"] = label in self._gvc_targets()
         codecs.update({n: c.settings() for n, c in self.baselines.items()})
         meta = {
             "config": dataclasses.asdict(cfg),
