@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from gvc.codec.coder import pad_frame, padded_size
 from gvc.errors import CheckpointError, ConfigError, required
 from gvc.objectives import (
     LossWeights,
@@ -33,14 +33,11 @@ CKPT_KEY = "gvc"  # our entry in the Lightning checkpoint dict
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad (..., H, W) on the bottom/right to multiples of `multiple` (no-op when already aligned)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    shape = x.shape
-    flat = x.reshape(-1, *shape[-3:])
-    return F.pad(flat, (0, pw, 0, ph), mode="replicate").reshape(*shape[:-2], h + ph, w + pw)
+    """Replicate-pad (..., C, H, W) on the bottom/right to multiples of `multiple`: the coder's padding
+    (gvc.codec.coder.pad_frame) over any leading dims (no-op when already aligned)."""
+    *lead, c, h, w = x.shape
+    pw, ph = padded_size(w, h, multiple)
+    return pad_frame(x.reshape(-1, c, h, w), pw, ph).reshape(*lead, c, ph, pw)
 
 
 def json_plain(value):
