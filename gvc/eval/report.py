@@ -148,6 +148,8 @@ def matched_table(points: Sequence[Mapping[str, Any]], metrics: Sequence[str] = 
         if r["codec"] == "gvc":
             ref = r
             name, rel = r.get("curve") or r["setting"], "-"
+            if r.get("q") is not None:  # a variable-rate model: which of its settings
+                name = f"{name} {r['setting']}"
         else:
             name, rel = r["codec"], f"{r['bpp'] / ref['bpp'] - 1:+.1%}"
             if r.get("within_tolerance") is False:

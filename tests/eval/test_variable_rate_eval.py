@@ -152,6 +152,10 @@ def test_variable_rate_model_gets_its_own_bd_rate_row_and_its_command_rewrites_t
     assert f"| {curve} |" in report.split("## BD-rate vs x265")[1]
     matched = next(p for p in rows if p.get("target_bpp"))
     assert abs(matched["rel_error"]) <= results["config"]["tolerance"] or matched["match_reason"]
+    beside = report.split("## Each gvc point beside the baselines at its rate")[1].split("\n## ")[0]
+    lines = [line for line in beside.splitlines() if line.startswith("| videoSRC")]
+    i = next(k for k, line in enumerate(lines) if f"| {curve} {matched['setting']} |" in line)
+    assert lines[i + 1].split(" | ")[1] == "x265"  # the baseline's own point at the same target
     replay = tmp_path / "replay"
     replay.mkdir()
     stem = str(Path(matched["bitstream"]).with_suffix(""))
