@@ -490,17 +490,20 @@ def encode_video(
             reader.close()
 
 
-def _encode(
-    reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner, quality=None
-) -> EncodeStats:
-    n = len(reader) if frames is None else min(int(frames), len(reader))
-    if n <= 0:
-        raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
-    video = is_video_model(model)
-    gop_h = (0 if gop is None or gop <= 0 else int(gop)) if video else 1
-    coder = FrameCoder(model, entropy_placement(portable_entropy), gop_h, quality)
-    mult = size_multiple(model)
-    pw, ph = padded_size(reader.width, reader.height, mult)
+def coded_gop(model: nn.Module, gop: int | None) -> int:
+    """The I-frame period a stream records: `gop` (None / <= 0: 0, only the first frame) for a video model, 1 (all
+    intra) for an intra-only model."""
+    if not is_video_model(model):
+        return 1
+    return 0 if gop is None or gop <= 0 else int(gop)
+
+
+def start_stream(
+    reader, model: nn.Module, out, gop: int, portable_entropy: bool, quality: float | None
+) -> tuple[StreamHeader, EncodeStats]:
+    """The header of a stream of `reader`'s frames coded by `model` (I-frame period `gop` as `coded_gop` gives it)
+    and the EncodeStats to fill while its packets are written to `out`."""
+    pw, ph = padded_size(reader.width, reader.height, size_multiple(model))
     mid = _model_id_bytes(model)
     fnum, fden = StreamHeader.fps_fraction(reader.fps)
     header = StreamHeader(
@@ -514,23 +517,56 @@ def _encode(
         matrix=_matrix_name(reader.matrix),
         full_range=bool(reader.full_range),
         frame_count=None,
-        gop=gop_h,
+        gop=gop,
         portable_entropy=bool(portable_entropy),
         sample_aspect=getattr(reader, "sample_aspect", None),
         chroma_tag=getattr(reader, "chroma_tag", None),  # a Y4M's chroma siting, written back on decode
     )
     header.validate()
+    name = str(out) if not hasattr(out, "write") else getattr(out, "name", "<stream>")
+    stats = EncodeStats(name, reader.width, reader.height, pw, ph, header.fps, mid.hex(), quality=quality)
+    return header, stats
+
+
+def _encode(
+    reader, model, out, gop, frames, estimate, progress, portable_entropy, refiner, quality=None
+) -> EncodeStats:
+    n = len(reader) if frames is None else min(int(frames), len(reader))
+    if n <= 0:
+        raise GVCError(f"{reader.path}: nothing to encode ({len(reader)} frames, --frames {frames})")
+    gop_h = coded_gop(model, gop)
+    coder = FrameCoder(model, entropy_placement(portable_entropy), gop_h, quality)
+    header, stats = start_stream(reader, model, out, gop_h, portable_entropy, quality)
+    pw, ph = header.padded_width, header.padded_height
     device = _model_device(model)
-    stats = EncodeStats(
-        str(out) if not hasattr(out, "write") else getattr(out, "name", "<stream>"),
-        reader.width,
-        reader.height,
-        pw,
-        ph,
-        header.fps,
-        mid.hex(),
-        quality=quality,
-    )
+
+    def coded(bar) -> Iterator[tuple[FramePacket, float | None, dict | None]]:
+        for rgb in reader.iter_rgb(0, n):
+            src = rgb.to(device=device, dtype=torch.float32)[None]
+            x = pad_frame(src, pw, ph)
+            given, report = refiner.refine(coder.pipeline(x), src) if refiner else (None, None)
+            packet, est = coder.encode(x, estimate, given)
+            yield packet, est, None if report is None else asdict(report)
+            bar.update(1)
+
+    with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
+        return _write_stream(out, header, stats, coded(bar), n, reader.path)
+
+
+def write_packets(
+    reader, model: nn.Module, out, packets, gop: int | None, portable_entropy: bool, quality: float | None
+) -> EncodeStats:
+    """Write a .gvc file of packets already coded by `model` (at `quality`, with I-frame period `gop`) for the
+    first len(packets) frames of `reader`: packets [(FramePacket, estimated bits or None)] in frame order.
+    What gvc.codec.target_rate does with a probe that coded the whole clip."""
+    header, stats = start_stream(reader, model, out, coded_gop(model, gop), portable_entropy, quality)
+    items = ((packet, est, None) for packet, est in packets)
+    return _write_stream(out, header, stats, items, len(packets), reader.path)
+
+
+def _write_stream(out, header: StreamHeader, stats: EncodeStats, items, n: int, source) -> EncodeStats:
+    """Write `header` and the packets of `items` ((packet, estimated bits, refinement report) per frame) to `out`
+    (a path: under a temporary name, renamed when complete; or a writable file object); fills `stats`."""
     t0 = time.perf_counter()
     own_file = not hasattr(out, "write")
     if own_file:
@@ -542,18 +578,11 @@ def _encode(
     ok = False
     try:
         writer = BitstreamWriter(f, header)
-        with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
-            for i, rgb in enumerate(reader.iter_rgb(0, n)):
-                src = rgb.to(device=device, dtype=torch.float32)[None]
-                x = pad_frame(src, pw, ph)
-                given, report = refiner.refine(coder.pipeline(x), src) if refiner else (None, None)
-                packet, est = coder.encode(x, estimate, given)
-                nbytes = writer.write_packet(packet)
-                rep = None if report is None else asdict(report)
-                stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est, rep))
-                bar.update(1)
+        for i, (packet, est, report) in enumerate(items):
+            nbytes = writer.write_packet(packet)
+            stats.frames.append(FrameStats(i, packet.frame_type, nbytes, packet.payload_bytes, est, report))
         if len(stats.frames) != n:
-            raise GVCError(f"{reader.path}: read {len(stats.frames)} of {n} frames")
+            raise GVCError(f"{source}: read {len(stats.frames)} of {n} frames")
         writer.close()
         stats.file_bytes = writer.bytes_written
         ok = True

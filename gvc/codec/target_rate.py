@@ -6,7 +6,8 @@ footage at hand is found by a bracketed secant search on log(bpp) against q:
 1. Probes. The coder itself (`FrameCoder.encode`: real strings, the decoder's reconstruction as the next
    frame's reference, nothing written) on a sample of the clip: `probe_frames` evenly spaced frames for an
    intra-only model, the first `probe_frames` frames (the low-delay chain from the I-frame) for a video model;
-   the predicted file bpp is the sample's packet bytes plus the header. The first q comes from the model's
+   the predicted file bpp is the sample's packet bytes plus the header. A clip of at most `probe_frames` frames
+   is its own sample: the probe's packets are the file's, and the accepted q is written without another encode. The first q comes from the model's
    trained targets when its training record has them (log-interpolated), else the middle level.
 2. Encode the clip at the q the probes give (on the packet's 1/256 grid), then measure the FILE. Within
    `tolerance` of B: done. Otherwise the probes' curve is recalibrated by file bpp / predicted bpp at that q
@@ -42,6 +43,7 @@ from gvc.codec.coder import (
     padded_size,
     rate_levels,
     size_multiple,
+    write_packets,
 )
 from gvc.errors import GVCError
 
@@ -94,7 +96,8 @@ class RateSearch:
 
 class _Prober:
     """Predicted file bpp at q: the coder's packets for a sample of the clip (frames kept in memory).
-    `cache` {q: predicted bpp} in probe order."""
+    `cache` {q: predicted bpp} in probe order. When the sample is the whole clip (`complete`), each probe's
+    packets are kept (`packets` {q: [(packet, estimated bits)]}): the file at that q is then written from them."""
 
     def __init__(
         self, reader, model: nn.Module, frames: int, gop: int | None, probe_frames: int, portable: bool
@@ -114,17 +117,22 @@ class _Prober:
         self.frames = [pad_frame(reader.read_rgb(i).to(device)[None], pw, ph) for i in indices]
         self.pixels = reader.width * reader.height
         self.cache: dict[float, float] = {}
+        self.complete = len(indices) == n
+        self.packets: dict[float, list] = {}
 
     def __call__(self, q: float) -> float:
         q = quantize_quality(q)
         if q not in self.cache:
             coder = FrameCoder(self.model, self.placement, self.gop, q)
-            nbytes = HEADER_BYTES
+            nbytes, coded = HEADER_BYTES, []
             with torch.no_grad(), deterministic(), _eval_mode(self.model):
                 for x in self.frames:
-                    packet, _ = coder.encode(x, estimate=False)
+                    packet, est = coder.encode(x, estimate=self.complete)
                     nbytes += len(packet.to_bytes())
+                    coded.append((packet, est))
             self.cache[q] = 8 * nbytes / (len(self.frames) * self.pixels)
+            if self.complete:
+                self.packets[q] = coded
         return self.cache[q]
 
 
@@ -259,9 +267,14 @@ def encode_at_bpp(
                     ) from None
                 q = quantize_quality(q)
                 path = tmpdir / f"try{k}.gvc"
-                stats = encode_video(
-                    reader, model, path, gop, n, progress=progress, quality=q, **encode_kwargs
-                )
+                if (
+                    q in prober.packets
+                ):  # the probe coded the whole clip at this q: those are the file's packets
+                    stats = write_packets(reader, model, path, prober.packets[q], gop, portable, q)
+                else:
+                    stats = encode_video(
+                        reader, model, path, gop, n, progress=progress, quality=q, **encode_kwargs
+                    )
                 encodes.append((q, stats.bpp))
                 err = abs(stats.bpp / target_bpp - 1)
                 if best is None or err < abs(best[2].bpp / target_bpp - 1):
