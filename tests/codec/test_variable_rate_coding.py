@@ -92,7 +92,8 @@ def test_bpp_lands_within_3_percent_on_a_clip_the_model_never_saw(tmp_path, vari
         assert 0 < record["quality"] < 3
         # a clip shorter than the probe sample is written from the probe's packets: the bytes of an encode at q
         again = tmp_path / "again.gvc"
-        encode_video(clip, model, again, frames=FRAMES, quality=record["quality"])
+        with open_video(clip) as reader:  # read as the command reads it (the file's own colour convention)
+            encode_video(reader, model, again, frames=FRAMES, quality=record["quality"])
         assert again.read_bytes() == out.read_bytes()
     # out of reach: one error line with the reachable range, exit status 2, no file
     missing = tmp_path / "none.gvc"
