@@ -26,6 +26,22 @@ def model_kwargs(name: str) -> tuple[dict, dict]:
     return i, p
 
 
+def variable_rate_model_file(path, levels: int):
+    """A random-init smoke I-frame codec with `levels` rate levels (0: single-rate) saved as a model file at
+    `path`; its latents are scaled to a few units, so the levels span a real range of rates. Returns path."""
+    import torch
+
+    from gvc.codec.modelfile import save_model_file
+    from gvc.models.iframe import IFrameCodec
+
+    torch.manual_seed(0)
+    model = IFrameCodec(**{**model_kwargs("smoke")[0], "rate_levels": levels})
+    with torch.no_grad():
+        model.g_a.net[-1].weight.mul_(20.0)
+    save_model_file(path, model)
+    return path
+
+
 def compose_cfg(experiment: str, overrides: list[str] = (), return_hydra_config: bool = False):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(

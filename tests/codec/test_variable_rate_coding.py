@@ -13,32 +13,22 @@ import torch
 from gvc.cli import main
 from gvc.codec.bitstream import parse_bitstream, read_bitstream, serialize
 from gvc.codec.coder import decode_video, encode_video, pad_frame
-from gvc.codec.modelfile import load_model_file, save_model_file
+from gvc.codec.modelfile import load_model_file
 from gvc.data import open_video, sample_clips
 from gvc.errors import BitstreamError
-from gvc.models.iframe import IFrameCodec
-from tests._training_helpers import model_kwargs
+from tests._training_helpers import variable_rate_model_file
 
 FRAMES = 3
 
 
-def _model_file(path: Path, levels: int) -> Path:
-    torch.manual_seed(0)
-    model = IFrameCodec(**{**model_kwargs("smoke")[0], "rate_levels": levels})
-    with torch.no_grad():  # latents of a few units: the levels span a real range of rates
-        model.g_a.net[-1].weight.mul_(20.0)
-    save_model_file(path, model)
-    return path
-
-
 @pytest.fixture(scope="module")
 def variable(tmp_path_factory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("vr") / "vr.gvcm", levels=4)
+    return variable_rate_model_file(tmp_path_factory.mktemp("vr") / "vr.gvcm", levels=4)
 
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("sr") / "sr.gvcm", levels=0)
+    return variable_rate_model_file(tmp_path_factory.mktemp("sr") / "sr.gvcm", levels=0)
 
 
 def _encode(args: list[str], capsys) -> tuple[int, str]:

@@ -8,37 +8,25 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from gvc.codec.bitstream import read_bitstream
-from gvc.codec.modelfile import save_model_file
 from gvc.errors import ConfigError
 from gvc.eval import rd
 from gvc.eval import run as R
 from gvc.eval.codecs import GVCCodec
 from gvc.eval.measure import measure_model
-from gvc.models.iframe import IFrameCodec
-from tests._training_helpers import model_kwargs
+from tests._training_helpers import variable_rate_model_file
 from tests.eval.test_eval_run import ROOT, T, _evaluate_main, _write_mcl
 
 LEVELS = 4
-
-
-def _model_file(path: Path, levels: int) -> Path:
-    torch.manual_seed(0)
-    model = IFrameCodec(**{**model_kwargs("smoke")[0], "rate_levels": levels})
-    with torch.no_grad():  # latents of a few units: the levels span a real range of rates
-        model.g_a.net[-1].weight.mul_(20.0)
-    save_model_file(path, model)
-    return path
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("vr_eval")
     return {
-        "vr": _model_file(root / "vr.gvcm", LEVELS),
-        "sr": _model_file(root / "sr.gvcm", 0),
+        "vr": variable_rate_model_file(root / "vr.gvcm", LEVELS),
+        "sr": variable_rate_model_file(root / "sr.gvcm", 0),
         "clip": _write_mcl(root, 1),
     }
 
