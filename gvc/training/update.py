@@ -6,7 +6,8 @@
   by `instantiate_optimizers`; conf/stage/*.yaml: Adam): G's with one param group per base lr (stage.lr, and stage
   2's stage.residual_lr for the residual codec), the entropy bottlenecks' quantiles' at stage.aux_lr (constant),
   D's at stage.d_lr;
-- the lr schedule (`gvc.training.schedule.lr_factor` on G and D at OUR step counter, docs/METHOD.md section 1.3);
+- the lr schedule (stage.lr_schedule, built like the optimizers: a factor of OUR step counter on G and D,
+  `gvc.training.schedule.lr_factor` in conf/stage/*.yaml; docs/METHOD.md section 1.3);
 - the aux step: the aux loss is added to G's loss, so one backward gives G and the quantiles their gradients (the
   aux loss reaches only the quantiles);
 - the non-finite guard: a step whose loss or gradients are not finite on ANY rank is skipped on every rank (no
@@ -35,7 +36,6 @@ from torch import nn
 
 from gvc.errors import ConfigError, TrainingError, required
 from gvc.rate_control import LevelBpp
-from gvc.training import schedule
 
 OPTIMIZER_NAMES = ("g", "aux", "d")  # the order of `optimizers` (and of a Lightning checkpoint's states)
 
@@ -136,22 +136,32 @@ def stage_lr(stage: Mapping, residual_prefix: str | None = None) -> Callable[[st
 
 
 def instantiate_optimizers(stage: Mapping, instantiate: Callable[..., object]) -> dict:
-    """`stage` (a plain mapping) with its optimizer nodes (stage.optimizer.g / aux / d: `_target_`,
-    `_partial_: true`) built by `instantiate` (hydra.utils.instantiate; training never imports Hydra): each a
-    callable (params, lr=...) -> torch.optim.Optimizer, what TrainingUpdate takes."""
+    """`stage` (a plain mapping) with its optimizer nodes (stage.optimizer.g / aux / d) and its lr schedule
+    (stage.lr_schedule), all `_target_` + `_partial_: true`, built by `instantiate` (hydra.utils.instantiate;
+    training never imports Hydra): each optimizer a callable (params, lr=...) -> torch.optim.Optimizer, the
+    schedule a callable (step) -> lr factor; what TrainingUpdate takes."""
     nodes = _stage_value(stage, "optimizer")
-    return {**stage, "optimizer": {name: instantiate(node, _convert_="all") for name, node in nodes.items()}}
+    return {
+        **stage,
+        "optimizer": {name: instantiate(node, _convert_="all") for name, node in nodes.items()},
+        "lr_schedule": instantiate(_stage_value(stage, "lr_schedule"), _convert_="all"),
+    }
+
+
+def _built(node: Mapping, key: str, what: str, where: str = "stage") -> Callable:
+    """node[key] as built by `instantiate_optimizers`; ConfigError for a missing or unbuilt one."""
+    value = required(node, key, where)
+    if isinstance(value, Mapping) or not callable(value):
+        raise ConfigError(
+            f"{where}.{key} is {value!r}, not {what}: pass the stage through "
+            "gvc.training.update.instantiate_optimizers (train.py does)"
+        )
+    return value
 
 
 def _optimizer_factory(stage: Mapping, name: str) -> Callable[..., torch.optim.Optimizer]:
-    """stage.optimizer.<name> as built by `instantiate_optimizers`; ConfigError for a missing or unbuilt node."""
-    factory = required(_stage_value(stage, "optimizer"), name, "stage.optimizer")
-    if isinstance(factory, Mapping) or not callable(factory):
-        raise ConfigError(
-            f"stage.optimizer.{name} is {factory!r}, not a built optimizer: pass the stage through "
-            "gvc.training.update.instantiate_optimizers (train.py does)"
-        )
-    return factory
+    """stage.optimizer.<name> as built by `instantiate_optimizers`."""
+    return _built(_stage_value(stage, "optimizer"), name, "a built optimizer", "stage.optimizer")
 
 
 def _default_clip(optimizer: torch.optim.Optimizer, max_norm: float, total_norm: torch.Tensor | None) -> None:
@@ -178,7 +188,7 @@ class TrainingUpdate:
 
     Args:
         stage: conf/stage/*.yaml as a mapping (lr, aux_lr, d_lr, optimizer built by `instantiate_optimizers`,
-            lr_milestones, lr_gamma, grad_clip, max_nonfinite_in_a_row, warmup_steps).
+            lr_schedule built by `instantiate_optimizers`, grad_clip, max_nonfinite_in_a_row, warmup_steps).
         rate_controller: a gvc.rate_control controller (update(bpp) -> lambda_R).
         generator: G's (name, parameter) pairs; names ending in "quantiles" go to the aux optimizer, parameters
             without requires_grad to none.
@@ -216,8 +226,7 @@ class TrainingUpdate:
         self.aux_lr = float(_stage_value(stage, "aux_lr"))
         self.d_lr = float(_stage_value(stage, "d_lr"))
         self.optimizer_factories = {name: _optimizer_factory(stage, name) for name in OPTIMIZER_NAMES}
-        self.lr_milestones = [int(m) for m in (_stage_value(stage, "lr_milestones") or [])]
-        self.lr_gamma = float(_stage_value(stage, "lr_gamma"))
+        self.lr_schedule = _built(stage, "lr_schedule", "a built lr schedule (step -> factor)")
         self.grad_clip = float(_stage_value(stage, "grad_clip") or 0.0)
         self.max_nonfinite_in_a_row = int(_stage_value(stage, "max_nonfinite_in_a_row"))
         self.gan_from_step = int(
@@ -270,10 +279,11 @@ class TrainingUpdate:
         return self.discriminator is not None and self.step >= self.gan_from_step
 
     def lr_factor(self) -> float:
-        return schedule.lr_factor(self.step, self.lr_milestones, self.lr_gamma)
+        """The lr factor of G and D at our step (stage.lr_schedule)."""
+        return float(self.lr_schedule(self.step))
 
     def _apply_lr_schedule(self, opts: Mapping[str, torch.optim.Optimizer]) -> None:
-        """G's groups and D at base * lr_gamma^(milestones passed); the aux (quantile) lr stays constant."""
+        """G's groups and D at base * the schedule's factor; the aux (quantile) lr stays constant."""
         factor = self.lr_factor()
         for group in opts["g"].param_groups:
             group["lr"] = float(group.get("base_lr", self.lr)) * factor

@@ -35,7 +35,7 @@ def test_iframe_resume_matches_uninterrupted_run(tmp_path):
 
     The split is at an epoch boundary; mid-epoch resumes (same batches, same losses) are in test_data_resume.py."""
     total, split = 7, 4
-    common = ["stage.warmup_steps=2", "stage.lr_milestones=[5]"]
+    common = ["stage.warmup_steps=2", "stage.lr_schedule.milestones=[5]"]
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     full = run_train(compose_cfg("smoke_iframe", fast_overrides(full_dir, total) + common))
     first = run_train(compose_cfg("smoke_iframe", fast_overrides(part_dir, split) + common))

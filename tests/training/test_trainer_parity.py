@@ -29,7 +29,7 @@ def _cfg(out_dir):
             "rate.k_p=0",
             f"rate.lambda_init={parity.lambda_r()}",
             "stage.warmup_steps=0",
-            "stage.lr_milestones=[]",
+            "stage.lr_schedule.milestones=[]",
             "data.synthetic.num_clips=32",
         ],
     )
