@@ -136,7 +136,12 @@ def test_the_discriminator_is_stepped_only_when_the_gan_is_active():
 
 
 def test_lr_schedule_groups_and_controller_feed():
-    schedule = {"_target_": "gvc.training.schedule.lr_factor", "_partial_": True, "milestones": [1], "gamma": 0.5}
+    schedule = {
+        "_target_": "gvc.training.schedule.lr_factor",
+        "_partial_": True,
+        "milestones": [1],
+        "gamma": 0.5,
+    }
     f = _Fixture(warmup_steps=0, lr_schedule=schedule)
     g, aux, d = f.update.optimizers
     f.update(*f.losses(_x(0)))
