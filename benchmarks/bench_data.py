@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gvc.data.datamodule import ClipDataModule  # noqa: E402
+from gvc.data.datamodule import ClipDataModule, from_conf  # noqa: E402
 from gvc.data.datasets import sample_clips  # noqa: E402
 from gvc.data.shards import read_manifest  # noqa: E402
 
@@ -100,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         res = {
             "shards_float": time_loader(
-                ClipDataModule(kind="shards", train_path=str(out), **common), args.clips
+                from_conf("shards", train_path=str(out), uint8_transfer=False, **common), args.clips
             ),
             "shards_uint8": time_loader(
-                ClipDataModule(kind="shards", train_path=str(out), uint8_transfer=True, **common), args.clips
+                from_conf("shards", train_path=str(out), uint8_transfer=True, **common), args.clips
             ),
             "mp4_decode": time_loader(
-                ClipDataModule(kind="folder", train_path=str(src), samples_per_video=64, **common),
+                from_conf(
+                    "folder", train_path=str(src), samples_per_video=64, max_clip_length=None, **common
+                ),
                 args.decode_clips,
             ),
         }

@@ -7,6 +7,8 @@ callable (hydra.utils.instantiate) for the `_target_` nodes. Resume: an explicit
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gvc.cli_errors import folder_problem
+from gvc.data.datamodule import check_data_config
 from gvc.errors import CheckpointError, ConfigError, required
 from gvc.training.callbacks import LAST, AtomicCheckpoint, AtomicCheckpointIO, ModelFileExport
 from gvc.training.update import instantiate_optimizers
@@ -60,12 +63,31 @@ def check_output_dir(path) -> None:
         raise ConfigError(f"paths.output_dir={path}: {problem}")
 
 
+def _check_arguments(node, where: str) -> None:
+    """ConfigError naming the first keyword-only constructor argument without a default of the gvc class that
+    ``node`` names (``_target_``) and does not set: conf/ gives each, so a missing key is named (``where.KEY``)
+    before the run starts instead of surfacing as the constructor's TypeError."""
+    target = str(required(node, "_target_", where))
+    if not target.startswith("gvc."):
+        return
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    for p in inspect.signature(cls).parameters.values():
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            required(node, p.name, where)
+
+
 def check_config(cfg: DictConfig) -> None:
     """Start-up checks that would otherwise fail late (or deep inside Lightning/torch); raises ConfigError
     naming the key."""
     from gvc.training.schema import check_schema
 
     check_schema(cfg, unknown_only=True)  # an unknown key (e.g. a typo added with `+`) first
+    check_data_config(required(cfg, "data"))  # then a missing one (conf/ gives every argument)
+    for group in ("callbacks", "logger"):
+        for name, node in (required(cfg, group) or {}).items():
+            if node is not None:
+                _check_arguments(node, f"{group}.{name}")
     _int_key(cfg, "stage.max_steps", 1)
     trainer_steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
     if trainer_steps not in (None, -1):

@@ -13,7 +13,7 @@ import lightning as L
 import pytest
 import torch
 
-from gvc.data.datamodule import ClipDataModule
+from gvc.data.datamodule import ClipDataModule, from_conf
 from gvc.data.datasets import VideoClipDataset, make_synthetic_clip
 from gvc.data.io import write_y4m
 from gvc.data.sampling import ResumableSampler, SampleKey, epoch_permutation
@@ -97,15 +97,17 @@ def video_dir(tmp_path_factory):
 
 
 def _folder_dm(video_dir, num_workers: int) -> ClipDataModule:
-    return ClipDataModule(
-        kind="folder",
+    return from_conf(
+        "folder",
         train_path=str(video_dir),
         clip_length=2,
         crop_size=16,
         batch_size=2,
         num_workers=num_workers,
         pin_memory=False,
+        persistent_workers=False,
         samples_per_video=5,  # 10 items = 5 batches per epoch
+        max_clip_length=None,  # the videos have 9 frames
         seed=7,
     )
 
@@ -188,14 +190,15 @@ def test_shard_loader_state_round_trip(video_dir, tmp_path):
     prepare_clips(video_dir, out, frames=4, size=32, seed=1, progress=False)
 
     def loader():
-        dm = ClipDataModule(
-            kind="shards",
+        dm = from_conf(
+            "shards",
             train_path=str(out),
             clip_length=2,
             crop_size=16,
             batch_size=1,
             num_workers=0,
             pin_memory=False,
+            uint8_transfer=False,
             shard_seed=3,
         )
         dm.setup("fit")

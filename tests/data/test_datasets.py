@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from gvc import config_dir
 from gvc.data import sample_clips
-from gvc.data.datamodule import ClipDataModule
+from gvc.data.datamodule import ClipDataModule, check_data_config, from_conf
 from gvc.data.datasets import (
     SyntheticMotionClips,
     VideoClipDataset,
@@ -155,8 +155,8 @@ def test_synthetic_config_instantiates_and_yields_batches():
 
 
 def test_sample_datamodule_batch():
-    dm = ClipDataModule(
-        kind="sample",
+    dm = from_conf(
+        "sample",
         clip_length=2,
         crop_size=64,
         batch_size=3,
@@ -173,9 +173,28 @@ def test_sample_datamodule_batch():
 
 def test_datamodule_rejects_bad_kind_and_missing_path():
     with pytest.raises(ConfigError):
-        ClipDataModule(kind="nope")
+        from_conf("synthetic", kind="nope")
     with pytest.raises(ConfigError, match="train_path"):
-        ClipDataModule(kind="shards")
+        from_conf("shards", train_path=None)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "folder", "shards", "sample"])
+def test_data_configs_set_every_argument_and_a_missing_one_is_named(name):
+    """conf/ is the only source of defaults: every conf/data/*.yaml sets every constructor argument (none has a
+    default), and a config without one is a ConfigError naming data.KEY, not a TypeError."""
+    import inspect
+
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
+    params = inspect.signature(ClipDataModule).parameters
+    assert all(p.default is inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY for p in params.values())
+    assert set(cfg) - {"_target_"} == set(params)
+    for key in ("cache", "seed"):
+        with pytest.raises(ConfigError, match=rf"^data\.{key} is missing"):
+            check_data_config({k: v for k, v in cfg.items() if k != key})
+    if name == "synthetic":
+        del cfg["synthetic"]["seed"]
+        with pytest.raises(ConfigError, match=r"^data\.synthetic\.seed is missing"):
+            check_data_config(cfg)
 
 
 def test_datamodule_batch_hook_hands_over_to_the_module_hook():
@@ -201,16 +220,7 @@ def test_datamodule_batch_hook_hands_over_to_the_module_hook():
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    dm = ClipDataModule(
-        kind="synthetic",
-        clip_length=1,
-        batch_size=2,
-        num_workers=0,
-        pin_memory=False,
-        persistent_workers=False,
-        prefetch_factor=None,
-        synthetic={"num_clips": 2, "size": 16},
-    )
+    dm = from_conf("synthetic", clip_length=1, synthetic={"num_clips": 2, "size": 16})
     trainer = L.Trainer(
         accelerator="cpu",
         max_steps=1,

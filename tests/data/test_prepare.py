@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gvc.data.color import yuv420_to_rgb
-from gvc.data.datamodule import ClipDataModule
+from gvc.data.datamodule import from_conf
 from gvc.data.datasets import make_synthetic_clip
 from gvc.data.io import open_video, write_png_dir, write_y4m, write_yuv
 from gvc.data.prepare import add_parser, main, prepare_clips
@@ -129,8 +129,8 @@ def test_shard_dataset_windows_crops_and_errors(shards):
 
 
 def test_shards_datamodule_batches(shards):
-    dm = ClipDataModule(
-        kind="shards",
+    dm = from_conf(
+        "shards",
         train_path=str(shards),
         clip_length=2,
         crop_size=16,
