@@ -89,6 +89,8 @@ def _set_rng_state(state: dict) -> None:
 class AtomicCheckpoint(L.Callback):
     """Save `<dirpath>/last.ckpt` atomically (with AtomicCheckpointIO) on our step counter and on stop signals.
 
+    Keyword-only arguments without defaults: conf/callbacks/default.yaml gives each.
+
     Args:
         dirpath: checkpoint folder (conf: ${paths.checkpoint_dir}).
         every_n_steps: period in OUR training steps (module.gvc_step); <= 0 disables periodic saves.
@@ -96,9 +98,7 @@ class AtomicCheckpoint(L.Callback):
         save_at_end: save when training ends normally (step budget reached).
     """
 
-    def __init__(
-        self, dirpath: str, every_n_steps: int = 1000, save_on_signal: bool = True, save_at_end: bool = True
-    ):
+    def __init__(self, *, dirpath: str, every_n_steps: int, save_on_signal: bool, save_at_end: bool):
         self.dirpath = Path(dirpath)
         self.every_n_steps = int(every_n_steps)
         self.save_on_signal = save_on_signal
@@ -280,7 +280,26 @@ class ResumableCSVLogger(CSVLogger):
     """Lightning's CSVLogger, except that an existing ``metrics.csv`` of the same version is appended to rather
     than deleted: a resumed run (same output dir, same version, see gvc.training.run.build_loggers) keeps one
     csv log with the rows of every launch. Rows a killed launch logged after its last checkpoint stay in the
-    file; the resumed launch logs those steps again below them (readers keep the last row of a step)."""
+    file; the resumed launch logs those steps again below them (readers keep the last row of a step).
+
+    Lightning's arguments, keyword-only and without defaults: conf/logger/csv.yaml gives each."""
+
+    def __init__(
+        self,
+        *,
+        save_dir: str,
+        name: str,
+        version: int | str | None,
+        prefix: str,
+        flush_logs_every_n_steps: int,
+    ):
+        super().__init__(
+            save_dir=save_dir,
+            name=name,
+            version=version,
+            prefix=prefix,
+            flush_logs_every_n_steps=flush_logs_every_n_steps,
+        )
 
     @property
     @rank_zero_experiment

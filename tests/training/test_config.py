@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,25 @@ def test_a_missing_key_is_a_config_error_naming_it(experiment, key):
     cfg = compose_cfg(experiment, ["torch_num_threads=1", "++stage.allow_random_iframe=true", f"~{key}"])
     with pytest.raises(ConfigError, match=f"{key} is missing"):
         build_module(cfg, instantiate)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "data.cache",
+        "data.seed",
+        "data.synthetic.seed",
+        "callbacks.checkpoint.every_n_steps",
+        "logger.csv.flush_logs_every_n_steps",
+    ],
+)
+def test_a_missing_constructor_argument_is_named_before_the_run(key, tmp_path):
+    """ClipDataModule, AtomicCheckpoint and ResumableCSVLogger take keyword-only arguments without defaults: a
+    config without one is a ConfigError naming the key at the start-up check, not a TypeError from Hydra."""
+    from gvc.errors import ConfigError
+
+    data = ["data=synthetic"] if key.startswith("data.synthetic") else []
+    cfg = compose_cfg("smoke_iframe", [*data, f"paths.output_dir={tmp_path / 'run'}", f"~{key}"])
+    with pytest.raises(ConfigError, match="^" + re.escape(key) + " is missing"):
+        check_config(cfg)
+    assert not (tmp_path / "run").exists()
