@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,8 +34,11 @@ class RateGains(nn.Module):
 
     levels: Q >= 2 trained quality levels; channels: C of the latent; init: (lowest, highest) initial gain, level k
     starting at exp(linspace(log lowest, log highest, Q))[k] for every channel, its inverse gain at 1 / that.
-    The gains rise with the level in every channel by construction (log g_k = log g_0 + sum of softplus steps), so
-    the quantization bins shrink, and the rate grows, as q grows; the inverse gains are free.
+    Every level's vectors are its own parameters: a level's gains move only with its own items' loss. (Gains
+    built as level 0's plus positive steps, so ordered by construction, were measured to fail: the lowest level's
+    rate pressure pulled the shared base, and with it every level, down, and the top levels could not spend the
+    bits their targets asked for; BENCHMARKS.md, "One model for every rate (bench_variable_rate)".) That the rate
+    rises with q is what training makes of the per-level rate weights, checked where it is measured.
 
     forward(q (B,) float in [0, Q-1]) -> (g, g_inv), each (B, C, 1, 1).
     """
@@ -51,20 +53,14 @@ class RateGains(nn.Module):
             raise ValueError(
                 f"rate_gain_init must be (lowest, highest) gains with 0 < lowest < highest, got {init}"
             )
-        step = math.log(hi / lo) / (levels - 1)
-        self.log_gain_base = nn.Parameter(torch.full((channels,), math.log(lo)))
-        # softplus^-1(step): every step starts at the same log-spacing
-        self.gain_steps = nn.Parameter(
-            torch.full((levels - 1, channels), step + math.log(-math.expm1(-step)))
-        )
         start = torch.linspace(math.log(lo), math.log(hi), levels).unsqueeze(1).expand(levels, channels)
+        self.log_gain = nn.Parameter(start.clone())
         self.log_inverse_gain = nn.Parameter(-start.clone())
         self.levels = levels
 
     def log_gains(self) -> torch.Tensor:
-        """(Q, C) log g, non-decreasing along the levels."""
-        steps = F.softplus(self.gain_steps).cumsum(0)
-        return torch.cat([self.log_gain_base[None], self.log_gain_base[None] + steps], 0)
+        """(Q, C) log g."""
+        return self.log_gain
 
     def check(self, q: torch.Tensor) -> None:
         """ValueError unless every q is finite and in [0, levels - 1]."""
@@ -81,7 +77,7 @@ class RateGains(nn.Module):
 
     def forward(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.check(q)
-        return self._interpolate(self.log_gains(), q), self._interpolate(self.log_inverse_gain, q)
+        return self._interpolate(self.log_gain, q), self._interpolate(self.log_inverse_gain, q)
 
 
 __all__ = ["RateGains", "as_levels"]
