@@ -1,14 +1,17 @@
 """Encode at a requested file rate (`gvc encode --bpp B`): the quality level q of a variable-rate model.
 
-A variable-rate model's rate rises strictly with q (gvc.models.gains), so the q giving B bits per pixel on the
-footage at hand is found by a bracketed secant search on log(bpp) against q:
+A trained variable-rate model's rate rises with q (gvc.models.gains; measured in BENCHMARKS.md), so the q giving
+B bits per pixel on the footage at hand is searched on log(bpp) against q:
 
 1. Probes. The coder itself (`FrameCoder.encode`: real strings, the decoder's reconstruction as the next
    frame's reference, nothing written) on a sample of the clip: `probe_frames` evenly spaced frames for an
    intra-only model, the first `probe_frames` frames (the low-delay chain from the I-frame) for a video model;
-   the predicted file bpp is the sample's packet bytes plus the header. A clip of at most `probe_frames` frames
-   is its own sample: the probe's packets are the file's, and the accepted q is written without another encode. The first q comes from the model's
-   trained targets when its training record has them (log-interpolated), else the middle level.
+   the predicted file bpp is the sample's packet bytes plus the header. The first probe is where the model's
+   trained curve (its per-level targets, from its training record) has B; until the goal is bracketed, each
+   next probe follows that curve's shape shifted through the nearest probe (real footage costs a roughly
+   constant factor more or less than the training crops), then secant steps within the bracket. A clip of at
+   most `probe_frames` frames is its own sample: the probes then run to the tolerance itself, and the accepted
+   probe's packets are written as the file without another encode.
 2. Encode the clip at the q the probes give (on the packet's 1/256 grid), then measure the FILE. Within
    `tolerance` of B: done. Otherwise the probes' curve is recalibrated by file bpp / predicted bpp at that q
    (what the sample misses of the rest of the clip) and the search goes on; at most `max_encodes` encodes.
@@ -49,6 +52,8 @@ from gvc.errors import GVCError
 
 #: probes stop within this fraction of the requested tolerance of the (recalibrated) target [ours]
 PROBE_FRACTION = 1 / 3
+#: ... and within this fraction of it when the sample is the whole clip (the probe is then the file) [ours]
+EXACT_FRACTION = 0.9
 MAX_PROBES = 10
 #: the prior slope of log bpp per quality level when the model's targets are unknown [ours]: 8x over 8 levels
 DEFAULT_LOG_SLOPE = math.log(8) / 7
@@ -136,28 +141,38 @@ class _Prober:
         return self.cache[q]
 
 
-def _initial_quality(target_bpp: float, targets: list[float] | None, levels: int) -> float:
-    """q whose trained target is target_bpp, log-interpolated between the model's targets; the middle level
-    when they are unknown."""
-    if not targets or len(targets) != levels:
-        return (levels - 1) / 2
-    logs = [math.log(t) for t in targets]
-    x = math.log(target_bpp)
-    if x <= logs[0]:
-        return 0.0
-    if x >= logs[-1]:
-        return float(levels - 1)
-    for k in range(levels - 1):
-        if logs[k] <= x <= logs[k + 1]:
-            return k + (x - logs[k]) / (logs[k + 1] - logs[k])
-    return (levels - 1) / 2
+class _Prior:
+    """The shape of a model's rate curve: log bpp against q, piecewise linear through the model's trained per-level
+    targets (`targets`), or a line of slope DEFAULT_LOG_SLOPE per level when they are unknown. Real footage costs
+    a roughly constant factor more or less than the training crops, so the curve is used shifted by that factor."""
+
+    def __init__(self, targets: list[float] | None, levels: int):
+        self.top = float(levels - 1)
+        if targets and len(targets) == levels:
+            self.logs = [math.log(t) for t in targets]
+        else:
+            self.logs = [k * DEFAULT_LOG_SLOPE for k in range(levels)]
+
+    def __call__(self, q: float) -> float:
+        k = min(int(q), len(self.logs) - 2)
+        return self.logs[k] + (q - k) * (self.logs[k + 1] - self.logs[k])
+
+    def inverse(self, value: float) -> float:
+        """The q in [0, levels - 1] where the curve is `value` (clamped to the ends)."""
+        if value <= self.logs[0]:
+            return 0.0
+        for k in range(len(self.logs) - 1):
+            a, b = self.logs[k], self.logs[k + 1]
+            if a <= value <= b and b > a:
+                return k + (value - a) / (b - a)
+        return self.top
 
 
-def _search(predict, goal: float, levels: int, q0: float, slope: float, tolerance: float) -> float:
-    """q in [0, levels - 1] with log predict(q) within log(1 + tolerance) of goal (a log bpp): secant steps on
-    log bpp against q, between the closest probes on either side once the goal is bracketed, else through the
-    two nearest probes (or with `slope`, log bpp per level, from the first). The closest probe after MAX_PROBES
-    or when the q grid cannot split the bracket; _Unreachable when the goal lies outside
+def _search(predict, goal: float, levels: int, q0: float, prior: _Prior, tolerance: float) -> float:
+    """q in [0, levels - 1] with log predict(q) within log(1 + tolerance) of goal (a log bpp). Before the goal is
+    bracketed, each step moves along the model's own curve shape (`prior`) shifted through the nearest probe;
+    once bracketed, secant steps on log bpp against q between the closest probes on either side. The closest
+    probe after MAX_PROBES or when the q grid cannot split the bracket; _Unreachable when the goal lies outside
     [predict(0), predict(levels - 1)]."""
     top = float(levels - 1)
     points: dict[float, float] = {}  # q -> log predict(q) - goal
@@ -176,12 +191,11 @@ def _search(predict, goal: float, levels: int, q0: float, slope: float, toleranc
                 raise _Unreachable("below")
             if not above and q == top:
                 raise _Unreachable("above")
-            s = slope
-            if len(points) >= 2:
-                (q_a, f_a), (q_b, f_b) = sorted(points.items(), key=lambda p: abs(p[1]))[:2]
-                if q_a != q_b and (f_b - f_a) / (q_b - q_a) > 0:
-                    s = (f_b - f_a) / (q_b - q_a)
-            nxt = q - fq / s
+            q_near, f_near = min(points.items(), key=lambda p: abs(p[1]))
+            shift = (f_near + goal) - prior(q_near)  # log of footage rate / trained rate at that level
+            nxt = prior.inverse(goal - shift)
+            if quantize_quality(nxt) in points:  # the shape says here again: step past it
+                nxt = q_near + (1.0 if f_near < 0 else -1.0)
         nxt = quantize_quality(min(max(nxt, 0.0), top))
         if nxt in points:  # the grid cannot split the bracket further
             break
@@ -244,9 +258,11 @@ def encode_at_bpp(
         prober = _Prober(reader, model, n, gop, probe_frames, portable)
         encodes: list[tuple[float, float]] = []
         calibration = 1.0
-        q = _initial_quality(target_bpp, targets, levels)
-        known = targets is not None and len(targets) == levels
-        slope = math.log(targets[-1] / targets[0]) / (levels - 1) if known else DEFAULT_LOG_SLOPE
+        prior = _Prior(targets, levels)
+        # the first probe: where the trained curve has the target (the middle level without trained targets)
+        q = prior.inverse(math.log(target_bpp)) if targets and len(targets) == levels else (levels - 1) / 2
+        # a sample that is the whole clip predicts the file exactly: search to the tolerance itself
+        search_tolerance = tolerance * (EXACT_FRACTION if prober.complete else PROBE_FRACTION)
         best: tuple[float, Path, EncodeStats] | None = None
         stream = hasattr(out, "write")
         folder = Path(tempfile.gettempdir()) if stream else Path(out).resolve().parent
@@ -256,7 +272,7 @@ def encode_at_bpp(
             for k in range(max_encodes):
                 goal = math.log(target_bpp / calibration)
                 try:
-                    q = _search(prober, goal, levels, q, slope, tolerance * PROBE_FRACTION)
+                    q = _search(prober, goal, levels, q, prior, search_tolerance)
                 except _Unreachable as e:
                     if best is not None:  # an encode exists: keep the closest one
                         break
