@@ -107,13 +107,32 @@ def _suite():
     return MetricSuite(METRICS)
 
 
+def _cached(path: Path, key: dict, make) -> dict | list:
+    """make()'s result, kept in `path` (JSON) with `key` (what it was made from): a rerun with the same key
+    reads it instead of measuring again."""
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept.get("key") == key:
+            return kept["value"]
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "value": value}))
+    return value
+
+
 def gvc_point(model: Path, clip: Path, out_dir: Path, quality: float | None = None) -> dict:
-    """gvc.eval.measure of one model (at quality level q for the variable-rate one) on one clip, all intra."""
+    """gvc.eval.measure of one model (at quality level q for the variable-rate one) on one clip, all intra
+    (kept in out_dir/point.json for the model file's size and time, the clip and q)."""
     from gvc.eval.measure import measure_model
 
-    p = measure_model(model, clip, out_dir, gop=1, suite=_suite(), quality=quality)
-    return {"q": quality, "bpp": p.bpp, "psnr_y": p.summary["psnr_y"], "st_lpips_vgg": p.summary["st_lpips_vgg"],
-            "encode_s": p.encode_s}  # fmt: skip
+    def make() -> dict:
+        p = measure_model(model, clip, out_dir, gop=1, suite=_suite(), quality=quality)
+        return {"q": quality, "bpp": p.bpp, "psnr_y": p.summary["psnr_y"],
+                "st_lpips_vgg": p.summary["st_lpips_vgg"], "encode_s": p.encode_s}  # fmt: skip
+
+    stat = model.stat()
+    key = {"model": str(model), "size": stat.st_size, "mtime": stat.st_mtime, "clip": str(clip), "q": quality}
+    return _cached(out_dir / "point.json", key, make)
 
 
 def x265_points(clip: Path, work: Path) -> list[dict]:
@@ -121,17 +140,20 @@ def x265_points(clip: Path, work: Path) -> list[dict]:
     from gvc.eval.codecs.ffmpeg import build_ffmpeg_codec
     from gvc.eval.source import SourceVideo
 
-    work.mkdir(parents=True, exist_ok=True)
-    src = SourceVideo(clip, None, {}, work)
-    codec = build_ffmpeg_codec("x265", None, gop=1)
-    rows = []
-    for crf in X265_CRFS:
-        enc = codec.encode(src, crf, work / f"crf{crf}.hevc")
-        scores = _suite().evaluate(src.pairs(codec.decode(enc.path, src)), src.width, src.height, src.fps,
-                                   features=False)  # fmt: skip
-        rows.append({"crf": crf, "bpp": enc.bpp, "psnr_y": scores.summary["psnr_y"],
-                     "st_lpips_vgg": scores.summary["st_lpips_vgg"], "command": enc.command})  # fmt: skip
-    return rows
+    def make() -> list[dict]:
+        work.mkdir(parents=True, exist_ok=True)
+        src = SourceVideo(clip, None, {}, work)
+        codec = build_ffmpeg_codec("x265", None, gop=1)
+        rows = []
+        for crf in X265_CRFS:
+            enc = codec.encode(src, crf, work / f"crf{crf}.hevc")
+            scores = _suite().evaluate(src.pairs(codec.decode(enc.path, src)), src.width, src.height, src.fps,
+                                       features=False)  # fmt: skip
+            rows.append({"crf": crf, "bpp": enc.bpp, "psnr_y": scores.summary["psnr_y"],
+                         "st_lpips_vgg": scores.summary["st_lpips_vgg"], "command": enc.command})  # fmt: skip
+        return rows
+
+    return _cached(work / "points.json", {"clip": str(clip), "crfs": list(X265_CRFS)}, make)
 
 
 def rate_requests(model: Path, clip: Path, work: Path) -> list[dict]:
@@ -180,7 +202,9 @@ def run(args) -> dict:
     from gvc.codec.coder import rate_levels
     from gvc.codec.modelfile import load_model_file
 
-    levels = rate_levels(load_model_file(multi))
+    multi_net = load_model_file(multi)
+    levels = rate_levels(multi_net)
+    result["levels"] = training_levels(multi_net)
     for clip_name in HELD_OUT:
         clip = held[clip_name]
         out = work / "coded" / clip_name
@@ -199,6 +223,15 @@ def run(args) -> dict:
         result["clips"][clip_name] = per
     result["summary"] = summarize(result)
     return result
+
+
+def training_levels(net) -> list[dict]:
+    """Per level of a variable-rate model file: its target on the training crops, the bpp its controller reached
+    there (EMA of the rounded-latent bpp) and its final lambda_R (from the model file's training record)."""
+    objective = (net.gvc_training or {}).get("objective") or {}
+    state = objective.get("rate_controller") or {}
+    return [{"target": t, "reached": lv["bpp_ema"], "lambda_r": lv["lambda_r"]}
+            for t, lv in zip(objective.get("targets") or [], state.get("levels") or [])]  # fmt: skip
 
 
 def _at_rate(curve: list[dict], bpp: float, key: str) -> float | None:
@@ -262,6 +295,11 @@ def markdown(result: dict) -> str:
         "targets 0.02 .. 0.40 bpp). Held-out clips, all intra, real files; ST-LPIPS-VGG lower is better.",
         "",
     ]
+    if result.get("levels"):
+        rows = [[str(k), f"{lv['target']:g}", _f(lv["reached"], "{:.4f}"), _f(lv["lambda_r"], "{:.3g}")]
+                for k, lv in enumerate(result["levels"])]  # fmt: skip
+        lines += ["The variable-rate model's levels on the training crops (its controllers at the last step):", "",
+                  table(["q", "target bpp", "reached bpp", "lambda_R"], rows), ""]  # fmt: skip
     for clip, per in result["clips"].items():
         s = summary[clip]
         rows = [[f"q {c['q']:g}", _f(c["bpp"], "{:.4f}"), _f(c["psnr_y"], "{:.2f}"), _f(c["st_lpips_vgg"], "{:.4f}")]
