@@ -172,8 +172,9 @@ class LevelBpp:
 class MultiRateController:
     """One proportional controller per quality level of a variable-rate codec (conf/rate/multi.yaml).
 
-    targets: the target bpp of each level, strictly increasing (level 0 the lowest rate); every other argument
-    is ProportionalRateController's, shared by the levels. Training draws a level per batch item (`draw`), weighs
+    targets: the target bpp of each level, strictly increasing (level 0 the lowest rate); `law`: the other
+    arguments of ProportionalRateController (lambda_init, k_p, ema_decay, lambda_min, lambda_max,
+    max_relative_error), shared by the levels. Training draws a level per batch item (`draw`), weighs
     each item's rate by its level's lambda_R (`lambdas`) and feeds each level the mean rounded-latent bpp of its
     items (`update_levels`): the per-level sums and counts are all-reduced first (`reduce_levels`), so under DDP
     every rank holds the same vector. A level no item drew on any rank is left as it is.
@@ -185,18 +186,7 @@ class MultiRateController:
     levels train to `targets` instead, so it is not used, and a warning says so.
     """
 
-    def __init__(
-        self,
-        *,
-        targets,
-        target_bpp: float | None = None,
-        lambda_init: float,
-        k_p: float,
-        ema_decay: float,
-        lambda_min: float,
-        lambda_max: float,
-        max_relative_error: float | None,
-    ):
+    def __init__(self, *, targets, target_bpp: float | None = None, **law):
         targets = [float(t) for t in targets]
         if len(targets) < 2 or any(b <= a for a, b in zip(targets, targets[1:])):
             raise ValueError(f"rate.targets must be at least 2 strictly increasing bpp values, got {targets}")
@@ -207,18 +197,7 @@ class MultiRateController:
                 stacklevel=2,
             )
         self.targets = targets
-        self.levels = [
-            ProportionalRateController(
-                target_bpp=t,
-                lambda_init=lambda_init,
-                k_p=k_p,
-                ema_decay=ema_decay,
-                lambda_min=lambda_min,
-                lambda_max=lambda_max,
-                max_relative_error=max_relative_error,
-            )
-            for t in targets
-        ]
+        self.levels = [ProportionalRateController(target_bpp=t, **law) for t in targets]
         self.steps = 0
 
     @property
