@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,13 @@ bench-flow: $(STAMP)
 bench-vr: $(STAMP)
 	$(BIN)/python benchmarks/bench_variable_rate.py --out-json benchmarks/results/bench_variable_rate.json
 	$(BIN)/python benchmarks/render.py bench_variable_rate
+
+# The trainer twin of bench-parity on 128x128 crops (batch 1: the same pixels per step) against its 64x64 crops, at
+# 10k and 20k steps: held-out / training-crop rate and the hyperprior's calibration on whole frames (~25 min on 2
+# cores; reuses bench-parity's 64-crop models; benchmarks/results/bench_crop_size.json).
+bench-crop: $(STAMP)
+	$(BIN)/python benchmarks/bench_crop_size.py --out-json benchmarks/results/bench_crop_size.json
+	$(BIN)/python benchmarks/render.py bench_crop_size
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

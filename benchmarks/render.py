@@ -34,6 +34,7 @@ RECORDED = {
     "bench_rd_c3": "bench_operating_points",
     "gpu_learn": "gpu_learn",
     "bench_variable_rate": "bench_variable_rate",
+    "bench_crop_size": "bench_crop_size",
 }
 
 #: an absolute checkout root in a recorded command: the folder above its `.venv/bin/python` or `outputs/`

@@ -195,6 +195,23 @@ def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.Lightnin
     return module
 
 
+def warn_small_crops(crop_size: int | None, size_multiple: int) -> bool:
+    """Warn (and return True) when training crops give the hyperprior a z map of 1x1 (crop_size < 2 x the codec's
+    size multiple): only the central taps of its synthesis then train, and on whole frames its scales come out
+    too small, so real footage costs far more bits than the training crops (BENCHMARKS.md, "Training crop size
+    and the hyperprior (bench_crop_size)")."""
+    if crop_size is None or int(crop_size) >= 2 * size_multiple:
+        return False
+    log.warning(
+        "data.crop_size=%d gives the hyperprior a 1x1 z map (the codec downsamples by %d): its scales will not "
+        "fit whole frames, whose rate then runs far above the training crops'; use crops of at least %d",
+        int(crop_size),
+        size_multiple,
+        2 * size_multiple,
+    )
+    return True
+
+
 def find_resume_checkpoint(cfg: DictConfig) -> Path | None:
     """The checkpoint to resume from (see module docstring) or None for a fresh start."""
     if required(cfg, "ckpt_path"):
@@ -284,6 +301,7 @@ def train(cfg: DictConfig, instantiate: Instantiate) -> dict:
 
     datamodule = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, instantiate)
+    warn_small_crops(getattr(datamodule, "crop_size", None), int(getattr(module, "size_multiple", 64)))
     trainer = build_trainer(cfg, instantiate)
     resume = find_resume_checkpoint(cfg)
     if resume is not None:
