@@ -188,9 +188,10 @@ def run(args) -> dict:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     train_dir, held = write_clips(ROOT / "outputs" / "bench_trainer_parity")
-    models = {name: train(name, extra, train_dir, work, args.steps, sys.executable)
-              for name, extra in model_runs(args.steps).items()}  # fmt: skip
-    result = {"steps": args.steps, "seed": SEED, "overrides": list(OVERRIDES), "points": list(POINTS),
+    multi_steps = args.multi_steps or args.steps
+    models = {name: train(name, extra, train_dir, work, multi_steps if name == "multi" else args.steps,
+                          sys.executable) for name, extra in model_runs(args.steps).items()}  # fmt: skip
+    result = {"steps": args.steps, "multi_steps": multi_steps, "seed": SEED, "overrides": list(OVERRIDES), "points": list(POINTS),
               "machine": machine_line(torch.device("cpu")), "command": " ".join(sys.argv), "models": {}, "clips": {}}  # fmt: skip
     for name, model in models.items():
         seconds = work / f"{name}_{args.steps}.seconds"
@@ -290,7 +291,8 @@ def markdown(result: dict) -> str:
         f"## {TITLE}",
         "",
         f"`{result['command']}`; {result['machine']}. Every model: `train.py {' '.join(result['overrides'])}`, "
-        f"{result['steps']} steps, seed {result['seed']}; fixed-rate models with `rate.target_bpp` "
+        f"{result['steps']} steps (the variable-rate model {result.get('multi_steps', result['steps'])}), seed "
+        f"{result['seed']}; fixed-rate models with `rate.target_bpp` "
         f"{' / '.join(f'{t:g}' for t in result['points'])}, the variable-rate model with `rate=multi` (8 levels, "
         "targets 0.02 .. 0.40 bpp). Held-out clips, all intra, real files; ST-LPIPS-VGG lower is better.",
         "",
@@ -355,6 +357,12 @@ def main() -> int:
     )
     p.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench_variable_rate")
     p.add_argument("--train-only", action="store_true", help="train the models and stop")
+    p.add_argument(
+        "--multi-steps",
+        type=int,
+        default=None,
+        help="steps of the variable-rate model (default --steps; 3 x --steps: the three fixed models' total)",
+    )
     p.add_argument("--out-json", type=Path, default=None, help="write the result here")
     p.add_argument("--from-json", type=Path, default=None, help="render a recorded result")
     args = p.parse_args()
@@ -366,7 +374,8 @@ def main() -> int:
 
             train_dir, _ = write_clips(ROOT / "outputs" / "bench_trainer_parity")
             for name, extra in model_runs(args.steps).items():
-                train(name, extra, train_dir, args.work, args.steps, sys.executable)
+                steps = (args.multi_steps or args.steps) if name == "multi" else args.steps
+                train(name, extra, train_dir, args.work, steps, sys.executable)
             return 0
         result = run(args)
         if args.out_json is not None:
