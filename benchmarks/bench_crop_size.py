@@ -15,8 +15,6 @@ calibration (bench_trainer_parity.calibration).
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,30 +35,6 @@ CROP128 = ("data.crop_size=128", "data.batch_size=1")
 CLIPS = ("carphone_pristine", "bikes", "carphone_pristine_dark", "bikes_dark", "train_crops")
 
 
-def train_crop128(train_dir: Path, work: Path, budgets) -> dict[int, Path]:
-    """The 128-crop twin to each budget in turn (exact resume); budget -> model file."""
-    import bench_trainer_parity as parity
-
-    out_dir = work / "crop128"
-    models = {}
-    for steps in budgets:
-        model = work / f"crop128_seed{SEED}_{steps}.gvcm"
-        if not model.exists():
-            cmd = [
-                sys.executable,
-                str(ROOT / "train.py"),
-                *parity.overrides(train_dir, SEED, steps, out_dir),
-                *CROP128,
-            ]
-            print(f"[bench-crop] {shlex.join(cmd)}", file=sys.stderr, flush=True)
-            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"train.py failed ({done.returncode}): {done.stderr[-2000:]}")
-            (out_dir / "model.gvcm").replace(model)
-        models[steps] = model
-    return models
-
-
 def run(args) -> dict:
     import bench_trainer_parity as parity
     import torch
@@ -68,7 +42,8 @@ def run(args) -> dict:
     parity_work = ROOT / "outputs" / "bench_trainer_parity"
     train_dir, clips = parity.write_clips(parity_work)
     crop64 = parity.run_trainer(train_dir, SEED, args.budgets, parity_work, sys.executable)
-    crop128 = train_crop128(train_dir, args.work, args.budgets)
+    crop128 = parity.run_trainer(train_dir, SEED, args.budgets, args.work, sys.executable, name="crop128",
+                                 extra=CROP128)  # fmt: skip
     suite = parity._suite(False)
     result = {"command": " ".join(sys.argv), "machine": machine_line(torch.device("cpu")), "seed": SEED,
               "overrides": parity.OVERRIDES, "crop128": list(CROP128), "runs": {}}  # fmt: skip

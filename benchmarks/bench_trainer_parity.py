@@ -164,17 +164,25 @@ def overrides(train_dir: Path, seed: int, steps: int, out_dir: Path, gan: bool =
 
 # ------------------------------------------------------------------------------------------------ twins
 def run_trainer(
-    train_dir: Path, seed: int, budgets, work: Path, python: str, gan: bool = False
+    train_dir: Path,
+    seed: int,
+    budgets,
+    work: Path,
+    python: str,
+    gan: bool = False,
+    name: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[int, Path]:
     """train.py to each budget in turn (exact resume from its own last.ckpt); budget -> model file. gan: the
-    GAN twin (GAN_OVERRIDES on top: the same steps, lambda_R and data)."""
-    name = "trainer_gan" if gan else "trainer"
+    GAN twin (GAN_OVERRIDES on top: the same steps, lambda_R and data). name / extra: another twin of the
+    trainer, named so, with these overrides on top (bench_crop_size's 128-crop twin)."""
+    name = name or ("trainer_gan" if gan else "trainer")
     out_dir = work / f"{name}_seed{seed}"
     models = {}
     for steps in budgets:
         model = work / f"{name}_seed{seed}_{steps}.gvcm"
         if not model.exists():
-            cmd = [python, str(ROOT / "train.py"), *overrides(train_dir, seed, steps, out_dir, gan)]
+            cmd = [python, str(ROOT / "train.py"), *overrides(train_dir, seed, steps, out_dir, gan), *extra]
             print(f"[trainer-parity] {shlex.join(cmd)}", file=sys.stderr, flush=True)
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if done.returncode != 0:
@@ -246,13 +254,14 @@ def series(twin: str, lam: float) -> str:
     return twin if lam == LAMBDA else f"{twin}_lambda{lam:g}"
 
 
-def run_loop(train_dir: Path, seed: int, budgets, work: Path, lam: float = LAMBDA) -> dict[int, Path]:
-    """plain_loop on the trainer's config to the largest budget; budget -> model file (saved on the way)."""
+def _loop_twin(train_dir: Path, seed: int, budgets, work: Path, lam: float, twin: str, suffix: str, save_model,
+               build=None) -> dict[int, Path]:  # fmt: skip
+    """plain_loop on the trainer's config (`build`: another codec in place of the small one) to the largest
+    budget; budget -> model file (work/<series>_seed<seed>_<budget><suffix>, written by save_model(path, net)
+    on the way)."""
     import torch
 
-    from gvc.codec.modelfile import save_model_file
-
-    models = {s: work / f"{series('loop', lam)}_seed{seed}_{s}.gvcm" for s in budgets}
+    models = {s: work / f"{series(twin, lam)}_seed{seed}_{s}{suffix}" for s in budgets}
     if all(p.exists() for p in models.values()):
         return models
     cfg = compose(train_dir, seed, max(budgets), work / "unused")
@@ -260,12 +269,22 @@ def run_loop(train_dir: Path, seed: int, budgets, work: Path, lam: float = LAMBD
 
     def save(step, net):
         if step in models:
-            net.eval()
-            save_model_file(models[step], net)
-            net.train()
+            save_model(models[step], net)
 
-    plain_loop(cfg, max(budgets), lam, on_step=save)
+    plain_loop(cfg, max(budgets), lam, on_step=save, build=build)
     return models
+
+
+def run_loop(train_dir: Path, seed: int, budgets, work: Path, lam: float = LAMBDA) -> dict[int, Path]:
+    """plain_loop on the trainer's config to the largest budget; budget -> model file (saved on the way)."""
+    from gvc.codec.modelfile import save_model_file
+
+    def save(path: Path, net) -> None:
+        net.eval()
+        save_model_file(path, net)
+        net.train()
+
+    return _loop_twin(train_dir, seed, budgets, work, lam, "loop", ".gvcm", save)
 
 
 #: compressai's anchor (issue 24): MeanScaleHyperprior(N, M), trained by plain_loop (its own forward and
@@ -287,22 +306,14 @@ def run_anchor(train_dir: Path, seed: int, budgets, work: Path, lam: float = LAM
 
     import torch
 
-    models = {s: work / f"{series('anchor', lam)}_seed{seed}_{s}.pt" for s in budgets}
-    if all(p.exists() for p in models.values()):
-        return models
-    cfg = compose(train_dir, seed, max(budgets), work / "unused")
-    torch.set_num_threads(int(cfg.torch_num_threads or 1))
+    def save(path: Path, net) -> None:
+        frozen = copy.deepcopy(net).eval()
+        frozen.update(force=True)
+        tmp = path.with_suffix(".part")
+        torch.save(frozen.state_dict(), tmp)
+        os.replace(tmp, path)
 
-    def save(step, net):
-        if step in models:
-            frozen = copy.deepcopy(net).eval()
-            frozen.update(force=True)
-            tmp = models[step].with_suffix(".part")
-            torch.save(frozen.state_dict(), tmp)
-            os.replace(tmp, models[step])
-
-    plain_loop(cfg, max(budgets), lam, on_step=save, build=build_anchor)
-    return models
+    return _loop_twin(train_dir, seed, budgets, work, lam, "anchor", ".pt", save, build=build_anchor)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
