@@ -73,7 +73,7 @@ from gvc.codec.modelfile import model_id as compute_model_id
 from gvc.errors import BitstreamError, GVCError, ModelFileError
 from gvc.models.bottleneck import EntropyPlacement
 from gvc.models.iframe import IFrameCodec
-from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding, TrainLatents
+from gvc.models.latents import DecodeLatents, EncodeLatents, FrameOut, LatentCoding
 from gvc.models.pframe import PFrameCodec
 from gvc.models.shift import shift_for_frame
 from gvc.models.video import GOPState, VideoCodec
@@ -199,7 +199,7 @@ def entropy_placement(portable: bool) -> EntropyPlacement | None:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module):
+def eval_mode(model: nn.Module):
     was = model.training
     model.eval()
     try:
@@ -287,19 +287,6 @@ class FrameCoder:
         )
         _check_shapes(packet, self._expected(packet.frame_type, x.shape[-1], x.shape[-2]), "encoder")
         return packet, out.estimated_bits()
-
-    def estimate(self, x: torch.Tensor) -> tuple[str, float]:
-        """(frame type, estimated bits) of frame `state.index` (x (1, 3, H_pad, W_pad) in [0, 1]) without
-        writing it: the rounded latents' -log2 likelihoods through the model's pipeline in mode "round" (the
-        decoder's reconstruction is the next frame's reference; no range coding, no synthesis for an intra-only
-        model); the state moves on. What gvc.codec.target_rate probes the rate with."""
-        latents = TrainLatents("round", q=self.quality)
-        if self._step == self._intra_step:
-            out = self.model.code(x, latents, synthesize=False)
-            self.state.advance(None)
-        else:
-            out = self._step(x, self.state, latents)
-        return out.frame_type, float(out.estimated_bits())
 
     def _expected(self, frame_type: str, padded_w: int, padded_h: int) -> list[tuple[int, int]]:
         """z shapes of a frame: one grid per latent of its codec."""
@@ -549,7 +536,7 @@ def _encode(
             yield packet, est, None if report is None else asdict(report)
             bar.update(1)
 
-    with deterministic(), _eval_mode(model), _progress(n, "encode", progress) as bar:
+    with deterministic(), eval_mode(model), _progress(n, "encode", progress) as bar:
         return _write_stream(out, header, stats, coded(bar), n, reader.path)
 
 
@@ -671,7 +658,7 @@ class DecodedVideo:
         coder = FrameCoder(self.model, entropy_placement(h.portable_entropy), h.gop)
         with _progress(h.frame_count, "decode", self.progress) as bar:
             for packet in reader:
-                with deterministic(), _eval_mode(self.model):
+                with deterministic(), eval_mode(self.model):
                     x_hat = coder.decode(packet, h.padded_width, h.padded_height)
                 if x_hat.shape[-2:] != (h.padded_height, h.padded_width):
                     raise BitstreamError(

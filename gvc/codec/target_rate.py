@@ -37,10 +37,10 @@ from gvc.codec.bitstream import HEADER_BYTES, quantize_quality
 from gvc.codec.coder import (
     EncodeStats,
     FrameCoder,
-    _eval_mode,
     deterministic,
     encode_video,
     entropy_placement,
+    eval_mode,
     is_video_model,
     pad_frame,
     padded_size,
@@ -130,7 +130,7 @@ class _Prober:
         if q not in self.cache:
             coder = FrameCoder(self.model, self.placement, self.gop, q)
             nbytes, coded = HEADER_BYTES, []
-            with torch.no_grad(), deterministic(), _eval_mode(self.model):
+            with torch.no_grad(), deterministic(), eval_mode(self.model):
                 for x in self.frames:
                     packet, est = coder.encode(x, estimate=self.complete)
                     nbytes += len(packet.to_bytes())
