@@ -470,6 +470,63 @@ class PFrameStep:
         return up(terms.loss, self.video.pframe.aux_loss(), d_loss_fn, terms.bpp_q).g_loss
 
 
+#: train.py overrides that log every step's time: Lightning's ThroughputMonitor writes rank 0's elapsed training
+#: time (from the start of fit, after each batch) to the csv log at every step
+STEP_TIMES = (
+    "trainer.log_every_n_steps=1",
+    "+callbacks.throughput._target_=lightning.pytorch.callbacks.ThroughputMonitor",
+    "+callbacks.throughput.batch_size_fn._target_=builtins.len",
+    "+callbacks.throughput.batch_size_fn._partial_=true",
+)
+#: a timed train.py run writes no checkpoint or model file and runs no validation
+TIMED_RUN = (
+    "callbacks.checkpoint=null",
+    "callbacks.model_file=null",
+    "callbacks.progress=null",
+    "trainer.enable_progress_bar=false",
+    "trainer.limit_val_batches=0",
+)
+
+
+def timed_train(
+    overrides: Sequence[str], out_dir: Path, env: dict | None = None, timeout: float = 1800
+) -> dict:
+    """Run train.py (this checkout's, in a fresh process) with `overrides` + TIMED_RUN + STEP_TIMES into
+    `out_dir` (emptied first) and read its csv log: {"overrides", "wall_s" (the whole process), "step_s" (per
+    step, in order: the first includes its data loading and any compilation), "g_loss" (train/g_loss per step)},
+    or {"overrides", "error"} when train.py fails. `env` is added to this process's environment."""
+    import csv
+    import shutil
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    args = [*overrides, f"paths.output_dir={out_dir}", *TIMED_RUN, *STEP_TIMES]
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    print(f"[timed_train] {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"overrides": list(overrides), "error": f"timed out after {timeout:.0f} s"}
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"overrides": list(overrides), "error": f"exit {proc.returncode}: {tail}"}
+    (log,) = out_dir.glob("csv/version_*/metrics.csv")
+    with log.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    elapsed = sorted((int(r["train/batches"]), float(r["train/time"])) for r in rows if r.get("train/time"))
+    times = [t for _, t in elapsed]
+    return {
+        "overrides": list(overrides),
+        "wall_s": wall,
+        "step_s": [b - a for a, b in zip([0.0, *times], times)],
+        "g_loss": [float(r["train/g_loss"]) for r in rows if r.get("train/g_loss")],
+    }
+
+
 # ------------------------------------------------------------------------------------------------ data
 
 

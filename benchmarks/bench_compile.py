@@ -1,202 +1,187 @@
-"""torch.compile and channels_last (conf/train.yaml `compile`, `channels_last`): stage-1 training step time.
+"""torch.compile and channels_last (conf/train.yaml `compile`, `channels_last`): train.py's stage-1 step time.
 
-    python benchmarks/bench_compile.py [--markdown | --json] [--device cpu|cuda] [--quick] [--models smoke paper]
+    python benchmarks/bench_compile.py [--out-json PATH | --from-json PATH] [--device cpu|cuda] [--quick]
+                                       [--models smoke small paper]
 
-One stage-1 training step (benchmarks/_common.IFrameStep: the trainer's step past its GAN warm-up, HiFiC loss
-with LPIPS (random AlexNet) through gvc.training.update.TrainingUpdate: G + aux step, clip, non-finite guard, D
-step, rate controller) in four variants: eager, channels_last, compile, compile + channels_last. The options are
-applied as gvc.training.speed does in training: in-place `nn.Module.compile()` of E_I, G_I, the hyperprior towers
-(IFRAME_CODEC_TARGETS) and D_I; channels_last on every module's weights (codec, D, LPIPS) and on the input frames.
-Each (model, variant) runs in a fresh process with an empty inductor cache directory, so "first step" is the
-cold-cache cost a new training run pays (compilation included); "step" is the median of the timed steps after
-that step and `warmup` more. "first-step loss" is the G loss of the first step (same seed and input in every
-variant: equal up to float rounding when the variant computes the same thing).
+Each (model, variant) is one run of train.py: `+experiment=smoke_iframe` (the bundled sample clips, ST-LPIPS
+AlexNet as the perceptual term, the proportional rate controller) with `model=<model>`, the plan's crops and
+batch, and the GAN on from step 0 (`stage.warmup_steps=0`), so every step is the stage-1 module's training step:
+the codec forward, the HiFiC objective and the one training update, gvc.training.update (G + aux step, clip,
+non-finite guard, D step, rate controller). The variants set `compile` / `channels_last`, which train.py applies
+through gvc.training.speed (in-place compile of E_I, G_I, the hyperprior towers and D_I; channels_last on the
+module's weights and batches). Every run is a fresh process with an empty inductor cache, so "first step" is the
+cold cost a new run pays (compilation included, and the first batch's loading). Lightning's ThroughputMonitor
+logs the elapsed training time at every step (benchmarks/_common.timed_train); "step" is the median of the steps
+after the first `warmup`. "first-step loss" is train/g_loss of step 0: the same seed, data and initial weights in
+every variant, so equal up to float rounding when a variant computes the same thing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
-import time
+from pathlib import Path
 
-import torch
-from _common import (
-    IFrameStep,
-    base_parser,
-    build_discriminator,
-    build_iframe,
-    emit,
-    fmt,
-    random_crops,
-    random_lpips,
-    read_frames,
-    run_isolated,
-    section,
-    seed_all,
-    setup,
-    sync,
-    table,
-)
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (ROOT, HERE):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
+from _common import base_parser, command_line, fmt, machine_line, setup, table, timed_train  # noqa: E402
+from render import NOTES_AT, section  # noqa: E402
+
+NAME = "bench_compile"
+TITLE = "torch.compile and channels_last, train.py's stage-1 step (bench_compile)"
+#: (compile, channels_last) of each variant
 VARIANTS = {
     "eager": (False, False),
     "channels_last": (False, True),
     "compile": (True, False),
     "compile + channels_last": (True, True),
 }
-WORKER_TIMEOUT_S = 900
+#: model -> (batch, crop, warm-up steps not timed (the first included), timed steps) [ours]: sizes that finish
+#: the CPU plan in ~20 minutes on the 2-core dev box; the CUDA plan is the old bench's
+PLAN = {
+    "cpu": {"smoke": (4, 128, 3, 12), "small": (4, 128, 3, 12), "paper": (1, 128, 2, 4)},
+    "cuda": {"smoke": (8, 256, 5, 20), "small": (8, 256, 5, 20), "paper": (8, 256, 3, 10)},
+}
+QUICK_TIMED = 3  # --quick: timed steps per run
+#: the stage-1 run every variant shares: smoke_iframe's data and objective, GAN on from step 0
+STAGE1 = ("+experiment=smoke_iframe", "stage.warmup_steps=0")
+DEVICE_OVERRIDES = {"cpu": ("torch_num_threads=1",), "cuda": ("trainer=gpu",)}
+WORKER_TIMEOUT_S = 1200
 
 
-def step_time(cfg: dict) -> dict:
-    """Worker: build the model, apply the variant, time the first step and the steady-state steps."""
-    from gvc.training.speed import IFRAME_CODEC_TARGETS, compile_submodules, to_channels_last
+def run(args, device: str) -> dict:
+    from gvc.eval.tools import gvc_version
 
-    device = torch.device(cfg["device"])
-    compile_, channels_last = VARIANTS[cfg["variant"]]
-    seed_all(0)
-    codec = build_iframe(cfg["model"]).to(device).train()
-    disc = build_discriminator(cfg["model"]).to(device).train()
-    lpips = random_lpips().to(device)
-    frames = read_frames("bigbuckbunny", 4)
-    x = random_crops(frames, cfg["batch"], cfg["crop"], torch.Generator().manual_seed(0)).to(device)
-    if channels_last:
-        for m in (codec, disc, lpips):
-            m.to(memory_format=torch.channels_last)
-        x = to_channels_last(x)
-    if compile_:
-        compile_submodules(codec, IFRAME_CODEC_TARGETS)
-        disc.compile()
-    step = IFrameStep(codec, disc, lpips, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    t0 = time.perf_counter()
-    first = step(x)
-    sync(device)
-    first_s = time.perf_counter() - t0
-    for _ in range(cfg["warmup"]):
-        step(x)
-    times = []
-    for _ in range(cfg["reps"]):
-        sync(device)
-        t0 = time.perf_counter()
-        step(x)
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    out = {**cfg, "first_s": first_s, "step_s": times[len(times) // 2], "min_s": times[0]}
-    out["first_loss"] = first["loss"]
-    if device.type == "cuda":
-        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    return out
-
-
-def run(args, device) -> dict:
-    cuda = device.type == "cuda"
-    quick = args.quick
-    # (model, batch, crop, warmup steps after the first, timed steps)
-    if cuda:
-        plan = {"smoke": (8, 256, 2, 5 if quick else 20), "paper": (8, 256, 2, 3 if quick else 10)}
-    else:
-        plan = {"smoke": (4, 128, 1, 3 if quick else 5), "paper": (1, 128, 1, 1 if quick else 2)}
     rows = []
+    work = ROOT / "outputs" / NAME
     for model in args.models:
-        batch, crop, warmup, reps = plan[model]
-        for variant in VARIANTS:
-            cfg = dict(
-                model=model,
-                variant=variant,
-                batch=batch,
-                crop=crop,
-                warmup=warmup,
-                reps=reps,
-                device=device.type,
-                threads=torch.get_num_threads(),
-            )
+        batch, crop, warmup, timed = PLAN[device][model]
+        timed = QUICK_TIMED if args.quick else timed
+        for variant, (compile_, channels_last) in VARIANTS.items():
+            overrides = [
+                *STAGE1,
+                *DEVICE_OVERRIDES[device],
+                f"model={model}",
+                f"data.batch_size={batch}",
+                f"data.crop_size={crop}",
+                f"stage.max_steps={warmup + timed}",
+                f"compile={str(compile_).lower()}",
+                f"channels_last={str(channels_last).lower()}",
+            ]
+            load = os.getloadavg()[0]
             with tempfile.TemporaryDirectory(prefix="gvc_inductor_") as cache:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold compile in every worker
-                os.environ["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")
-                res = run_isolated(cfg, timeout=WORKER_TIMEOUT_S)
-            print(f"[bench_compile] {model} {variant}: {res}", file=sys.stderr, flush=True)
-            rows.append({**cfg, **res})
-    return {"device": device.type, "quick": quick, "rows": rows}
+                env = {"TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": f"{cache}/triton"}
+                if device == "cpu":
+                    env["OMP_NUM_THREADS"] = "1"
+                res = timed_train(
+                    overrides, work / model / variant.replace(" + ", "_"), env, WORKER_TIMEOUT_S
+                )
+            row = {
+                "model": model,
+                "variant": variant,
+                "batch": batch,
+                "crop": crop,
+                "warmup": warmup,
+                "load_1min": load,
+                **res,
+            }
+            if "error" not in res:
+                steps = res["step_s"][warmup:]
+                row.update(first_s=res["step_s"][0], step_med_s=statistics.median(steps), timed=len(steps))
+            print(f"[{NAME}] {model} {variant}: {row.get('step_med_s', row.get('error'))}", file=sys.stderr)
+            rows.append(row)
+    return {
+        "command": command_line(),
+        "machine": machine_line(args.torch_device),
+        "gvc": gvc_version(),
+        "device": device,
+        "quick": args.quick,
+        "stage1": list(STAGE1) + list(DEVICE_OVERRIDES[device]),
+        "rows": rows,
+    }
+
+
+def commit_line(gvc: dict) -> str:
+    """gvc.eval.tools.gvc_version's record as `commit 1234abcd` (+ `with uncommitted changes`)."""
+    commit = (gvc.get("commit") or "unknown")[:8]
+    return f"commit {commit}" + (" with uncommitted changes" if gvc.get("uncommitted_changes") else "")
 
 
 def markdown(res: dict) -> str:
     rows = res["rows"]
-    eager = {r["model"]: r for r in rows if r["variant"] == "eager" and "step_s" in r}
-    has_mem = any("peak_gib" in r for r in rows)
-    body_rows = []
+    eager = {r["model"]: r for r in rows if r["variant"] == "eager" and "step_med_s" in r}
+    body = []
     for r in rows:
         shape = f"{r['batch']}x3x{r['crop']}x{r['crop']}"
         if "error" in r:
-            body_rows.append([r["model"], shape, r["variant"], f"failed: {r['error']}", "", "", "", ""])
+            body.append([r["model"], shape, r["variant"], f"failed: {r['error']}", "", "", "", "", ""])
             continue
         base = eager.get(r["model"])
-        speedup = f"{base['step_s'] / r['step_s']:.2f}x" if base else "n/a"
-        body_rows.append(
+        speedup = f"{base['step_med_s'] / r['step_med_s']:.2f}x" if base else "n/a"
+        body.append(
             [
                 r["model"],
                 shape,
                 r["variant"],
                 fmt(r["first_s"]),
-                fmt(r["step_s"]),
+                fmt(r["step_med_s"]),
                 speedup,
-                r["reps"],
-                f"{r['first_loss']:.6g}",
-                *([fmt(r.get("peak_gib"))] if has_mem else []),
+                r["timed"],
+                f"{r['g_loss'][0]:.6g}",
+                fmt(r["load_1min"], 2),
             ]
         )
-    t = table(
-        [
-            "model",
-            "batch",
-            "variant",
-            "first step incl. compile (s)",
-            "step (s, median)",
-            "speed-up vs eager",
-            "timed steps",
-            "first-step loss",
-        ]
-        + (["peak GPU mem (GiB)"] if has_mem else []),
-        body_rows,
-    )
-    settings = [
-        f"Device: {res['device']}"
-        + (" (bf16 autocast for the networks)" if res["device"] == "cuda" else " (float32)")
+    headers = ["model", "batch", "variant", "first step (s)", "step (s, median)", "speed-up vs eager"]
+    headers += ["timed steps", "first-step loss", "load (1 min) at start"]
+    cpu = res["device"] == "cpu"
+    lines = [
+        f"## {TITLE}",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+        f"- Machine: {res['machine']}",
+        f"- gvc: {commit_line(res['gvc'])}; device {res['device']}"
+        + (" (float32, torch intra-op 1 thread)" if cpu else " (trainer=gpu: bf16-mixed)")
         + ("; --quick" if res["quick"] else ""),
-        f"Threads: torch intra-op {torch.get_num_threads()}"
-        + ("" if res["device"] == "cuda" else " (2 cores shared with other jobs: timings under load)"),
-        "Compile: torch.compile default mode (inductor), in place on E_I, G_I, h_a, h_s towers and D_I; cold "
-        "inductor cache per variant (a rerun with a warm cache compiles faster).",
+        f"- Every row: `train.py {' '.join(res['stage1'])} model=<model> data.batch_size=<b> data.crop_size=<c> "
+        "compile=<..> channels_last=<..>` (GAN on from step 0: every step is G + aux + D through "
+        "gvc.training.update); a fresh process with a cold inductor cache per row; step times from Lightning's "
+        "ThroughputMonitor in the csv log. The first step includes compilation and the first batch's loading.",
+        "",
+        table(headers, body),
+        "",
+        NOTES_AT,
     ]
-    body = [
-        "### Stage-1 training step (G + aux + D step), four variants",
-        t,
-        "Both are off by default: their effect depends on the device and the model size (see the rows above), "
-        "so measure on the training GPU (`--device cuda`) before turning them on with `compile=true "
-        "channels_last=true` (conf/train.yaml). The first step's compile cost is paid once per run (and again "
-        "for a new input shape, e.g. the first validation batch).",
-    ]
-    return section(
-        "torch.compile and channels_last (bench_compile)", torch.device(res["device"]), settings, body
-    )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--models", nargs="+", choices=("smoke", "paper"), default=["smoke", "paper"])
+    parser.add_argument("--models", nargs="+", choices=tuple(PLAN["cpu"]), default=list(PLAN["cpu"]))
+    parser.add_argument("--out-json", type=Path, default=None)
+    parser.add_argument("--from-json", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.worker:
-        cfg = json.loads(args.worker)
-        torch.set_num_threads(int(cfg["threads"]))
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        print(json.dumps(step_time(cfg)))
-        return 0
-    device = setup(args)
-    emit(args, run(args, device), markdown)
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+    else:
+        args.torch_device = setup(args)
+        result = run(args, args.torch_device.type)
+        if args.out_json is not None:
+            args.out_json.parent.mkdir(parents=True, exist_ok=True)
+            args.out_json.write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(section(NAME, markdown(result)), end="")
     return 0
 
 

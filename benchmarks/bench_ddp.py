@@ -1,180 +1,193 @@
-"""DDP scaling of the smoke I-frame training step on the CPU: 1 process vs 2 processes (gloo).
+"""DDP scaling of train.py's stage-1 step on the CPU: 1 process vs 2 processes (conf/trainer/ddp.yaml, gloo).
 
-    python benchmarks/bench_ddp.py [--markdown | --json] [--quick] [--batch 4] [--crop 128] [--steps 10]
+    python benchmarks/bench_ddp.py [--out-json PATH | --from-json PATH] [--quick] [--models smoke small]
+                                   [--batch 4] [--crop 128] [--steps 20]
 
-Plain torch: torch.multiprocessing.spawn + torch.distributed (gloo, localhost) + DistributedDataParallel around
-the smoke IFrameCodec and its discriminator D_I; each process runs the stage-1 step of benchmarks/_common.py
-(IFrameStep: HiFiC loss with LPIPS (random AlexNet) through the trainer's update, gvc.training.update, with
-torch.distributed as its reducer: G + aux step (the entropy-bottleneck quantiles, which DDP ignores: they are
-local, like an aux optimizer), clip, non-finite guard on every rank, D step, all-reduced rate controller) on its own `--batch` random crops (weak scaling:
-the global batch grows with the processes). Every process uses one torch thread. Time per step = median over
-the timed steps on rank 0, after warm-up steps and a barrier. samples/s = processes * batch / step time;
-efficiency = samples/s(2 processes) / (2 * samples/s(1 process)). A 1-process 2-thread run is listed for
-reference (the other way to use two cores).
+Every run is train.py: `+experiment=smoke_iframe` (the bundled sample clips, ST-LPIPS AlexNet, the proportional
+rate controller) with `model=<model>`, `--batch` crops of `--crop` pixels per process and the GAN on from step 0,
+so every step is the stage-1 module's training step through the one training update (gvc.training.update: G + aux,
+clip, non-finite guard on every rank, D, the rate controller fed the all-reduced bpp). The 2-process run is
+`trainer=ddp trainer.accelerator=cpu trainer.precision=32-true trainer.devices=2`: Lightning's DDPStrategy exactly
+as conf/trainer/ddp.yaml builds it (find_unused_parameters true, process_group_backend null: gloo on CPU), its
+ranks launched by Lightning. The 1-process runs are plain `trainer=cpu` (strategy auto), with 1 and 2 torch
+threads (the other way to use two cores). Each rank reads its own clips (weak scaling: the global batch grows
+with the processes). gvc.training.callbacks.RankConsistencyCheck writes every rank's step, lambda_R and float64
+weight checksums at the end (and fails the run when they differ); "ranks identical" compares them.
+
+Step times are rank 0's, from Lightning's ThroughputMonitor in the csv log (benchmarks/_common.timed_train):
+the median of the steps after the first `warmup`. samples/s = processes * batch / step time; efficiency =
+samples/s(2 processes) / (2 * samples/s(1 process, 1 thread)).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import tempfile
-import time
+import sys
 from pathlib import Path
 
-import torch
-from _common import (
-    IFrameStep,
-    base_parser,
-    build_discriminator,
-    build_iframe,
-    emit,
-    fmt,
-    random_crops,
-    random_lpips,
-    read_frames,
-    section,
-    seed_all,
-    setup,
-    table,
-)
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (ROOT, HERE):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from _common import base_parser, command_line, fmt, machine_line, setup, table, timed_train  # noqa: E402
+from bench_compile import commit_line  # noqa: E402
+from render import NOTES_AT, section  # noqa: E402
+
+NAME = "bench_ddp"
+TITLE = "DDP scaling, train.py's stage-1 step (bench_ddp)"
+STAGE1 = ("+experiment=smoke_iframe", "stage.warmup_steps=0")
+#: conf/trainer/ddp.yaml on the CPU: its strategy node unchanged (gloo: process_group_backend null)
+DDP_CPU = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.precision=32-true")
+#: (processes, torch threads per process) of each run; the first is the baseline of the efficiency
+LAYOUTS = ((1, 1), (2, 1), (1, 2))
+WARMUP = 3  # steps not timed (the first included) [ours]
+WORKER_TIMEOUT_S = 1200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def layout_overrides(processes: int, threads: int) -> list[str]:
+    trainer = [*DDP_CPU, f"trainer.devices={processes}"] if processes > 1 else ["trainer=cpu"]
+    return [*trainer, f"torch_num_threads={threads}"]
 
 
-def worker(rank: int, world: int, cfg: dict, port: int, out: str) -> None:
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    torch.set_num_threads(cfg["threads"])
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    distributed = world > 1
-    if distributed:
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-    seed_all(0)  # same initial weights on every rank (DDP also broadcasts them)
-    codec = build_iframe("smoke").train()
-    disc = build_discriminator("smoke").train()
-    lpips = random_lpips()
-    if distributed:
-        ignore = [n for n, _ in codec.named_parameters() if n.endswith("quantiles")]
-        DDP._set_params_and_buffers_to_ignore_for_model(codec, ignore)
-        step = IFrameStep(DDP(codec), DDP(disc), lpips, "cpu", codec_module=codec, disc_module=disc)
-    else:
-        step = IFrameStep(codec, disc, lpips, "cpu")
-    frames = read_frames("bikes", 8)
-    gen = torch.Generator().manual_seed(1000 + rank)
-    batches = [random_crops(frames, cfg["batch"], cfg["crop"], gen) for _ in range(4)]
-    for i in range(cfg["warmup"]):
-        step(batches[i % 4])
-    if distributed:
-        dist.barrier()
-    times = []
-    for i in range(cfg["steps"]):
-        t0 = time.perf_counter()
-        step(batches[i % 4])
-        times.append(time.perf_counter() - t0)
-    if distributed:
-        dist.barrier()
-    if rank == 0:
-        Path(out).write_text(json.dumps({"times": times}))
-    if distributed:
-        dist.destroy_process_group()
+def ranks(dump_dir: Path, processes: int) -> dict:
+    """The ranks' RankConsistencyCheck records: {"identical": every rank's step, lambda_R, controller state and
+    per-module checksums equal rank 0's, "step", "lambda_r", "checksum"} (rank 0's)."""
+    recs = [json.loads((dump_dir / f"rank{r}.json").read_text()) for r in range(processes)]
+    keys = ("step", "lambda_r", "rate_controller", "modules")
+    same = all(all(rec[k] == recs[0][k] for k in keys) for rec in recs[1:])
+    return {"identical": same, **{k: recs[0][k] for k in ("step", "lambda_r", "checksum")}}
 
 
-def measure(world: int, threads: int, batch: int, crop: int, warmup: int, steps: int) -> dict:
-    import torch.multiprocessing as mp
+def measure(model: str, processes: int, threads: int, args) -> dict:
+    out = ROOT / "outputs" / NAME / f"{model}_p{processes}_t{threads}"
+    dump = out.parent / f"{out.name}_ranks"
+    overrides = [
+        *STAGE1,
+        f"model={model}",
+        f"data.batch_size={args.batch}",
+        f"data.crop_size={args.crop}",
+        f"stage.max_steps={WARMUP + args.steps}",
+        *layout_overrides(processes, threads),
+        "+callbacks.consistency._target_=gvc.training.callbacks.RankConsistencyCheck",
+        "+callbacks.consistency.every_n_steps=0",
+        f"+callbacks.consistency.dump_dir={dump}",
+    ]
+    row = {"model": model, "processes": processes, "threads": threads, "batch": args.batch, "crop": args.crop}
+    row["load_1min"] = os.getloadavg()[0]
+    res = timed_train(overrides, out, {"OMP_NUM_THREADS": str(threads)}, WORKER_TIMEOUT_S)
+    row.update(res)
+    if "error" not in res:
+        steps = res["step_s"][WARMUP:]
+        step = statistics.median(steps)
+        row.update(timed=len(steps), step_med_s=step, samples_per_s=processes * args.batch / step)
+        row["ranks"] = ranks(dump, processes)
+    print(
+        f"[{NAME}] {model} {processes}x{threads}: {row.get('step_med_s', row.get('error'))}", file=sys.stderr
+    )
+    return row
 
-    cfg = {"threads": threads, "batch": batch, "crop": crop, "warmup": warmup, "steps": steps}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "result.json")
-        t0 = time.perf_counter()
-        mp.spawn(worker, args=(world, cfg, free_port(), out), nprocs=world, join=True)
-        wall = time.perf_counter() - t0
-        times = json.loads(Path(out).read_text())["times"]
-    step_s = statistics.median(times)
+
+def run(args) -> dict:
+    from gvc.eval.tools import gvc_version
+
+    rows = [measure(m, p, t, args) for m in args.models for p, t in LAYOUTS]
     return {
-        "processes": world,
-        "threads": threads,
-        **cfg,
-        "step_s": step_s,
-        "steps_per_s": 1.0 / step_s,
-        "samples_per_s": world * batch / step_s,
-        "wall_s": wall,
+        "command": command_line(),
+        "machine": machine_line(args.torch_device),
+        "gvc": gvc_version(),
+        "quick": args.quick,
+        "stage1": list(STAGE1),
+        "ddp": list(DDP_CPU),
+        "warmup": WARMUP,
+        "rows": rows,
     }
 
 
-def run(args, device) -> dict:
-    if device.type != "cpu":
-        raise SystemExit("bench_ddp measures CPU DDP (gloo); run it with --device cpu")
-    steps = args.steps or (5 if args.quick else 10)
-    warmup = 2 if args.quick else 3
-    res = {"device": "cpu", "quick": args.quick, "cores": len(os.sched_getaffinity(0))}
-    res["runs"] = [
-        measure(1, 1, args.batch, args.crop, warmup, steps),
-        measure(2, 1, args.batch, args.crop, warmup, steps),
-        measure(1, 2, args.batch, args.crop, warmup, steps),
-    ]
-    one, two = res["runs"][0], res["runs"][1]
-    res["efficiency"] = two["samples_per_s"] / (2 * one["samples_per_s"])
-    return res
+def efficiency(rows: list[dict], model: str) -> float | None:
+    """samples/s of 2 processes (1 thread) over twice that of 1 process (1 thread); None when one failed."""
+    by = {(r["processes"], r["threads"]): r for r in rows if r["model"] == model and "step_med_s" in r}
+    if (1, 1) not in by or (2, 1) not in by:
+        return None
+    return by[(2, 1)]["samples_per_s"] / (2 * by[(1, 1)]["samples_per_s"])
 
 
 def markdown(res: dict) -> str:
-    rows = [
-        [
-            r["processes"],
-            r["threads"],
-            f"{r['batch']}x3x{r['crop']}x{r['crop']}",
-            r["processes"] * r["batch"],
-            r["steps"],
-            fmt(r["step_s"]),
-            fmt(r["steps_per_s"]),
-            fmt(r["samples_per_s"]),
-        ]
-        for r in res["runs"]
+    body = []
+    for r in res["rows"]:
+        head = [r["model"], r["processes"], r["threads"], f"{r['batch']}x3x{r['crop']}x{r['crop']}"]
+        if "error" in r:
+            body.append([*head, f"failed: {r['error']}", "", "", "", "", ""])
+            continue
+        same = r["ranks"]["identical"] if r["processes"] > 1 else None
+        body.append(
+            [
+                *head,
+                r["processes"] * r["batch"],
+                r["timed"],
+                fmt(r["step_med_s"]),
+                fmt(r["samples_per_s"]),
+                {True: "yes", False: "**no**", None: "-"}[same],
+                fmt(r["load_1min"], 2),
+            ]
+        )
+    headers = ["model", "processes", "threads / process", "batch / process", "global batch", "timed steps"]
+    headers += ["step (s, median)", "samples/s", "ranks identical", "load (1 min) at start"]
+    models = list(dict.fromkeys(r["model"] for r in res["rows"]))
+    effs = [f"{m} **{fmt(efficiency(res['rows'], m), 2)}**" for m in models]
+    lines = [
+        f"## {TITLE}",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+        f"- Machine: {res['machine']}",
+        f"- gvc: {commit_line(res['gvc'])}; cpu, float32" + ("; --quick" if res["quick"] else ""),
+        f"- Every row: `train.py {' '.join(res['stage1'])} model=<model> data.batch_size=<b> "
+        f"data.crop_size=<c>`; 2 processes: `{' '.join(res['ddp'])} trainer.devices=2` (Lightning's "
+        "DDPStrategy of conf/trainer/ddp.yaml, gloo); 1 process: `trainer=cpu`. Rank 0's step times from "
+        f"Lightning's ThroughputMonitor, median after {res['warmup']} steps; ranks compared by "
+        "gvc.training.callbacks.RankConsistencyCheck at the end (step, lambda_R, controller state, float64 "
+        "checksums of every module).",
+        "",
+        table(headers, body),
+        "",
+        "DDP scaling efficiency (1 -> 2 processes, 1 thread each) = samples/s(2) / (2 x samples/s(1)): "
+        + ", ".join(effs)
+        + ".",
+        "",
+        NOTES_AT,
     ]
-    t = table(
-        [
-            "processes",
-            "threads / process",
-            "batch / process",
-            "global batch",
-            "timed steps",
-            "step (s, median)",
-            "steps/s",
-            "samples/s",
-        ],
-        rows,
-    )
-    eff = res["efficiency"]
-    settings = [
-        "Device: cpu, torch.distributed gloo over localhost, DistributedDataParallel"
-        + ("; --quick" if res["quick"] else ""),
-        f"This machine has only {res['cores']} cores, shared with other jobs (timings under load): 2 processes "
-        "use every core, so the efficiency is a lower bound for a machine with idle cores.",
-    ]
-    body = [
-        t,
-        f"DDP scaling efficiency (1 -> 2 processes, 1 thread each) = samples/s(2) / (2 x samples/s(1)) = "
-        f"**{eff:.2f}**.",
-    ]
-    return section("DDP scaling, smoke I-frame step (bench_ddp)", torch.device("cpu"), settings, body)
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     p = base_parser(__doc__)
+    p.add_argument("--models", nargs="+", choices=("smoke", "small", "paper"), default=["smoke", "small"])
     p.add_argument("--batch", type=int, default=4, help="crops per process per step")
     p.add_argument("--crop", type=int, default=128, help="crop size (multiple of 64)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default 10, --quick 5)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 20, --quick 3)")
+    p.add_argument("--out-json", type=Path, default=None)
+    p.add_argument("--from-json", type=Path, default=None)
     args = p.parse_args(argv)
-    args.device = args.device or "cpu"  # a CPU (gloo) benchmark even where a GPU exists
-    device = setup(args)
-    emit(args, run(args, device), markdown)
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+    else:
+        args.device = "cpu"  # a CPU (gloo) benchmark even where a GPU exists
+        args.steps = args.steps or (3 if args.quick else 20)
+        args.torch_device = setup(args)
+        result = run(args)
+        if args.out_json is not None:
+            args.out_json.parent.mkdir(parents=True, exist_ok=True)
+            args.out_json.write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(section(NAME, markdown(result)), end="")
     return 0
 
 
