@@ -42,7 +42,15 @@ def variable_rate_model_file(path, levels: int):
     return path
 
 
+#: overrides of fast_overrides that only stage 2 has (a stage-1 config refuses stage 2's keys)
+PFRAME_ONLY = ("++stage.flow_warmup_steps=0",)
+
+
 def compose_cfg(experiment: str, overrides: list[str] = (), return_hydra_config: bool = False):
+    """`train.yaml` + `experiment` + `overrides`, as train.py composes it; PFRAME_ONLY overrides are left out
+    for a stage-1 experiment."""
+    if "iframe" in experiment:
+        overrides = [o for o in overrides if o not in PFRAME_ONLY]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name="train",

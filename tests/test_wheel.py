@@ -183,5 +183,9 @@ def test_the_installed_train_command_checks_its_overrides(venv, tmp_path):
         f"paths.output_dir={run}",
     ]
     err = _run(cmd, cwd=tmp_path, status=2).stderr
-    assert err.startswith("error: ") and "stage.max_steps='abc'" in err and "not an integer" in err, err
+    assert (
+        err.startswith("error: ")
+        and "stage.max_steps='abc'" in err
+        and "could not be converted to Integer" in err
+    ), err
     assert not run.exists()

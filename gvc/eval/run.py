@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from gvc.data.io import YUVFrame
@@ -60,8 +62,9 @@ DATASET_KEYS = ("root", "pattern", "sequences")
 
 @dataclass
 class EvalConfig:
-    """Evaluation settings. No defaults here: every value comes from conf/evaluate.yaml, where each key is
-    documented (:func:`default_config`); :meth:`from_mapping` puts the caller's keys on top and checks them.
+    """Evaluation settings, a structured config: the fields give the types (OmegaConf converts and checks the
+    values, and names a missing key), conf/evaluate.yaml every value, where each key is documented
+    (:func:`default_config`); :meth:`from_mapping` puts the caller's keys on top and checks them.
 
     videos: source files (any gvc.data.io format); empty + no dataset -> the bundled sample clips.
     dataset: optional ``{"root", "sequences", "width", "height", "pattern"}`` (MCL-JCV, conf/eval_data).
@@ -86,7 +89,7 @@ class EvalConfig:
     frames: int | None
     gop: int
     target_bpps: list[float]
-    sweep: dict[str, list[float]]
+    sweep: dict[str, list[Any]]  # q values (OmegaConf does not convert ints in a list inside a dict to float)
     baselines: dict[str, dict[str, Any]]
     tolerance: float
     refine_steps: int
@@ -132,18 +135,14 @@ class EvalConfig:
                     )
                 given[group] = {**merged[group], **given[group]}
         merged.update(given)
-        missing = [n for n in names if n not in merged]
-        if missing:
-            raise ConfigError(f"evaluation keys {missing} are missing: conf/evaluate.yaml sets every key")
-        _check_types(merged)
-        if merged["dataset"] is not None:
-            lacking = [k for k in DATASET_KEYS if k not in merged["dataset"]]
+        out = _typed(merged)
+        if out.dataset is not None:
+            lacking = [k for k in DATASET_KEYS if k not in out.dataset]
             if lacking:
                 raise ConfigError(
                     f"dataset keys {lacking} are missing: a dataset gives {list(DATASET_KEYS)} "
                     "(see conf/eval_data/mcl_jcv.yaml)"
                 )
-        out = cls(**merged)
         out.baselines = {k: dict(v or {}) for k, v in (out.baselines or {}).items()}
         out.sweep = {k: list(v or []) for k, v in (out.sweep or {}).items()}
         if out.frames is not None and int(out.frames) <= 0:
@@ -177,46 +176,23 @@ class EvalConfig:
         return out
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "videos": (list, tuple),
-    "models": (list, tuple),
-    "output_dir": (str,),
-    "frames": (int, type(None)),
-    "gop": (int,),
-    "target_bpps": (list, tuple),
-    "sweep": (dict,),
-    "baselines": (dict,),
-    "tolerance": (int, float),
-    "refine_steps": (int,),
-    "metrics": (list, tuple),
-    "metric_options": (dict,),
-    "colour": (dict,),
-    "fid_kid": (dict,),
-    "dataset": (dict,),
-    "bd_min_points": (int,),
-    "export": (dict,),
-    "progress": (bool,),
-    "match_gvc": (bool,),
-    "pictures": (bool,),
-    "preset": (dict,),
-    "gvc": (dict,),
-}
-
-
-def _check_types(cfg: Mapping[str, Any]) -> None:
-    for key, types in _TYPES.items():
-        value = cfg.get(key)
-        if value is None and key not in ("frames",):
-            continue
-        if isinstance(value, bool) and bool not in types:
-            types = ()
-        if not isinstance(value, types):
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in types) or "a number"
-            raise ConfigError(f"{key}={value!r} ({type(value).__name__}): expected {want}")
-    for key in ("target_bpps",):
-        bad = [v for v in cfg.get(key) or [] if isinstance(v, bool) or not isinstance(v, int | float)]
-        if bad:
-            raise ConfigError(f"{key} must be numbers, got {bad}")
+def _typed(merged: Mapping[str, Any]) -> EvalConfig:
+    """``merged`` as an EvalConfig, typed by OmegaConf from the dataclass (EvalConfig as a structured config):
+    ConfigError names a value of the wrong type or a key that is missing."""
+    conf = OmegaConf.structured(EvalConfig)
+    for key, value in merged.items():  # key by key, so that an error names its key
+        try:
+            conf = OmegaConf.merge(conf, {key: value})
+        except OmegaConfBaseException as err:
+            where = getattr(err, "full_key", None) or key
+            problem = " ".join(str(err).split("\n", 1)[0].split())
+            raise ConfigError(
+                f"{where}={value!r}: {problem}" if where == key else f"{where}: {problem}"
+            ) from None
+    missing = sorted(OmegaConf.missing_keys(conf))
+    if missing:
+        raise ConfigError(f"evaluation keys {missing} are missing: conf/evaluate.yaml sets every key")
+    return OmegaConf.to_object(conf)
 
 
 class Evaluator:

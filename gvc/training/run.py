@@ -81,8 +81,10 @@ def check_config(cfg: DictConfig) -> None:
     """Start-up checks that would otherwise fail late (or deep inside Lightning/torch); raises ConfigError
     naming the key."""
     from gvc.training.schema import check_schema
+    from gvc.training.stage_config import typed_stage
 
     check_schema(cfg, unknown_only=True)  # an unknown key (e.g. a typo added with `+`) first
+    typed_stage(required(cfg, "stage"))  # the stage's values of their types, none missing (stage_config.py)
     check_data_config(required(cfg, "data"))  # then a missing one (conf/ gives every argument)
     for group in ("callbacks", "logger"):
         for name, node in (required(cfg, group) or {}).items():
@@ -106,25 +108,20 @@ def check_config(cfg: DictConfig) -> None:
     check_schema(cfg)  # values of the type conf/ gives them (stage.lr a number, ...)
     if cfg.get("paths") is not None:
         check_output_dir(cfg.paths.output_dir)
-    stage = cfg.stage
-    if stage.name not in ("iframe", "pframe"):
-        raise ConfigError(f"stage.name={stage.name!r}: use stage=iframe or stage=pframe")
+    stage = typed_stage(cfg.stage)
     if stage.name == "pframe":
         from gvc.training.schedule import check_unroll_schedule
 
         check_unroll_schedule(stage.unroll)
-        warmup, max_steps = (
-            required(stage, "flow_warmup_steps", "stage"),
-            required(stage, "max_steps", "stage"),
-        )
-        if isinstance(warmup, int) and isinstance(max_steps, int) and not 0 <= warmup < max_steps:
+        warmup, max_steps = stage.flow_warmup_steps, stage.max_steps
+        if not 0 <= warmup < max_steps:
             raise ConfigError(
                 f"stage.flow_warmup_steps={warmup} must be in [0, stage.max_steps={max_steps}): warm-ups count "
                 f"steps and do not scale with stage.max_steps; lower stage.flow_warmup_steps (e.g. "
                 f"stage.flow_warmup_steps={max_steps * 3 // 20}) or raise stage.max_steps"
             )
-        iframe_ckpt = required(stage, "iframe_ckpt", "stage")
-        if not iframe_ckpt and not required(stage, "allow_random_iframe", "stage"):
+        iframe_ckpt = stage.iframe_ckpt
+        if not iframe_ckpt and not stage.allow_random_iframe:
             raise ConfigError(
                 "stage 2 needs the stage-1 model: set stage.iframe_ckpt=PATH (a stage-1 checkpoint "
                 "DIR/checkpoints/last.ckpt or a .gvcm model file)"
@@ -184,7 +181,10 @@ def _build_stage_module(cfg: DictConfig, instantiate: Instantiate) -> L.Lightnin
     if cfg.stage.get("module") is None:
         raise ConfigError("stage.module is missing: conf/stage/*.yaml names the Lightning module by _target_")
     build = instantiate(cfg.stage.module)
-    stage = instantiate_optimizers({k: v for k, v in _plain(cfg.stage).items() if k != "module"}, instantiate)
+    from gvc.training.stage_config import stage_settings
+
+    settings = {k: v for k, v in stage_settings(cfg.stage).items() if k != "module"}
+    stage = instantiate_optimizers(settings, instantiate)
     rate = instantiate(cfg.rate, _convert_="all")
     lpips = build_perceptual(cfg, instantiate)
     module = build(cfg.model, instantiate, lpips, rate, _plain(cfg.loss), stage)

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from gvc.errors import ConfigError, required
 
 QUANT_MODES = ("noise", "ste", "softround_kumaraswamy")
+#: stage.flow_loss.anneal: how the flow weight goes from start to end
+FLOW_ANNEALS = ("linear", "exp")
 
 
 def check_unroll_schedule(schedule: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
@@ -128,4 +130,4 @@ def flow_weight(step: int, cfg: Mapping) -> float:
         if start <= 0 or end <= 0:
             raise ConfigError("stage.flow_loss.anneal=exp needs start > 0 and end > 0")
         return math.exp(linear_anneal(step, math.log(start), math.log(end), steps, begin))
-    raise ConfigError(f"stage.flow_loss.anneal={kind!r}: use 'linear' or 'exp'")
+    raise ConfigError(f"stage.flow_loss.anneal={kind!r}: use one of {FLOW_ANNEALS}")

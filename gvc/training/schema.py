@@ -6,7 +6,9 @@ train.py stops before a run folder exists (README.md, *The two commands*: one `e
 
 Types: a number where the yaml has a float (an integer is a number too), an integer where it has only integers,
 true/false where it has a bool, a list where it has a list, a mapping where it has one. A key that the yaml
-files only set to null or to an interpolation (``${...}``) takes any value; strings are not checked.
+files only set to null or to an interpolation (``${...}``) takes any value; strings are not checked. The stage
+settings also have a structured config (gvc.training.stage_config), which checks their types first, per stage; the
+keys it leaves open (an optimizer's keyword arguments, e.g. ``stage.optimizer.g.betas``) are checked here.
 """
 
 from __future__ import annotations

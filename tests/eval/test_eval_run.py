@@ -137,8 +137,15 @@ def test_config_errors():
         R.EvalConfig.from_mapping({"frames": "abc"})
     with pytest.raises(ConfigError, match="frames must be a positive"):
         R.EvalConfig.from_mapping({"frames": 0})
-    with pytest.raises(ConfigError, match="target_bpps must be"):
+    with pytest.raises(
+        ConfigError, match=r"target_bpps\[1\]: Value 'x' of type 'str' could not be converted"
+    ):
         R.EvalConfig.from_mapping({"target_bpps": [0.1, "x"]})
+    with pytest.raises(ConfigError, match=r"frames=8.5: .*Integer"):
+        R.EvalConfig.from_mapping({"frames": 8.5})
+    with pytest.raises(ConfigError, match=r"baselines=\[1\]: .*Dict"):
+        R.EvalConfig.from_mapping({"baselines": [1]})
+    assert R.EvalConfig.from_mapping({"frames": "8"}).frames == 8  # converted, as typed
     with pytest.raises(ConfigError, match="sweep names"):
         R.EvalConfig.from_mapping({"sweep": {"vvc": [30]}, "baselines": {"x265": {}}})
     with pytest.raises(ConfigError, match="unknown keys"):
