@@ -104,6 +104,10 @@ class HyperpriorBottleneck(CompressionModel):
     [0, rate_levels - 1], or a number); y is multiplied by the level's gains before anything else (h_a, the
     quantization and the entropy model all see y * g(q)) and the returned y_hat is the dequantized y_hat' *
     g_inv(q), what synthesis and the conditional discriminators see. rate_levels 0: one rate, q must be None.
+    rate_gain_hyper: the hyper-latent z = h_a(y * g) gets per-level gains of its own the same way (z * g_z(q)
+    quantized and entropy-coded under the one factorized prior, h_s sees z_hat * g_z_inv(q)), initialised to the
+    inverse of y's (so z enters the shared prior at one scale for every level); without them z grows with y's
+    gain and the prior must fit every level's z at once (BENCHMARKS.md, "One model for every rate").
     """
 
     def __init__(
@@ -115,10 +119,18 @@ class HyperpriorBottleneck(CompressionModel):
         scale_levels: int = 64,
         rate_levels: int = 0,
         rate_gain_init: tuple[float, float] = (0.5, 2.0),
+        rate_gain_hyper: bool = False,
     ):
         super().__init__()
         self.rate_levels = int(rate_levels)
-        self.gains = RateGains(rate_levels, latent_channels, rate_gain_init) if self.rate_levels else None
+        lo, hi = (float(v) for v in rate_gain_init)
+        if self.rate_levels and not 0 < lo < hi:
+            raise ValueError(
+                f"rate_gain_init must be (lowest, highest) gains with 0 < lowest < highest, got {rate_gain_init}"
+            )
+        self.gains = RateGains(rate_levels, latent_channels, (lo, hi)) if self.rate_levels else None
+        hyper = self.rate_levels and rate_gain_hyper
+        self.z_gains = RateGains(rate_levels, hyper_channels, (1 / lo, 1 / hi)) if hyper else None
         cy, cz = latent_channels, hyper_channels
         self.h_a = nn.Sequential(
             nn.Conv2d(cy, cz, 3, padding=1),
@@ -202,9 +214,17 @@ class HyperpriorBottleneck(CompressionModel):
             )
         return self.gains(as_levels(q, batch, device))
 
+    def _z_level_gains(self, q, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(g_z, g_z_inv) (B, C_z, 1, 1) of quality level q, or None without hyper-latent gains."""
+        return None if self.z_gains is None else self.z_gains(as_levels(q, batch, device))
+
     @staticmethod
     def _dequantize(y_hat: torch.Tensor, gains) -> torch.Tensor:
         return y_hat if gains is None else y_hat * gains[1].to(y_hat.dtype)
+
+    @staticmethod
+    def _gain(z: torch.Tensor, gains) -> torch.Tensor:
+        return z if gains is None else z * gains[0].to(z.dtype)
 
     # ------------------------------------------------------------------ training / evaluation
     def forward(self, y: torch.Tensor, mode: str = "noise", q=None, **qparams) -> dict:
@@ -224,9 +244,9 @@ class HyperpriorBottleneck(CompressionModel):
             raise ValueError(f"unknown quantization mode {mode!r}; expected one of {MODES}")
         self._check(y)
         gains = self.level_gains(q, y.shape[0], y.device)
-        if gains is not None:
-            y = y * gains[0].to(y.dtype)
-        z = self.h_a(y)
+        z_gains = self._z_level_gains(q, y.shape[0], y.device)
+        y = self._gain(y, gains)
+        z = self._gain(self.h_a(y), z_gains)
         med = self._z_medians()
         if mode == "round":
             z_hat = torch.round(z - med) + med
@@ -235,7 +255,7 @@ class HyperpriorBottleneck(CompressionModel):
         z_lik_in = z_hat if mode in ("ste", "round") else quantize(z, mode, med, **qparams)
         z_likelihood = self._z_likelihood(z_lik_in)
 
-        means, scales = self.entropy_parameters(z_hat)
+        means, scales = self.entropy_parameters(self._dequantize(z_hat, z_gains))
         if mode == "round":
             y_hat = torch.round(y - means) + means
         else:
@@ -283,12 +303,12 @@ class HyperpriorBottleneck(CompressionModel):
         coder's scales (forward(mode="round")'s: -log2 is the code length up to the coder's flush)."""
         self._check(y)
         gains = self.level_gains(q, y.shape[0], y.device)
-        if gains is not None:
-            y = y * gains[0].to(y.dtype)
-        z = self.h_a(y)
+        z_gains = self._z_level_gains(q, y.shape[0], y.device)
+        y = self._gain(y, gains)
+        z = self._gain(self.h_a(y), z_gains)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        means, scales = self.entropy_parameters(z_hat, placement)
+        means, scales = self.entropy_parameters(self._dequantize(z_hat, z_gains), placement)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = torch.round(y - means) + means
@@ -312,10 +332,11 @@ class HyperpriorBottleneck(CompressionModel):
         if len(strings) != 2:
             raise ValueError(f"expected strings=[y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], tuple(shape))
-        means, scales = self.entropy_parameters(z_hat, placement)
+        gains = self.level_gains(q, z_hat.shape[0], z_hat.device)
+        z_gains = self._z_level_gains(q, z_hat.shape[0], z_hat.device)
+        means, scales = self.entropy_parameters(self._dequantize(z_hat, z_gains), placement)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
-        gains = self.level_gains(q, y_hat.shape[0], y_hat.device)
         return {"y_hat": self._dequantize(y_hat, gains), "z_hat": z_hat}
 
     def update(self, scale_table=None, force: bool = True, update_quantiles: bool = False) -> bool:

@@ -62,7 +62,8 @@ _DIS_LEGACY = {
 #:   VideoCodec.flow_reference: "decoded", the previous reconstruction, before "original" existed.
 #:   VideoCodec.checkpoint_pframes: false (training only; no effect on coding).
 #:   IFrameCodec / PFrameCodec rate_levels / rate_gain_init: 0 (one rate, no gains; the init is then unused)
-#:     before variable-rate coding existed (conf/rate/multi.yaml).
+#:     before variable-rate coding existed (conf/rate/multi.yaml); rate_gain_hyper: false (no gains on the
+#:     hyper-latent z), as variable-rate models were before it existed.
 #:   DISFlow / RAFTFlow (a VideoCodec's "flow" spec, kept as given, may hold fewer keys): DIS preset "medium"
 #:     with the preset's own parameters; RAFT-small, 12 updates, 128 px.
 LEGACY_CONFIG: dict[str, dict] = {
@@ -72,6 +73,7 @@ LEGACY_CONFIG: dict[str, dict] = {
         "stem": True,
         "rate_levels": 0,
         "rate_gain_init": [0.5, 2.0],
+        "rate_gain_hyper": False,
     },
     "gvc.models.pframe.PFrameCodec": {
         "norm": "channel",
@@ -84,6 +86,7 @@ LEGACY_CONFIG: dict[str, dict] = {
         "free_latent_grad": True,
         "rate_levels": 0,
         "rate_gain_init": [0.5, 2.0],
+        "rate_gain_hyper": False,
     },
     "gvc.models.video.VideoCodec": {"flow_reference": "decoded", "checkpoint_pframes": False},
     "gvc.models.flow.DISFlow": _DIS_LEGACY,

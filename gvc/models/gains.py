@@ -32,8 +32,10 @@ def as_levels(q, batch: int, device: torch.device) -> torch.Tensor:
 class RateGains(nn.Module):
     """Per-level, per-channel gains g (before quantization) and inverse gains g_inv (after), log-parametrized.
 
-    levels: Q >= 2 trained quality levels; channels: C of the latent; init: (lowest, highest) initial gain, level k
-    starting at exp(linspace(log lowest, log highest, Q))[k] for every channel, its inverse gain at 1 / that.
+    levels: Q >= 2 trained quality levels; channels: C of the latent; init: (first, last) initial gain of level 0
+    and level Q - 1, level k starting at exp(linspace(log first, log last, Q))[k] for every channel, its inverse
+    gain at 1 / that (the y latent's gains rise with the level; the hyper-latent z's may fall, see
+    HyperpriorBottleneck).
     Every level's vectors are its own parameters: a level's gains move only with its own items' loss. (Gains
     built as level 0's plus positive steps, so ordered by construction, were measured to fail: the lowest level's
     rate pressure pulled the shared base, and with it every level, down, and the top levels could not spend the
@@ -49,10 +51,8 @@ class RateGains(nn.Module):
         lo, hi = (float(v) for v in init)
         if levels < 2:
             raise ValueError(f"a variable-rate latent needs at least 2 levels, got {levels}")
-        if not 0 < lo < hi:
-            raise ValueError(
-                f"rate_gain_init must be (lowest, highest) gains with 0 < lowest < highest, got {init}"
-            )
+        if not (lo > 0 and hi > 0 and math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"initial gains must be positive and finite, got {init}")
         start = torch.linspace(math.log(lo), math.log(hi), levels).unsqueeze(1).expand(levels, channels)
         self.log_gain = nn.Parameter(start.clone())
         self.log_inverse_gain = nn.Parameter(-start.clone())

@@ -133,8 +133,9 @@ class IFrameCodec(nn.Module):
     (JSON, gvc.models.config.derive_config) so a model file can rebuild the module. norm / kernel_size / stem
     select the transform (Encoder, Generator): HiFiC's is "channel" / 3 / True, which is also what model files
     written before these options existed hold (gvc.models.config.LEGACY_CONFIG). rate_levels >= 2 makes a
-    variable-rate codec (gvc.models.gains; rate_gain_init the lowest and highest level's initial gain): every
-    call then takes a quality level q in [0, rate_levels - 1]; 0 codes one rate (q None).
+    variable-rate codec (gvc.models.gains; rate_gain_init the lowest and highest level's initial gain;
+    rate_gain_hyper: the hyper-latent z gets level gains too, see HyperpriorBottleneck): every call then takes a
+    quality level q in [0, rate_levels - 1]; 0 codes one rate (q None).
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class IFrameCodec(nn.Module):
         stem: bool,
         rate_levels: int,
         rate_gain_init: Sequence[float],
+        rate_gain_hyper: bool,
     ):
         super().__init__()
         check_norm(norm)
@@ -166,7 +168,14 @@ class IFrameCodec(nn.Module):
             latent_channels, channels, num_residual_blocks, in_channels, 0, norm_eps, **transform
         )
         self.bottleneck = HyperpriorBottleneck(
-            latent_channels, hyper_channels, scale_min, scale_max, scale_levels, rate_levels, rate_gain_init
+            latent_channels,
+            hyper_channels,
+            scale_min,
+            scale_max,
+            scale_levels,
+            rate_levels,
+            rate_gain_init,
+            rate_gain_hyper,
         )
         self.size_multiple = self.g_a.downsampling * self.bottleneck.downsampling
 

@@ -123,7 +123,8 @@ class PFrameCodec(nn.Module):
     the flow branch; false: y_free = E_I(sg(prediction))).
     shift_period: the range [0, period) of shifts (E_res's stride).
     rate_levels >= 2: both latents (flow, residual) are rate-conditioned (gvc.models.gains, rate_gain_init the
-    lowest and highest level's initial gain), and every call takes a quality level q; 0: one rate.
+    lowest and highest level's initial gain, rate_gain_hyper: their hyper-latents too), and every call takes a
+    quality level q; 0: one rate.
     Keyword-only arguments without defaults (conf/model/*.yaml gives them), kept in `self.config`
     (gvc.models.config.derive_config); what model files written before an option existed hold is
     gvc.models.config.LEGACY_CONFIG.
@@ -169,6 +170,7 @@ class PFrameCodec(nn.Module):
         residual_mapping: str,
         rate_levels: int,
         rate_gain_init: Sequence[float],
+        rate_gain_hyper: bool,
     ):
         super().__init__()
         check_norm(norm)
@@ -181,7 +183,14 @@ class PFrameCodec(nn.Module):
             raise ValueError("flow_channels and channels must have the same length (same latent grid)")
         if c["flow_normalizer"] <= 0:
             raise ValueError(f"flow_normalizer must be > 0, got {flow_normalizer}")
-        entropy = (c["scale_min"], c["scale_max"], c["scale_levels"], c["rate_levels"], c["rate_gain_init"])
+        entropy = (
+            c["scale_min"],
+            c["scale_max"],
+            c["scale_levels"],
+            c["rate_levels"],
+            c["rate_gain_init"],
+            c["rate_gain_hyper"],
+        )
         # flow codec
         flow_in = 2 * in_channels + (2 if c["flow_input"] else 0)
         flow_transform = {"norm": flow_norm, "kernel_size": int(flow_kernel_size), "stem": bool(flow_stem)}

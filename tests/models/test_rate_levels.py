@@ -17,14 +17,14 @@ from tests._training_helpers import model_kwargs
 LEVELS = 4
 
 
-def _codecs(levels: int = LEVELS) -> tuple[IFrameCodec, PFrameCodec]:
+def _codecs(levels: int = LEVELS, hyper: bool = False) -> tuple[IFrameCodec, PFrameCodec]:
     i_kw, p_kw = model_kwargs("smoke")
     torch.manual_seed(0)
-    iframe = IFrameCodec(**{**i_kw, "rate_levels": levels})
+    iframe = IFrameCodec(**{**i_kw, "rate_levels": levels, "rate_gain_hyper": hyper})
     # latents of a few units, so even the lowest level's gain leaves some of them nonzero
     with torch.no_grad():
         iframe.g_a.net[-1].weight.mul_(20.0)
-    pframe = PFrameCodec(**{**p_kw, "rate_levels": levels, "flow_input": False})
+    pframe = PFrameCodec(**{**p_kw, "rate_levels": levels, "rate_gain_hyper": hyper, "flow_input": False})
     pframe.init_from_iframe(iframe, copy_bottleneck=True)
     for m in (iframe, pframe):
         m.update()
@@ -66,8 +66,21 @@ def test_gains_start_log_spaced_interpolate_in_log_and_move_only_with_their_leve
             assert touched == rows, (q, touched)
 
 
-def test_rate_rises_strictly_with_q():
-    iframe, _ = _codecs()
+def test_hyper_latent_gains_start_at_the_inverse_of_ys():
+    """rate_gain_hyper: z = h_a(y * g) gets its own level gains, starting at 1 / y's, so z enters the one
+    factorized prior at one scale for every level; without the option there are none (old model files)."""
+    iframe, pframe = _codecs(hyper=True)
+    for b in (iframe.bottleneck, pframe.flow_bottleneck, pframe.res_bottleneck):
+        assert b.z_gains is not None
+        assert torch.allclose(
+            b.z_gains.log_gains(), -b.gains.log_gains()[:, :1].expand_as(b.z_gains.log_gains())
+        )
+    assert _codecs(hyper=False)[0].bottleneck.z_gains is None
+
+
+@pytest.mark.parametrize("hyper", [False, True])
+def test_rate_rises_strictly_with_q(hyper):
+    iframe, _ = _codecs(hyper=hyper)
     x = _frames()
     bits = []
     with torch.no_grad():
@@ -77,8 +90,9 @@ def test_rate_rises_strictly_with_q():
     assert bits[-1] > 1.3 * bits[0]
 
 
-def test_bitstream_equals_round_mode_at_a_fractional_level():
-    iframe, pframe = _codecs()
+@pytest.mark.parametrize("hyper", [False, True])
+def test_bitstream_equals_round_mode_at_a_fractional_level(hyper):
+    iframe, pframe = _codecs(hyper=hyper)
     video = VideoCodec(iframe, pframe, freeze_iframe=True)
     x = _frames(2)
     q = 1.375
