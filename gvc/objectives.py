@@ -233,6 +233,12 @@ class PFrameObjective(_FrameTerms):
     flow_rate_lambda (stage.flow_loss.rate_lambda): the weight of the flow latent's rate, in place of the
     controller's lambda_R for those bits (None: lambda_R for every bit). The loss is then
     C * (lambda_R * R_res + flow_rate_lambda * R_flow + ...); the controller still reads the total rounded rate.
+
+    flow_only (stage 2's flow pre-training phase, stage.flow_pretrain_steps; docs/METHOD.md section 3.6): the
+    flow codec as an autoencoder of the reference flow, loss = C * (lambda_F * R_flow + flow term) with the flow
+    term above (relative: its value is w_flow times C_D * mse_scale * MSE of the frames' x_hat, the prediction
+    when the residual branch is off) and lambda_F = flow_rate_lambda (None: lambda_R); no distortion, perceptual
+    or GAN term, so only the flow codec has a gradient.
     """
 
     def __init__(
@@ -260,6 +266,7 @@ class PFrameObjective(_FrameTerms):
         lambda_r: float,
         w_flow: float = 0.0,
         discriminator: nn.Module | None = None,
+        flow_only: bool = False,
     ) -> ObjectiveTerms:
         p_frames = list(range(1, len(outs)))
         if not p_frames:
@@ -302,12 +309,27 @@ class PFrameObjective(_FrameTerms):
                     flow_term = flow_term * (distortion / flow_sum.detach().clamp_min(1e-6))
         if gan_sum is not None:
             acc["p_loss"] = gan_sum
+        if flow_only:
+            acc["loss"] = self.flow_autoencoder_loss(acc, lambda_r, flow_term)
+            return ObjectiveTerms.of(acc)
         acc["loss"] = self.combine(acc, lambda_r, gan_sum, flow_term)
         if self.flow_rate_lambda is not None and "bpp_flow" in acc:  # the flow bits at their own weight
             items = acc["bpp_flow_items"]
             price = self.flow_rate_lambda * acc["bpp_flow"] - weighted_rate(lambda_r, items)
             acc["loss"] = acc["loss"] + self.weights.C * price
         return ObjectiveTerms.of(acc)
+
+    def flow_autoencoder_loss(
+        self, acc: Mapping[str, torch.Tensor], lambda_r: float | torch.Tensor, flow_term: torch.Tensor | None
+    ) -> torch.Tensor:
+        """C * (lambda_F * R_flow + flow_term): the flow pre-training phase's loss (`forward(flow_only=True)`);
+        lambda_F = flow_rate_lambda, or lambda_r (a number or (B,)) when it is None."""
+        if flow_term is None or "bpp_flow_items" not in acc:
+            raise ValueError(
+                "the flow pre-training objective needs P-frames with a flow latent and flow_ref, and w_flow > 0"
+            )
+        price = lambda_r if self.flow_rate_lambda is None else self.flow_rate_lambda
+        return self.weights.C * (weighted_rate(price, acc["bpp_flow_items"]) + flow_term)
 
     def discriminator_loss(self, discriminator: nn.Module, clip: torch.Tensor, outs: Sequence[FrameOut]):
         """Mean over P-frames of the non-saturating D loss on (x_t, sg(x_hat_t)) with the frame's condition."""

@@ -19,6 +19,13 @@ Flow warm-up [ours, docs/METHOD.md section 3.6]: for the first stage.flow_warmup
 motion-compensated prediction, so the flow codec must explain the frame by itself (otherwise the residual
 branch, pre-trained from E_I/G_I, absorbs the motion and the flow collapses); the rate controller holds
 lambda_R during it. `train/flow_epe` logs the end-point error of the decoded flow against the frozen flow model.
+
+Flow pre-training [ours, docs/METHOD.md section 3.6]: the first stage.flow_pretrain_steps (0: none; at most
+stage.flow_warmup_steps, so the phase is the start of the flow warm-up) train the flow codec alone, as an
+autoencoder of the reference flow: PFrameObjective(flow_only=True), C * (lambda_F * R_flow + w_flow * L_flow)
+(stage.flow_loss.rate_lambda, or the held lambda_R when null). Nothing else has a gradient: no residual branch,
+no distortion or GAN term, the aux loss of the flow bottleneck only. A function of the step, so a resume inside
+the phase continues it.
 """
 
 from __future__ import annotations
@@ -103,6 +110,18 @@ class PFrameModule(GVCModule):
                 f"stage.flow_warmup_steps={self.flow_warmup_steps}: must be in [0, stage.max_steps={self.max_steps})"
             )
         self.flow_cfg = schedule.resolve_flow_anneal(self.flow_cfg, self.flow_warmup_steps, self.max_steps)
+        self.flow_pretrain_steps = int(required(self.stage_cfg, "flow_pretrain_steps", "stage"))
+        if not 0 <= self.flow_pretrain_steps <= self.flow_warmup_steps:
+            raise ConfigError(
+                f"stage.flow_pretrain_steps={self.flow_pretrain_steps}: must be in [0, stage.flow_warmup_steps="
+                f"{self.flow_warmup_steps}] (the phase is the start of the flow warm-up): raise "
+                f"stage.flow_warmup_steps to at least {self.flow_pretrain_steps}"
+            )
+        if self.flow_pretrain_steps and not schedule.flow_weight(0, self.flow_cfg) > 0:
+            raise ConfigError(
+                "stage.flow_pretrain_steps > 0 trains the flow codec on the flow loss alone: it needs "
+                "stage.flow_loss.enabled=true and stage.flow_loss.start > 0"
+            )
         self.discriminator = discriminator if self.weights.gan else None
         if self.weights.gan and discriminator is None:
             raise ConfigError("loss.gan is true but no discriminator was given (model.discriminator_p)")
@@ -188,6 +207,8 @@ class PFrameModule(GVCModule):
         return self.video.pframe.named_parameters(prefix="video.pframe")
 
     def aux_loss(self) -> torch.Tensor:
+        if self.in_flow_pretrain:  # the residual codec's quantiles stay as they are too
+            return self.video.pframe.flow_bottleneck.aux_loss()
         return self.video.pframe.aux_loss()
 
     def export_codec(self) -> nn.Module:
@@ -237,6 +258,11 @@ class PFrameModule(GVCModule):
         """True while the residual branch is off (stage.flow_warmup_steps)."""
         return self.gvc_step < self.flow_warmup_steps
 
+    @property
+    def in_flow_pretrain(self) -> bool:
+        """True while only the flow codec trains, as a flow autoencoder (stage.flow_pretrain_steps)."""
+        return self.gvc_step < self.flow_pretrain_steps
+
     def _clip(self, batch) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
         if x.dim() != 5 or x.shape[1] < 2:
@@ -252,6 +278,7 @@ class PFrameModule(GVCModule):
         mode, qparams = self.quantization()
         self._set_d_trainable(False)
         warmup = self.in_flow_warmup
+        pretrain = self.in_flow_pretrain
         levels = self.draw_levels(clip.shape[0], clip.device)  # one level per clip, I-frame included
         q = None if levels is None else levels.float()
         outs = self.video.forward_clip(clip_in, mode=mode, residual=not warmup, q=q, **qparams)
@@ -271,7 +298,12 @@ class PFrameModule(GVCModule):
         gan = self.gan_active
         lam = float(self.rate_controller.lambda_r)  # (the levels' geometric mean for a variable-rate codec)
         terms = self.objective(
-            clip, outs, self.rate_weight(levels), w_flow, self.discriminator if gan else None
+            clip,
+            outs,
+            self.rate_weight(levels),
+            w_flow,
+            self.discriminator if gan else None,
+            flow_only=pretrain,
         )
         g_loss = terms.loss
 
@@ -292,6 +324,7 @@ class PFrameModule(GVCModule):
             "train/unroll_t": float(len(outs)),
             "train/w_flow": w_flow,
             "train/flow_warmup": float(warmup),
+            "train/flow_pretrain": float(pretrain),
             "train/gan_active": float(gan),
         }
         if self.lpips is not None:
