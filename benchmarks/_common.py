@@ -489,12 +489,13 @@ TIMED_RUN = (
 
 
 def timed_train(
-    overrides: Sequence[str], out_dir: Path, env: dict | None = None, timeout: float = 1800
+    overrides: Sequence[str], out_dir: Path, warmup: int, env: dict | None = None, timeout: float = 1800
 ) -> dict:
     """Run train.py (this checkout's, in a fresh process) with `overrides` + TIMED_RUN + STEP_TIMES into
     `out_dir` (emptied first) and read its csv log: {"overrides", "wall_s" (the whole process), "step_s" (per
-    step, in order: the first includes its data loading and any compilation), "g_loss" (train/g_loss per step)},
-    or {"overrides", "error"} when train.py fails. `env` is added to this process's environment."""
+    step, in order: the first includes its data loading and any compilation), "first_s", "step_med_s" (the
+    median after the first `warmup` steps), "timed" (how many), "g_loss" (train/g_loss per step)}, or
+    {"overrides", "error"} when train.py fails. `env` is added to this process's environment."""
     import csv
     import shutil
 
@@ -519,12 +520,68 @@ def timed_train(
         rows = list(csv.DictReader(fh))
     elapsed = sorted((int(r["train/batches"]), float(r["train/time"])) for r in rows if r.get("train/time"))
     times = [t for _, t in elapsed]
+    steps = [b - a for a, b in zip([0.0, *times], times)]
     return {
         "overrides": list(overrides),
         "wall_s": wall,
-        "step_s": [b - a for a, b in zip([0.0, *times], times)],
+        "step_s": steps,
+        "first_s": steps[0],
+        "step_med_s": statistics.median(steps[warmup:]),
+        "timed": len(steps[warmup:]),
         "g_loss": [float(r["train/g_loss"]) for r in rows if r.get("train/g_loss")],
     }
+
+
+# ------------------------------------------------------------------------------------------------ recorded results
+
+
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """--out-json (write the result there) and --from-json (render a recorded result, run nothing)."""
+    parser.add_argument("--out-json", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--from-json", type=Path, default=None, help="render this recorded result")
+
+
+def record_meta(device: torch.device) -> dict:
+    """What a recorded result keeps of its run: the command, the machine line, gvc's version and commit."""
+    from gvc.eval.tools import gvc_version
+
+    return {"command": command_line(), "machine": machine_line(device), "gvc": gvc_version()}
+
+
+def record_header(title: str, res: dict) -> list[str]:
+    """The first lines of a recorded result's section: heading, command, machine, gvc commit."""
+    gvc = res["gvc"]
+    commit = f"commit {(gvc.get('commit') or 'unknown')[:8]}"
+    commit += " with uncommitted changes" if gvc.get("uncommitted_changes") else ""
+    return [
+        f"## {title}",
+        "",
+        "```",
+        res["command"],
+        "```",
+        "",
+        f"- Machine: {res['machine']}",
+        f"- gvc: {commit}",
+    ]
+
+
+def record_main(args: argparse.Namespace, name: str, run: Callable[[], dict], markdown) -> int:
+    """A recorded bench's output: the result of --from-json, else of `run()` (written to --out-json when
+    given), printed as JSON (--json) or as its BENCHMARKS.md section (benchmarks/render.py: with its notes)."""
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+    else:
+        result = run()
+        if args.out_json is not None:
+            args.out_json.parent.mkdir(parents=True, exist_ok=True)
+            args.out_json.write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        from render import section as render_section
+
+        print(render_section(name, markdown(result)), end="")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ data

@@ -1,7 +1,7 @@
 """torch.compile and channels_last (conf/train.yaml `compile`, `channels_last`): train.py's stage-1 step time.
 
     python benchmarks/bench_compile.py [--out-json PATH | --from-json PATH] [--device cpu|cuda] [--quick]
-                                       [--models smoke small paper]
+                                       [--models smoke small paper] [--variants eager compile ...]
 
 Each (model, variant) is one run of train.py: `+experiment=smoke_iframe` (the bundled sample clips, ST-LPIPS
 AlexNet as the perceptual term, the proportional rate controller) with `model=<model>`, the plan's crops and
@@ -18,24 +18,26 @@ every variant, so equal up to float rounding when a variant computes the same th
 
 from __future__ import annotations
 
-import json
 import os
-import statistics
 import sys
 import tempfile
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for p in (ROOT, HERE):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from _common import base_parser, command_line, fmt, machine_line, setup, table, timed_train  # noqa: E402
-from render import NOTES_AT, section  # noqa: E402
+from _common import (
+    ROOT,
+    add_record_arguments,
+    base_parser,
+    fmt,
+    record_header,
+    record_main,
+    record_meta,
+    setup,
+    table,
+    timed_train,
+)
+from render import NOTES_AT
 
 NAME = "bench_compile"
-TITLE = "torch.compile and channels_last, train.py's stage-1 step (bench_compile)"
+TITLE = "torch.compile and channels_last (bench_compile)"
 #: (compile, channels_last) of each variant
 VARIANTS = {
     "eager": (False, False),
@@ -56,18 +58,17 @@ DEVICE_OVERRIDES = {"cpu": ("torch_num_threads=1",), "cuda": ("trainer=gpu",)}
 WORKER_TIMEOUT_S = 1200
 
 
-def run(args, device: str) -> dict:
-    from gvc.eval.tools import gvc_version
-
+def run(args, device) -> dict:
     rows = []
     work = ROOT / "outputs" / NAME
     for model in args.models:
-        batch, crop, warmup, timed = PLAN[device][model]
+        batch, crop, warmup, timed = PLAN[device.type][model]
         timed = QUICK_TIMED if args.quick else timed
-        for variant, (compile_, channels_last) in VARIANTS.items():
+        for variant in args.variants:
+            compile_, channels_last = VARIANTS[variant]
             overrides = [
                 *STAGE1,
-                *DEVICE_OVERRIDES[device],
+                *DEVICE_OVERRIDES[device.type],
                 f"model={model}",
                 f"data.batch_size={batch}",
                 f"data.crop_size={crop}",
@@ -75,43 +76,23 @@ def run(args, device: str) -> dict:
                 f"compile={str(compile_).lower()}",
                 f"channels_last={str(channels_last).lower()}",
             ]
-            load = os.getloadavg()[0]
+            row = {"model": model, "variant": variant, "batch": batch, "crop": crop, "warmup": warmup}
+            row["load_1min"] = os.getloadavg()[0]
             with tempfile.TemporaryDirectory(prefix="gvc_inductor_") as cache:
                 env = {"TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": f"{cache}/triton"}
-                if device == "cpu":
+                if device.type == "cpu":
                     env["OMP_NUM_THREADS"] = "1"
-                res = timed_train(
-                    overrides, work / model / variant.replace(" + ", "_"), env, WORKER_TIMEOUT_S
-                )
-            row = {
-                "model": model,
-                "variant": variant,
-                "batch": batch,
-                "crop": crop,
-                "warmup": warmup,
-                "load_1min": load,
-                **res,
-            }
-            if "error" not in res:
-                steps = res["step_s"][warmup:]
-                row.update(first_s=res["step_s"][0], step_med_s=statistics.median(steps), timed=len(steps))
+                out = work / model / variant.replace(" + ", "_")
+                row.update(timed_train(overrides, out, warmup, env, WORKER_TIMEOUT_S))
             print(f"[{NAME}] {model} {variant}: {row.get('step_med_s', row.get('error'))}", file=sys.stderr)
             rows.append(row)
     return {
-        "command": command_line(),
-        "machine": machine_line(args.torch_device),
-        "gvc": gvc_version(),
-        "device": device,
+        **record_meta(device),
+        "device": device.type,
         "quick": args.quick,
-        "stage1": list(STAGE1) + list(DEVICE_OVERRIDES[device]),
+        "stage1": list(STAGE1) + list(DEVICE_OVERRIDES[device.type]),
         "rows": rows,
     }
-
-
-def commit_line(gvc: dict) -> str:
-    """gvc.eval.tools.gvc_version's record as `commit 1234abcd` (+ `with uncommitted changes`)."""
-    commit = (gvc.get("commit") or "unknown")[:8]
-    return f"commit {commit}" + (" with uncommitted changes" if gvc.get("uncommitted_changes") else "")
 
 
 def markdown(res: dict) -> str:
@@ -142,14 +123,8 @@ def markdown(res: dict) -> str:
     headers += ["timed steps", "first-step loss", "load (1 min) at start"]
     cpu = res["device"] == "cpu"
     lines = [
-        f"## {TITLE}",
-        "",
-        "```",
-        res["command"],
-        "```",
-        "",
-        f"- Machine: {res['machine']}",
-        f"- gvc: {commit_line(res['gvc'])}; device {res['device']}"
+        *record_header(TITLE, res),
+        f"- Device: {res['device']}"
         + (" (float32, torch intra-op 1 thread)" if cpu else " (trainer=gpu: bf16-mixed)")
         + ("; --quick" if res["quick"] else ""),
         f"- Every row: `train.py {' '.join(res['stage1'])} model=<model> data.batch_size=<b> data.crop_size=<c> "
@@ -166,23 +141,11 @@ def markdown(res: dict) -> str:
 
 def main(argv=None) -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--models", nargs="+", choices=tuple(PLAN["cpu"]), default=list(PLAN["cpu"]))
-    parser.add_argument("--out-json", type=Path, default=None)
-    parser.add_argument("--from-json", type=Path, default=None)
+    parser.add_argument("--models", nargs="+", choices=tuple(PLAN["cpu"]), default=["smoke", "small"])
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    add_record_arguments(parser)
     args = parser.parse_args(argv)
-    if args.from_json is not None:
-        result = json.loads(args.from_json.read_text())
-    else:
-        args.torch_device = setup(args)
-        result = run(args, args.torch_device.type)
-        if args.out_json is not None:
-            args.out_json.parent.mkdir(parents=True, exist_ok=True)
-            args.out_json.write_text(json.dumps(result, indent=1))
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(section(NAME, markdown(result)), end="")
-    return 0
+    return record_main(args, NAME, lambda: run(args, setup(args)), markdown)
 
 
 if __name__ == "__main__":

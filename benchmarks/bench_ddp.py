@@ -23,19 +23,12 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for p in (ROOT, HERE):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from _common import base_parser, command_line, fmt, machine_line, setup, table, timed_train  # noqa: E402
-from bench_compile import commit_line  # noqa: E402
-from render import NOTES_AT, section  # noqa: E402
+import _common
+from _common import ROOT, base_parser, fmt, setup, table, timed_train
+from render import NOTES_AT
 
 NAME = "bench_ddp"
 TITLE = "DDP scaling, train.py's stage-1 step (bench_ddp)"
@@ -78,12 +71,9 @@ def measure(model: str, processes: int, threads: int, args) -> dict:
     ]
     row = {"model": model, "processes": processes, "threads": threads, "batch": args.batch, "crop": args.crop}
     row["load_1min"] = os.getloadavg()[0]
-    res = timed_train(overrides, out, {"OMP_NUM_THREADS": str(threads)}, WORKER_TIMEOUT_S)
-    row.update(res)
-    if "error" not in res:
-        steps = res["step_s"][WARMUP:]
-        step = statistics.median(steps)
-        row.update(timed=len(steps), step_med_s=step, samples_per_s=processes * args.batch / step)
+    row.update(timed_train(overrides, out, WARMUP, {"OMP_NUM_THREADS": str(threads)}, WORKER_TIMEOUT_S))
+    if "error" not in row:
+        row["samples_per_s"] = processes * args.batch / row["step_med_s"]
         row["ranks"] = ranks(dump, processes)
     print(
         f"[{NAME}] {model} {processes}x{threads}: {row.get('step_med_s', row.get('error'))}", file=sys.stderr
@@ -91,14 +81,10 @@ def measure(model: str, processes: int, threads: int, args) -> dict:
     return row
 
 
-def run(args) -> dict:
-    from gvc.eval.tools import gvc_version
-
+def run(args, device) -> dict:
     rows = [measure(m, p, t, args) for m in args.models for p, t in LAYOUTS]
     return {
-        "command": command_line(),
-        "machine": machine_line(args.torch_device),
-        "gvc": gvc_version(),
+        **_common.record_meta(device),
         "quick": args.quick,
         "stage1": list(STAGE1),
         "ddp": list(DDP_CPU),
@@ -139,14 +125,8 @@ def markdown(res: dict) -> str:
     models = list(dict.fromkeys(r["model"] for r in res["rows"]))
     effs = [f"{m} **{fmt(efficiency(res['rows'], m), 2)}**" for m in models]
     lines = [
-        f"## {TITLE}",
-        "",
-        "```",
-        res["command"],
-        "```",
-        "",
-        f"- Machine: {res['machine']}",
-        f"- gvc: {commit_line(res['gvc'])}; cpu, float32" + ("; --quick" if res["quick"] else ""),
+        *_common.record_header(TITLE, res),
+        "- Device: cpu, float32" + ("; --quick" if res["quick"] else ""),
         f"- Every row: `train.py {' '.join(res['stage1'])} model=<model> data.batch_size=<b> "
         f"data.crop_size=<c>`; 2 processes: `{' '.join(res['ddp'])} trainer.devices=2` (Lightning's "
         "DDPStrategy of conf/trainer/ddp.yaml, gloo); 1 process: `trainer=cpu`. Rank 0's step times from "
@@ -171,24 +151,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=4, help="crops per process per step")
     p.add_argument("--crop", type=int, default=128, help="crop size (multiple of 64)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 20, --quick 3)")
-    p.add_argument("--out-json", type=Path, default=None)
-    p.add_argument("--from-json", type=Path, default=None)
+    _common.add_record_arguments(p)
     args = p.parse_args(argv)
-    if args.from_json is not None:
-        result = json.loads(args.from_json.read_text())
-    else:
-        args.device = "cpu"  # a CPU (gloo) benchmark even where a GPU exists
-        args.steps = args.steps or (3 if args.quick else 20)
-        args.torch_device = setup(args)
-        result = run(args)
-        if args.out_json is not None:
-            args.out_json.parent.mkdir(parents=True, exist_ok=True)
-            args.out_json.write_text(json.dumps(result, indent=1))
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(section(NAME, markdown(result)), end="")
-    return 0
+    args.device = "cpu"  # a CPU (gloo) benchmark even where a GPU exists
+    args.steps = args.steps or (3 if args.quick else 20)
+    return _common.record_main(args, NAME, lambda: run(args, setup(args)), markdown)
 
 
 if __name__ == "__main__":
