@@ -2,6 +2,7 @@
 
     python benchmarks/bench_compile.py [--out-json PATH | --from-json PATH] [--device cpu|cuda] [--quick]
                                        [--models smoke small paper] [--variants eager compile ...]
+                                       [--overrides KEY=VALUE ...]
 
 Each (model, variant) is one run of train.py: `+experiment=smoke_iframe` (the bundled sample clips, ST-LPIPS
 AlexNet as the perceptual term, the proportional rate controller) with `model=<model>`, the plan's crops and
@@ -69,6 +70,7 @@ def run(args, device) -> dict:
             overrides = [
                 *STAGE1,
                 *DEVICE_OVERRIDES[device.type],
+                *args.overrides,
                 f"model={model}",
                 f"data.batch_size={batch}",
                 f"data.crop_size={crop}",
@@ -90,7 +92,7 @@ def run(args, device) -> dict:
         **record_meta(device),
         "device": device.type,
         "quick": args.quick,
-        "stage1": list(STAGE1) + list(DEVICE_OVERRIDES[device.type]),
+        "stage1": [*STAGE1, *DEVICE_OVERRIDES[device.type], *args.overrides],
         "rows": rows,
     }
 
@@ -143,6 +145,7 @@ def main(argv=None) -> int:
     parser = base_parser(__doc__)
     parser.add_argument("--models", nargs="+", choices=tuple(PLAN["cpu"]), default=["smoke", "small"])
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--overrides", nargs="+", default=[], help="more train.py overrides for every row")
     add_record_arguments(parser)
     args = parser.parse_args(argv)
     return record_main(args, NAME, lambda: run(args, setup(args)), markdown)
