@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-ssf bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -77,6 +77,15 @@ bench-vr: $(STAMP)
 bench-crop: $(STAMP)
 	$(BIN)/python benchmarks/bench_crop_size.py --out-json benchmarks/results/bench_crop_size.json
 	$(BIN)/python benchmarks/render.py bench_crop_size
+
+# compressai's ScaleSpaceFlow (ssf2020) at three lambdas against bench-rd's MSE-only I+P and its all-intra curve, the
+# same frames, crops, seed and steps (two stages each), at equal bpp on held-out consecutive frames through real
+# files. Recorded at bench-rd-quick's budget (600 + 300 steps; NOT converged; ~1 h on 2 shared cores, ssf2020 is
+# 34 M parameters); without --quick, bench-rd's (2000 + 900). Finished trainings and codings are skipped
+# (benchmarks/results/bench_ssf_yardstick.json).
+bench-ssf: $(STAMP)
+	$(BIN)/python benchmarks/bench_ssf_yardstick.py --quick --out-json benchmarks/results/bench_ssf_yardstick.json
+	$(BIN)/python benchmarks/render.py bench_ssf_yardstick
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

@@ -35,6 +35,7 @@ RECORDED = {
     "gpu_learn": "gpu_learn",
     "bench_variable_rate": "bench_variable_rate",
     "bench_crop_size": "bench_crop_size",
+    "bench_ssf_yardstick": "bench_ssf_yardstick",
 }
 
 #: an absolute checkout root in a recorded command: the folder above its `.venv/bin/python` or `outputs/`
