@@ -67,8 +67,11 @@ bench-flow: $(STAMP)
 # One variable-rate small I-frame codec (rate=multi) against three fixed-rate ones (0.064 / 0.13 / 0.22) trained for
 # the same 10k steps: its curve beside their points, BD-rates against them and x265, and `gvc encode --bpp` on
 # held-out clips (~50 min on 2 cores; finished trainings are skipped; benchmarks/results/bench_variable_rate.json).
+# Then the GAN twin at equal total steps: fixed 1.5k each, variable-rate 4.5k, two trainings at once (~75 min on
+# 2 shared cores; NOT converged; benchmarks/results/bench_variable_rate_gan.json).
 bench-vr: $(STAMP)
 	$(BIN)/python benchmarks/bench_variable_rate.py --out-json benchmarks/results/bench_variable_rate.json
+	$(BIN)/python benchmarks/bench_variable_rate.py --loss gan --jobs 2 --out-json benchmarks/results/bench_variable_rate_gan.json
 	$(BIN)/python benchmarks/render.py bench_variable_rate
 
 # The trainer twin of bench-parity on 128x128 crops (batch 1: the same pixels per step) against its 64x64 crops, at

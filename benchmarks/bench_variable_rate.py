@@ -20,6 +20,16 @@ Measured on held-out clips through real files, all intra (gvc.eval.measure): eve
 
     python benchmarks/bench_variable_rate.py --markdown --out-json benchmarks/results/bench_variable_rate.json
     python benchmarks/bench_variable_rate.py --steps 2000 ...   # the quick variant: NOT converged
+
+`--loss gan`: the same comparison with GAN models (bench_trainer_parity's GAN twin: HiFiC's loss with ST-LPIPS
+AlexNet as the perceptual term, an MSE+LPIPS warm-up over the first GAN_WARMUP_FRACTION of each model's steps,
+then G and D), at equal TOTAL steps: the fixed models GAN_STEPS each, the variable-rate model three times that
+(default). Its own models, caches and JSON (outputs/bench_variable_rate_gan,
+benchmarks/results/bench_variable_rate_gan.json); the measurements add the HF ratio (gvc.eval's detail metric),
+and the fixed points are also read on the curve's ST-LPIPS-VGG. Recorded, its figures are a subsection of this
+bench's BENCHMARKS.md section.
+
+    python benchmarks/bench_variable_rate.py --loss gan --jobs 2 --out-json benchmarks/results/bench_variable_rate_gan.json
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -43,7 +54,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _common import base_parser, machine_line, table  # noqa: E402
-from render import NOTES_AT, section  # noqa: E402
+from render import NOTES_AT, repo_relative, section  # noqa: E402
 
 #: the fixed-rate models' targets: the paper's three operating points [paper]
 POINTS = (0.064, 0.13, 0.22)
@@ -58,6 +69,10 @@ OVERRIDES = (
     "stage.warmup_steps=0",
     "data.kind=folder",
 )
+#: the GAN twin's steps per fixed model (the variable-rate one: 3x) [ours]: sized for ~75 min of wall time on 2
+#: cores shared with ~8 other processes, two trainings at once (--jobs 2); NOT converged
+GAN_STEPS = 1500
+GAN_WARMUP_FRACTION = 0.2  # [ours] bench_trainer_parity's GAN twin: a 1000-step warm-up before its 5k budget
 HELD_OUT = ("carphone_pristine", "bikes")
 X265_CRFS = (26, 30, 34, 38, 42, 46, 51)  # [ours] spans the small model's rates and qualities on these clips
 
@@ -69,8 +84,26 @@ def model_runs(steps: int) -> dict[str, list[str]]:
     return runs
 
 
-def train(name: str, extra: list[str], train_dir: Path, work: Path, steps: int, python: str) -> Path:
-    """train.py for one model (skipped when its model file exists; resumes its own checkpoint); its .gvcm."""
+def gan_overrides() -> list[str]:
+    """OVERRIDES with the MSE-only loss settings replaced by bench_trainer_parity's GAN twin (GAN_OVERRIDES), its
+    warm-up left to each model (train's `warmup`)."""
+    from bench_trainer_parity import GAN_OVERRIDES
+
+    base = [o for o in OVERRIDES if not o.startswith(("loss", "stage.warmup"))]
+    return [*base, *(o for o in GAN_OVERRIDES if not o.startswith("stage.warmup"))]
+
+
+def train(
+    name: str,
+    extra: list[str],
+    train_dir: Path,
+    work: Path,
+    steps: int,
+    python: str,
+    base: list[str] | tuple[str, ...] = OVERRIDES,
+) -> Path:
+    """train.py for one model (skipped when its model file exists; resumes its own checkpoint); its .gvcm.
+    base: the overrides every model shares (OVERRIDES, or gan_overrides() with a warm-up in `extra`)."""
     model = work / f"{name}_{steps}.gvcm"
     if model.exists():
         return model
@@ -78,7 +111,7 @@ def train(name: str, extra: list[str], train_dir: Path, work: Path, steps: int, 
     cmd = [
         python,
         str(ROOT / "train.py"),
-        *OVERRIDES,
+        *base,
         *extra,
         f"data.train_path={train_dir}",
         f"seed={SEED}",
@@ -97,14 +130,23 @@ def train(name: str, extra: list[str], train_dir: Path, work: Path, steps: int, 
 
 # ------------------------------------------------------------------------------------------------ measuring
 METRICS = ("psnr", "st_lpips_vgg")
+GAN_METRICS = (*METRICS, "detail")  # the GAN twin adds the HF ratio (decoded / source high-frequency energy)
 GOAL_DB, GOAL_RATE, GOAL_TIME = 0.3, 0.03, 3.0  # the issue's goals: dB at the points, --bpp error, time ratio
 
 
 @functools.cache
-def _suite():
+def _suite(metrics: tuple[str, ...] = METRICS):
     from gvc.eval.metrics import MetricSuite
 
-    return MetricSuite(METRICS)
+    return MetricSuite(metrics)
+
+
+def _scores(summary: dict, metrics: tuple[str, ...]) -> dict:
+    """The recorded scores of a summary: PSNR-Y, ST-LPIPS-VGG, and the HF ratio when `metrics` has it."""
+    out = {"psnr_y": summary["psnr_y"], "st_lpips_vgg": summary["st_lpips_vgg"]}
+    if "detail" in metrics:
+        out["hf_ratio"] = summary["hf_ratio"]
+    return out
 
 
 def _cached(path: Path, key: dict, make) -> dict | list:
@@ -120,22 +162,25 @@ def _cached(path: Path, key: dict, make) -> dict | list:
     return value
 
 
-def gvc_point(model: Path, clip: Path, out_dir: Path, quality: float | None = None) -> dict:
+def gvc_point(
+    model: Path, clip: Path, out_dir: Path, quality: float | None = None, metrics: tuple[str, ...] = METRICS
+) -> dict:
     """gvc.eval.measure of one model (at quality level q for the variable-rate one) on one clip, all intra
     (kept in out_dir/point.json for the model file's size and time, the clip and q)."""
     from gvc.eval.measure import measure_model
 
     def make() -> dict:
-        p = measure_model(model, clip, out_dir, gop=1, suite=_suite(), quality=quality)
-        return {"q": quality, "bpp": p.bpp, "psnr_y": p.summary["psnr_y"],
-                "st_lpips_vgg": p.summary["st_lpips_vgg"], "encode_s": p.encode_s}  # fmt: skip
+        p = measure_model(model, clip, out_dir, gop=1, suite=_suite(metrics), quality=quality)
+        return {"q": quality, "bpp": p.bpp, **_scores(p.summary, metrics), "encode_s": p.encode_s}
 
     stat = model.stat()
     key = {"model": str(model), "size": stat.st_size, "mtime": stat.st_mtime, "clip": str(clip), "q": quality}
+    if metrics != METRICS:
+        key["metrics"] = list(metrics)
     return _cached(out_dir / "point.json", key, make)
 
 
-def x265_points(clip: Path, work: Path) -> list[dict]:
+def x265_points(clip: Path, work: Path, metrics: tuple[str, ...] = METRICS) -> list[dict]:
     """x265 (gvc.eval.codecs, medium zerolatency) all intra at X265_CRFS on the same frames."""
     from gvc.eval.codecs.ffmpeg import build_ffmpeg_codec
     from gvc.eval.source import SourceVideo
@@ -147,13 +192,17 @@ def x265_points(clip: Path, work: Path) -> list[dict]:
         rows = []
         for crf in X265_CRFS:
             enc = codec.encode(src, crf, work / f"crf{crf}.hevc")
-            scores = _suite().evaluate(src.pairs(codec.decode(enc.path, src)), src.width, src.height, src.fps,
-                                       features=False)  # fmt: skip
-            rows.append({"crf": crf, "bpp": enc.bpp, "psnr_y": scores.summary["psnr_y"],
-                         "st_lpips_vgg": scores.summary["st_lpips_vgg"], "command": enc.command})  # fmt: skip
+            scores = _suite(metrics).evaluate(src.pairs(codec.decode(enc.path, src)), src.width, src.height,
+                                              src.fps, features=False)  # fmt: skip
+            rows.append(
+                {"crf": crf, "bpp": enc.bpp, **_scores(scores.summary, metrics), "command": enc.command}
+            )
         return rows
 
-    return _cached(work / "points.json", {"clip": str(clip), "crfs": list(X265_CRFS)}, make)
+    key = {"clip": str(clip), "crfs": list(X265_CRFS)}
+    if metrics != METRICS:
+        key["metrics"] = list(metrics)
+    return _cached(work / "points.json", key, make)
 
 
 def rate_requests(model: Path, clip: Path, work: Path) -> list[dict]:
@@ -188,13 +237,15 @@ def run(args) -> dict:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     train_dir, held = write_clips(ROOT / "outputs" / "bench_trainer_parity")
-    multi_steps = args.multi_steps or args.steps
-    models = {name: train(name, extra, train_dir, work, multi_steps if name == "multi" else args.steps,
-                          sys.executable) for name, extra in model_runs(args.steps).items()}  # fmt: skip
-    result = {"steps": args.steps, "multi_steps": multi_steps, "seed": SEED, "overrides": list(OVERRIDES), "points": list(POINTS),
+    models = train_all(args, train_dir)
+    gan = args.loss == "gan"
+    base, metrics = (gan_overrides(), GAN_METRICS) if gan else (list(OVERRIDES), METRICS)
+    result = {"steps": args.steps, "multi_steps": args.multi_steps, "seed": SEED, "overrides": base, "points": list(POINTS),
               "machine": machine_line(torch.device("cpu")), "command": " ".join(sys.argv), "models": {}, "clips": {}}  # fmt: skip
+    if gan:
+        result.update(loss="gan", warmup_fraction=GAN_WARMUP_FRACTION)
     for name, model in models.items():
-        seconds = work / f"{name}_{args.steps}.seconds"
+        seconds = work / f"{name}_{model_steps(args, name)}.seconds"
         result["models"][name] = {
             "file": str(model),
             "train_s": float(seconds.read_text()) if seconds.exists() else None,
@@ -211,9 +262,9 @@ def run(args) -> dict:
         out = work / "coded" / clip_name
         t0 = time.perf_counter()
         per = {
-            "multi": [gvc_point(multi, clip, out / f"multi_q{q}", float(q)) for q in range(levels)],
-            "fixed": {n: gvc_point(m, clip, out / n) for n, m in models.items()},
-            "x265": x265_points(clip, out / "x265"),
+            "multi": [gvc_point(multi, clip, out / f"multi_q{q}", float(q), metrics) for q in range(levels)],
+            "fixed": {n: gvc_point(m, clip, out / n, metrics=metrics) for n, m in models.items()},
+            "x265": x265_points(clip, out / "x265", metrics),
             "bpp_requests": rate_requests(multi, clip, out / "bpp"),
         }
         print(
@@ -224,6 +275,29 @@ def run(args) -> dict:
         result["clips"][clip_name] = per
     result["summary"] = summarize(result)
     return result
+
+
+def model_steps(args, name: str) -> int:
+    """Training steps of model `name`: --multi-steps for the variable-rate one, else --steps."""
+    return args.multi_steps if name == "multi" else args.steps
+
+
+def train_all(args, train_dir: Path) -> dict[str, Path]:
+    """Every model of the comparison (train), --jobs at a time (the variable-rate one first: the longest);
+    the GAN twin's with gan_overrides() and a warm-up of GAN_WARMUP_FRACTION of each model's steps."""
+    runs = model_runs(args.steps)
+    if args.loss == "gan":
+        warm = {n: f"stage.warmup_steps={round(GAN_WARMUP_FRACTION * model_steps(args, n))}" for n in runs}
+        runs = {n: [*extra, warm[n]] for n, extra in runs.items()}
+    base = gan_overrides() if args.loss == "gan" else OVERRIDES
+    order = sorted(runs, key=lambda n: n != "multi") if args.jobs > 1 else list(runs)
+
+    def one(name: str) -> Path:
+        return train(name, runs[name], train_dir, args.work, model_steps(args, name), sys.executable, base)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        done = dict(zip(order, pool.map(one, order)))
+    return {name: done[name] for name in runs}
 
 
 def training_levels(net) -> list[dict]:
@@ -261,10 +335,12 @@ def summarize(result: dict) -> dict:
     out = {}
     for clip, per in result["clips"].items():
         curve, fixed = per["multi"], per["fixed"]
-        deltas = {}
+        deltas, lpips_deltas = {}, {}
         for name, f in fixed.items():
             at = _at_rate(curve, f["bpp"], "psnr_y")
             deltas[name] = None if at is None else at - f["psnr_y"]
+            at = _at_rate(curve, f["bpp"], "st_lpips_vgg")
+            lpips_deltas[name] = None if at is None else at - f["st_lpips_vgg"]
         rates = [c["bpp"] for c in curve]
         requests = per["bpp_requests"]
         out[clip] = {
@@ -277,6 +353,14 @@ def summarize(result: dict) -> dict:
             "bpp_errors": {r["target"]: r.get("relative_error") for r in requests},
             "time_ratios": {r["target"]: r.get("time_ratio") for r in requests},
         }
+        if (
+            result.get("loss") == "gan"
+        ):  # the GAN twin: also the ST-LPIPS gap and the fixed models against x265
+            out[clip].update(
+                delta_st_lpips_vgg=lpips_deltas,
+                bd_psnr_fixed_vs_x265=_bd(per["x265"], list(fixed.values()), "psnr_y", True),
+                bd_stlpips_fixed_vs_x265=_bd(per["x265"], list(fixed.values()), "st_lpips_vgg", False),
+            )
     return out
 
 
@@ -285,7 +369,79 @@ def _f(x, fmt: str = "{:.3f}") -> str:
     return "-" if x is None else (x if isinstance(x, str) else fmt.format(x))
 
 
-def markdown(result: dict) -> str:
+def _clip_lines(result: dict, summary: dict) -> list[str]:
+    """The levels table and, per clip, the curve beside the fixed points and x265, the BD-rates and the --bpp
+    requests (an HF ratio column and the ST-LPIPS-VGG gap at the fixed points when the result has them)."""
+    lines = []
+    if result.get("levels"):
+        rows = [[str(k), f"{lv['target']:g}", _f(lv["reached"], "{:.4f}"), _f(lv["lambda_r"], "{:.3g}")]
+                for k, lv in enumerate(result["levels"])]  # fmt: skip
+        lines += ["The variable-rate model's levels on the training crops (its controllers at the last step):", "",
+                  table(["q", "target bpp", "reached bpp", "lambda_R"], rows), ""]  # fmt: skip
+    for clip, per in result["clips"].items():
+        s = summary[clip]
+        hf = "hf_ratio" in per["multi"][0]
+        extra = (lambda c: [_f(c.get("hf_ratio"), "{:.3f}")]) if hf else (lambda c: [])  # noqa: E731
+        rows = [[f"q {c['q']:g}", _f(c["bpp"], "{:.4f}"), _f(c["psnr_y"], "{:.2f}"), _f(c["st_lpips_vgg"], "{:.4f}")]
+                + extra(c) for c in per["multi"]]  # fmt: skip
+        for name, f in per["fixed"].items():
+            d, dl = s["delta_psnr_y"][name], (s.get("delta_st_lpips_vgg") or {}).get(name)
+            at = f" (variable-rate at this bpp: {d:+.2f} dB" if d is not None else " (outside the curve"
+            at += f", {dl:+.4f} ST-LPIPS)" if dl is not None else ")"
+            rows.append([f"{name}", _f(f["bpp"], "{:.4f}"), _f(f["psnr_y"], "{:.2f}"), _f(f["st_lpips_vgg"], "{:.4f}")
+                         + at] + extra(f))  # fmt: skip
+        for x in per["x265"]:
+            rows.append([f"x265 CRF {x['crf']}", _f(x["bpp"], "{:.4f}"), _f(x["psnr_y"], "{:.2f}"),
+                         _f(x["st_lpips_vgg"], "{:.4f}")] + extra(x))  # fmt: skip
+        lines += [f"**{clip}** (rate strictly rising in q: {'yes' if s['monotone'] else 'NO'})", "",
+                  table(["model", "bpp", "PSNR-Y", "ST-LPIPS-VGG"] + (["HF ratio"] if hf else []), rows), ""]  # fmt: skip
+        lines += [
+            f"BD-rate of the variable-rate curve: against the fixed models {_f(s['bd_psnr_vs_fixed'], '{:+.1f}%')} "
+            f"(PSNR-Y), {_f(s['bd_stlpips_vs_fixed'], '{:+.1f}%')} (ST-LPIPS-VGG); against x265 "
+            f"{_f(s['bd_psnr_vs_x265'], '{:+.1f}%')} (PSNR-Y), {_f(s['bd_stlpips_vs_x265'], '{:+.1f}%')} "
+            "(ST-LPIPS-VGG)."
+            + (
+                f" The fixed models' three points against x265: {_f(s['bd_psnr_fixed_vs_x265'], '{:+.1f}%')} "
+                f"(PSNR-Y), {_f(s['bd_stlpips_fixed_vs_x265'], '{:+.1f}%')} (ST-LPIPS-VGG)."
+                if "bd_psnr_fixed_vs_x265" in s
+                else ""
+            ),
+            "",
+        ]
+        req = [[f"{r['target']:g}", _f(r.get("file_bpp"), "{:.4f}"), _f(r.get("relative_error"), "{:+.1%}"),
+                _f(r.get("quality"), "{:.3f}"), str(len(r.get("probes", []))), str(len(r.get("encodes", []))),
+                _f(r.get("time_ratio"), "{:.1f}x"), r.get("error", "")[:90]] for r in per["bpp_requests"]]  # fmt: skip
+        lines += [table(["--bpp", "file bpp", "error", "q", "probes", "encodes", "time / fixed-q encode", "note"],
+                        req), ""]  # fmt: skip
+    return lines
+
+
+def _gan_lines(result: dict) -> list[str]:
+    """The GAN twin's figures (a recorded `--loss gan` result): its setup, then _clip_lines."""
+    summary = result.get("summary") or summarize(result)
+    steps, multi = result["steps"], result["multi_steps"]
+    warm = result["warmup_fraction"]
+    return [
+        f"`{result['command']}`; {result['machine']}. Every model: `train.py {' '.join(result['overrides'])}` "
+        f"(bench_trainer_parity's GAN twin: ST-LPIPS AlexNet as the perceptual term), an MSE+LPIPS warm-up of "
+        f"{warm:.0%} of its steps, then G and D, seed {result['seed']}; equal total steps: the fixed-rate models "
+        f"(`rate.target_bpp` {' / '.join(f'{t:g}' for t in result['points'])}) {steps} each (warm-up "
+        f"{round(warm * steps)}), the variable-rate model (`rate=multi`, 8 levels, targets 0.02 .. 0.40 bpp) "
+        f"{multi} (warm-up {round(warm * multi)}). **NOT converged**: a budget sized to fit about 75 minutes of a "
+        "shared 2-core machine. Held-out clips, all intra, real files; ST-LPIPS-VGG lower is better; HF ratio: "
+        "decoded over source high-frequency energy of Y (1 = the source's detail, gvc.eval's detail metric).",
+        "",
+        *_clip_lines(result, summary),
+    ]
+
+
+def markdown(result: dict, gan: dict | None | str = "recorded") -> str:
+    """The section's figures: an MSE-only result, then the GAN twin's (`gan`: a `--loss gan` result, None for
+    none, "recorded": GAN_RESULT when it exists), then NOTES_AT. A GAN result alone: its own heading."""
+    if result.get("loss") == "gan":
+        return "\n".join([f"## {GAN_TITLE}", "", *_gan_lines(result)]) + "\n"
+    if gan == "recorded":
+        gan = json.loads(GAN_RESULT.read_text()) if GAN_RESULT.is_file() else None
     summary = result.get("summary") or summarize(result)
     lines = [
         f"## {TITLE}",
@@ -296,42 +452,18 @@ def markdown(result: dict) -> str:
         f"{' / '.join(f'{t:g}' for t in result['points'])}, the variable-rate model with `rate=multi` (8 levels, "
         "targets 0.02 .. 0.40 bpp). Held-out clips, all intra, real files; ST-LPIPS-VGG lower is better.",
         "",
+        *_clip_lines(result, summary),
     ]
-    if result.get("levels"):
-        rows = [[str(k), f"{lv['target']:g}", _f(lv["reached"], "{:.4f}"), _f(lv["lambda_r"], "{:.3g}")]
-                for k, lv in enumerate(result["levels"])]  # fmt: skip
-        lines += ["The variable-rate model's levels on the training crops (its controllers at the last step):", "",
-                  table(["q", "target bpp", "reached bpp", "lambda_R"], rows), ""]  # fmt: skip
-    for clip, per in result["clips"].items():
-        s = summary[clip]
-        rows = [[f"q {c['q']:g}", _f(c["bpp"], "{:.4f}"), _f(c["psnr_y"], "{:.2f}"), _f(c["st_lpips_vgg"], "{:.4f}")]
-                for c in per["multi"]]  # fmt: skip
-        for name, f in per["fixed"].items():
-            d = s["delta_psnr_y"][name]
-            rows.append([f"{name}", _f(f["bpp"], "{:.4f}"), _f(f["psnr_y"], "{:.2f}"), _f(f["st_lpips_vgg"], "{:.4f}")
-                         + (f" (variable-rate at this bpp: {d:+.2f} dB)" if d is not None else " (outside the curve)")])  # fmt: skip
-        for x in per["x265"]:
-            rows.append([f"x265 CRF {x['crf']}", _f(x["bpp"], "{:.4f}"), _f(x["psnr_y"], "{:.2f}"),
-                         _f(x["st_lpips_vgg"], "{:.4f}")])  # fmt: skip
-        lines += [f"**{clip}** (rate strictly rising in q: {'yes' if s['monotone'] else 'NO'})", "",
-                  table(["model", "bpp", "PSNR-Y", "ST-LPIPS-VGG"], rows), ""]  # fmt: skip
-        lines += [
-            f"BD-rate of the variable-rate curve: against the fixed models {_f(s['bd_psnr_vs_fixed'], '{:+.1f}%')} "
-            f"(PSNR-Y), {_f(s['bd_stlpips_vs_fixed'], '{:+.1f}%')} (ST-LPIPS-VGG); against x265 "
-            f"{_f(s['bd_psnr_vs_x265'], '{:+.1f}%')} (PSNR-Y), {_f(s['bd_stlpips_vs_x265'], '{:+.1f}%')} "
-            "(ST-LPIPS-VGG).",
-            "",
-        ]
-        req = [[f"{r['target']:g}", _f(r.get("file_bpp"), "{:.4f}"), _f(r.get("relative_error"), "{:+.1%}"),
-                _f(r.get("quality"), "{:.3f}"), str(len(r.get("probes", []))), str(len(r.get("encodes", []))),
-                _f(r.get("time_ratio"), "{:.1f}x"), r.get("error", "")[:90]] for r in per["bpp_requests"]]  # fmt: skip
-        lines += [table(["--bpp", "file bpp", "error", "q", "probes", "encodes", "time / fixed-q encode", "note"],
-                        req), ""]  # fmt: skip
+    if gan is not None:
+        lines += [f"### {GAN_TITLE}", "", *_gan_lines(gan)]
     lines.append(NOTES_AT)
     return "\n".join(lines) + "\n"
 
 
 TITLE = "One model for every rate (bench_variable_rate)"
+GAN_TITLE = "The GAN twin (bench_variable_rate --loss gan)"
+#: the GAN twin's recorded result: a subsection of this bench's section of BENCHMARKS.md
+GAN_RESULT = HERE / "results" / "bench_variable_rate_gan.json"
 
 
 def markdown_pending() -> str:
@@ -352,20 +484,30 @@ def markdown_pending() -> str:
 
 def main() -> int:
     p = base_parser(__doc__)
+    p.add_argument("--loss", choices=("mse", "gan"), default="mse", help="MSE-only models or the GAN twin")
     p.add_argument(
-        "--steps", type=int, default=STEPS, help=f"training steps of every model (default {STEPS})"
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps of every model (default {STEPS}; --loss gan: {GAN_STEPS})",
     )
-    p.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench_variable_rate")
+    p.add_argument("--work", type=Path, default=None, help="default outputs/bench_variable_rate[_gan]")
     p.add_argument("--train-only", action="store_true", help="train the models and stop")
     p.add_argument(
         "--multi-steps",
         type=int,
         default=None,
-        help="steps of the variable-rate model (default --steps; 3 x --steps: the three fixed models' total)",
+        help="steps of the variable-rate model (default --steps, --loss gan: 3 x --steps; 3 x --steps: the "
+        "three fixed models' total)",
     )
+    p.add_argument("--jobs", type=int, default=1, help="trainings at once (default 1)")
     p.add_argument("--out-json", type=Path, default=None, help="write the result here")
     p.add_argument("--from-json", type=Path, default=None, help="render a recorded result")
     args = p.parse_args()
+    gan = args.loss == "gan"
+    args.steps = args.steps or (GAN_STEPS if gan else STEPS)
+    args.multi_steps = args.multi_steps or (3 * args.steps if gan else args.steps)
+    args.work = args.work or ROOT / "outputs" / ("bench_variable_rate_gan" if gan else "bench_variable_rate")
     if args.from_json is not None:
         result = json.loads(args.from_json.read_text())
     else:
@@ -373,15 +515,17 @@ def main() -> int:
             from bench_trainer_parity import write_clips
 
             train_dir, _ = write_clips(ROOT / "outputs" / "bench_trainer_parity")
-            for name, extra in model_runs(args.steps).items():
-                steps = (args.multi_steps or args.steps) if name == "multi" else args.steps
-                train(name, extra, train_dir, args.work, steps, sys.executable)
+            train_all(args, train_dir)
             return 0
         result = run(args)
         if args.out_json is not None:
             args.out_json.parent.mkdir(parents=True, exist_ok=True)
             args.out_json.write_text(json.dumps(result, indent=1))
-    print(section("bench_variable_rate", markdown(result)))
+    if result.get("loss") == "gan":  # the GAN twin's figures alone (rendered into the section once recorded)
+        print(repo_relative(markdown(result)))
+        return 0
+    figures = markdown(result, gan=None) if args.from_json is not None else markdown(result)
+    print(section("bench_variable_rate", figures))
     return 0
 
 
