@@ -36,6 +36,7 @@ RECORDED = {
     "bench_variable_rate": "bench_variable_rate",
     "bench_crop_size": "bench_crop_size",
     "bench_ssf_yardstick": "bench_ssf_yardstick",
+    "bench_flow_pretrain": "bench_flow_pretrain",
 }
 
 #: an absolute checkout root in a recorded command: the folder above its `.venv/bin/python` or `outputs/`
