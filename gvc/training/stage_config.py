@@ -100,7 +100,6 @@ class PFrameStageConfig(StageConfig):
     unroll: list[list[int]] = _missing()  # [[until_step, T], ...]
     flow_warmup_steps: int = _missing()
     flow_pretrain_steps: int = _missing()  # the flow codec alone, as an autoencoder of the reference flow
-    flow_pretrain_steps: int = _missing()  # flow-codec-only phase at the start of the flow warm-up; 0 = off
     residual_lr: float | None = _missing()
     conditional_d: bool = _missing()
     flow_loss: FlowLossConfig = _missing()
