@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-ssf bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-ssf bench-compile bench-ddp bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -89,6 +89,18 @@ bench-crop: $(STAMP)
 bench-ssf: $(STAMP)
 	$(BIN)/python benchmarks/bench_ssf_yardstick.py --quick --out-json benchmarks/results/bench_ssf_yardstick.json
 	$(BIN)/python benchmarks/render.py bench_ssf_yardstick
+
+# train.py's stage-1 step eager, with channels_last, torch.compile and both (smoke and small models, a cold
+# compilation in each compile row; ~20-25 min on 2 shared cores; benchmarks/results/bench_compile.json).
+bench-compile: $(STAMP)
+	$(BIN)/python benchmarks/bench_compile.py --out-json benchmarks/results/bench_compile.json
+	$(BIN)/python benchmarks/render.py bench_compile
+
+# train.py's stage-1 step on one CPU process against trainer=ddp with two (gloo): samples/s and whether the ranks
+# stay identical (smoke and small models; ~10 min on 2 shared cores; benchmarks/results/bench_ddp.json).
+bench-ddp: $(STAMP)
+	$(BIN)/python benchmarks/bench_ddp.py --out-json benchmarks/results/bench_ddp.json
+	$(BIN)/python benchmarks/render.py bench_ddp
 
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json

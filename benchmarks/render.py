@@ -27,6 +27,8 @@ NOTES_AT = "<!-- notes -->"  # a line of a bench's figures: its notes go here
 #: recorded results (RESULTS/<name>.json) -> the bench module whose `markdown(result)` renders them, in the
 #: order of BENCHMARKS.md; a module with `markdown_pending()` has a section while nothing is recorded
 RECORDED = {
+    "bench_compile": "bench_compile",
+    "bench_ddp": "bench_ddp",
     "bench_iframe_parity": "bench_iframe_parity",
     "bench_trainer_parity": "bench_trainer_parity",
     "bench_flow_codec": "bench_flow_codec",

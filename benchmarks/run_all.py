@@ -44,7 +44,14 @@ def machine_description() -> str:
 
 #: recorded, not run here (hours of training; `make bench-rd`, `make bench-parity`, `make bench-flow`, or a GPU):
 #: their results (benchmarks/results/*.json) are rendered again by render.py
-RECORDED_ONLY = ("bench_operating_points", "bench_iframe_parity", "bench_trainer_parity", "bench_flow_codec")
+RECORDED_ONLY = (
+    "bench_operating_points",
+    "bench_iframe_parity",
+    "bench_trainer_parity",
+    "bench_flow_codec",
+    "bench_compile",
+    "bench_ddp",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
