@@ -42,16 +42,9 @@ def machine_description() -> str:
     return f"{cpu}, {cores} cores, {mem_gib:.0f} GiB RAM, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-#: recorded, not run here (hours of training; `make bench-rd`, `make bench-parity`, `make bench-flow`, or a GPU):
-#: their results (benchmarks/results/*.json) are rendered again by render.py
-RECORDED_ONLY = (
-    "bench_operating_points",
-    "bench_iframe_parity",
-    "bench_trainer_parity",
-    "bench_flow_codec",
-    "bench_compile",
-    "bench_ddp",
-)
+#: recorded, not run here (hours of training; their make targets, or a GPU): the modules of render.RECORDED,
+#: whose results (benchmarks/results/*.json) render.py renders again
+RECORDED_ONLY = frozenset(render.RECORDED.values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -224,9 +224,10 @@ class RankConsistencyCheck(L.Callback):
     """At the end of training (and every `every_n_steps` of our steps when > 0), check that every rank holds the
     same weights (a float64 checksum of all parameters and buffers), step and lambda_R; raise TrainingError naming
     the difference otherwise. `dump_dir`: each rank also writes rank<R>.json there (step, lambda_r, checksum,
-    per-module checksums) for offline comparison."""
+    per-module checksums) for offline comparison (null: none). Keyword-only, no defaults: the callback's config
+    node gives both (e.g. ``+callbacks.consistency.every_n_steps=0 +callbacks.consistency.dump_dir=null``)."""
 
-    def __init__(self, every_n_steps: int = 0, dump_dir: str | None = None):
+    def __init__(self, *, every_n_steps: int, dump_dir: str | None):
         self.every_n_steps = int(every_n_steps)
         self.dump_dir = Path(dump_dir) if dump_dir else None
 

@@ -36,6 +36,7 @@ def _ddp_run(tmp_path, experiment: str, extra: list[str]) -> list[dict]:
         "trainer.enable_progress_bar=false",
         "trainer.limit_val_batches=0",
         "+callbacks.consistency._target_=gvc.training.callbacks.RankConsistencyCheck",
+        "+callbacks.consistency.every_n_steps=0",
         f"+callbacks.consistency.dump_dir={out / 'ranks'}",
         *extra,
     ]
