@@ -7,9 +7,10 @@ B bits per pixel on the footage at hand is searched on log(bpp) against q:
    frame's reference, nothing written) on a sample of the clip: `probe_frames` evenly spaced frames for an
    intra-only model, the first `probe_frames` frames (the low-delay chain from the I-frame) for a video model;
    the predicted file bpp is the sample's packet bytes plus the header. The first probe is where the model's
-   trained curve (its per-level targets, from its training record) has B; until the goal is bracketed, each
-   next probe follows that curve's shape shifted through the nearest probe (real footage costs a roughly
-   constant factor more or less than the training crops), then secant steps within the bracket. A clip of at
+   trained curve (its per-level targets, from its training record) has B; the second follows that curve's
+   shape shifted through the first (real footage costs a roughly constant factor more or less than the training
+   crops); until the goal is bracketed, each later probe extrapolates the secant through the two probes nearest
+   B (the footage's own slope), then secant steps within the bracket. A clip of at
    most `probe_frames` frames is its own sample: the probes then run to the tolerance itself, and the accepted
    probe's packets are written as the file without another encode.
 2. Encode the clip at the q the probes give (on the packet's 1/256 grid), then measure the FILE. Within
@@ -169,9 +170,11 @@ class _Prior:
 
 
 def _search(predict, goal: float, levels: int, q0: float, prior: _Prior, tolerance: float) -> float:
-    """q in [0, levels - 1] with log predict(q) within log(1 + tolerance) of goal (a log bpp). Before the goal is
-    bracketed, each step moves along the model's own curve shape (`prior`) shifted through the nearest probe;
-    once bracketed, secant steps on log bpp against q between the closest probes on either side. The closest
+    """q in [0, levels - 1] with log predict(q) within log(1 + tolerance) of goal (a log bpp). The first step
+    moves along the model's own curve shape (`prior`) shifted through the first probe; until the goal is
+    bracketed, each later step extrapolates the secant through the two probes nearest the goal (the footage's own
+    slope; the prior again where that slope is not positive); once bracketed, secant steps on log bpp against q
+    between the closest probes on either side. The closest
     probe after MAX_PROBES or when the q grid cannot split the bracket; _Unreachable when the goal lies outside
     [predict(0), predict(levels - 1)]."""
     top = float(levels - 1)
@@ -191,10 +194,14 @@ def _search(predict, goal: float, levels: int, q0: float, prior: _Prior, toleran
                 raise _Unreachable("below")
             if not above and q == top:
                 raise _Unreachable("above")
-            q_near, f_near = min(points.items(), key=lambda p: abs(p[1]))
-            shift = (f_near + goal) - prior(q_near)  # log of footage rate / trained rate at that level
-            nxt = prior.inverse(goal - shift)
-            if quantize_quality(nxt) in points:  # the shape says here again: step past it
+            (q_near, f_near), *rest = sorted(points.items(), key=lambda p: abs(p[1]))
+            slope = (f_near - rest[0][1]) / (q_near - rest[0][0]) if rest else 0.0
+            if slope > 0:  # the footage's own slope, from the two probes nearest the goal (secant, outside)
+                nxt = q_near - f_near / slope
+            else:  # one probe: the model's curve shape, shifted through it
+                shift = (f_near + goal) - prior(q_near)  # log of footage rate / trained rate at that level
+                nxt = prior.inverse(goal - shift)
+            if quantize_quality(nxt) in points:  # the estimate says here again: step past it
                 nxt = q_near + (1.0 if f_near < 0 else -1.0)
         nxt = quantize_quality(min(max(nxt, 0.0), top))
         if nxt in points:  # the grid cannot split the bracket further
