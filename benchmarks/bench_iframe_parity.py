@@ -35,6 +35,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from _common import (  # noqa: E402
+    HELD_OUT,
+    TRAIN,
     base_parser,
     fixed_lambda_loss,
     fixed_lambda_update,
@@ -47,8 +49,6 @@ from _common import (  # noqa: E402
 from render import section  # noqa: E402
 
 LAMBDAS = (0.0035, 0.0067, 0.013, 0.025)  # [ours] around compressai's 0.013 (~0.2 bpp on this data)
-TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
 BATCH, CROP = 4, 64
 

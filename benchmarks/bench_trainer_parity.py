@@ -43,11 +43,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import FIXED_LAMBDA, base_parser, machine_line, table, train_config  # noqa: E402
+from _common import FIXED_LAMBDA, HELD_OUT, TRAIN, base_parser, machine_line, table, train_config  # noqa: E402
 from render import section  # noqa: E402
 
-TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
-HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
 HELD_OUT_STRIDE = 4
 CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
 DARK, SATURATION = 0.35, 1.8  # [ours] the darkened and saturated held-out copies
