@@ -59,10 +59,12 @@ bench-parity: $(STAMP)
 	$(BIN)/python benchmarks/render.py bench_iframe_parity bench_trainer_parity
 
 # The small flow codec alone on DIS flow: decoded-flow EPE vs zero motion on held-out pairs (~30 min on 2 cores;
-# benchmarks/results/bench_flow_codec.json).
+# benchmarks/results/bench_flow_codec.json). Then stage 2 with and without the flow pre-training phase
+# (stage.flow_pretrain_steps), decoded-flow EPE through real files (~40 min; bench_flow_pretrain.json).
 bench-flow: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow_codec.py --markdown --out-json benchmarks/results/bench_flow_codec.json
-	$(BIN)/python benchmarks/render.py bench_flow_codec
+	$(BIN)/python benchmarks/bench_flow_pretrain.py --markdown --out-json benchmarks/results/bench_flow_pretrain.json
+	$(BIN)/python benchmarks/render.py bench_flow_codec bench_flow_pretrain
 
 # One variable-rate small I-frame codec (rate=multi) against three fixed-rate ones (0.064 / 0.13 / 0.22) trained for
 # the same 10k steps: its curve beside their points, BD-rates against them and x265, and `gvc encode --bpp` on
