@@ -182,7 +182,7 @@ def _typed(merged: Mapping[str, Any]) -> EvalConfig:
     conf = OmegaConf.structured(EvalConfig)
     for key, value in merged.items():  # key by key, so that an error names its key
         try:
-            conf = OmegaConf.merge(conf, {key: value})
+            conf[key] = value
         except OmegaConfBaseException as err:
             where = getattr(err, "full_key", None) or key
             problem = " ".join(str(err).split("\n", 1)[0].split())

@@ -84,7 +84,8 @@ def check_config(cfg: DictConfig) -> None:
     from gvc.training.stage_config import typed_stage
 
     check_schema(cfg, unknown_only=True)  # an unknown key (e.g. a typo added with `+`) first
-    typed_stage(required(cfg, "stage"))  # the stage's values of their types, none missing (stage_config.py)
+    # the stage's values of their types, none missing (gvc.training.stage_config)
+    stage = typed_stage(required(cfg, "stage"))
     check_data_config(required(cfg, "data"))  # then a missing one (conf/ gives every argument)
     for group in ("callbacks", "logger"):
         for name, node in (required(cfg, group) or {}).items():
@@ -108,7 +109,6 @@ def check_config(cfg: DictConfig) -> None:
     check_schema(cfg)  # values of the type conf/ gives them (stage.lr a number, ...)
     if cfg.get("paths") is not None:
         check_output_dir(cfg.paths.output_dir)
-    stage = typed_stage(cfg.stage)
     if stage.name == "pframe":
         from gvc.training.schedule import check_unroll_schedule
 

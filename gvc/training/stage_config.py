@@ -12,7 +12,7 @@ is :mod:`gvc.training.schema`'s job, derived from the yaml files of every checke
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -27,83 +27,79 @@ FrameSampling = enum.Enum("FrameSampling", {m: m for m in FRAME_SAMPLING})
 FlowAnneal = enum.Enum("FlowAnneal", {m: m for m in FLOW_ANNEALS})
 
 
-def _missing() -> Any:
-    return field(default=MISSING)
-
-
 @dataclass
 class QuantizationConfig:
     """stage.quantization: the bottleneck's training mode and its annealing (gvc.training.schedule)."""
 
-    mode: QuantizationMode = _missing()
-    temperature: list[float] = _missing()  # soft-round T, [start, end]
-    kumaraswamy_a: list[float] = _missing()  # Kumaraswamy a, [start, end]
-    anneal_steps: int = _missing()
-    ste_from_step: int | None = _missing()
+    mode: QuantizationMode = MISSING
+    temperature: list[float] = MISSING  # soft-round T, [start, end]
+    kumaraswamy_a: list[float] = MISSING  # Kumaraswamy a, [start, end]
+    anneal_steps: int = MISSING
+    ste_from_step: int | None = MISSING
 
 
 @dataclass
 class OptimizerConfig:
     """stage.optimizer: partial constructors (``_target_``, ``_partial_``, their keyword arguments)."""
 
-    g: dict[str, Any] = _missing()
-    aux: dict[str, Any] = _missing()
-    d: dict[str, Any] = _missing()
+    g: dict[str, Any] = MISSING
+    aux: dict[str, Any] = MISSING
+    d: dict[str, Any] = MISSING
 
 
 @dataclass
 class StageConfig:
     """The keys both stages share (conf/stage/*.yaml documents each)."""
 
-    name: str = _missing()
-    module: dict[str, Any] = _missing()  # the stage's Lightning module, ``_target_`` + ``_partial_``
-    max_steps: int = _missing()  # our steps (one G step + one D step)
-    warmup_steps: int = _missing()
-    lr: float = _missing()
-    d_lr: float = _missing()
-    aux_lr: float = _missing()
-    optimizer: OptimizerConfig = _missing()
-    lr_schedule: dict[str, Any] = _missing()  # ``_target_`` + ``_partial_``, called (step) -> lr factor
-    grad_clip: float = _missing()  # max global grad norm; 0 = off
-    max_nonfinite_in_a_row: int = _missing()
-    quantization: QuantizationConfig = _missing()
-    log_images_every_n_steps: int = _missing()
+    name: str = MISSING
+    module: dict[str, Any] = MISSING  # the stage's Lightning module, ``_target_`` + ``_partial_``
+    max_steps: int = MISSING  # our steps (one G step + one D step)
+    warmup_steps: int = MISSING
+    lr: float = MISSING
+    d_lr: float = MISSING
+    aux_lr: float = MISSING
+    optimizer: OptimizerConfig = MISSING
+    lr_schedule: dict[str, Any] = MISSING  # ``_target_`` + ``_partial_``, called (step) -> lr factor
+    grad_clip: float = MISSING  # max global grad norm; 0 = off
+    max_nonfinite_in_a_row: int = MISSING
+    quantization: QuantizationConfig = MISSING
+    log_images_every_n_steps: int = MISSING
 
 
 @dataclass
 class IFrameStageConfig(StageConfig):
     """Stage 1 (conf/stage/iframe.yaml)."""
 
-    frame_sampling: FrameSampling = _missing()
+    frame_sampling: FrameSampling = MISSING
 
 
 @dataclass
 class FlowLossConfig:
     """stage.flow_loss: the flow regularizer and its annealing (gvc.training.schedule.flow_weight)."""
 
-    enabled: bool = _missing()
-    relative: bool = _missing()
-    start: float = _missing()
-    end: float = _missing()
-    rate_lambda: float | None = _missing()
-    anneal: FlowAnneal = _missing()
-    anneal_share: float = _missing()
-    anneal_steps: int | None = _missing()
+    enabled: bool = MISSING
+    relative: bool = MISSING
+    start: float = MISSING
+    end: float = MISSING
+    rate_lambda: float | None = MISSING
+    anneal: FlowAnneal = MISSING
+    anneal_share: float = MISSING
+    anneal_steps: int | None = MISSING
 
 
 @dataclass
 class PFrameStageConfig(StageConfig):
     """Stage 2 (conf/stage/pframe.yaml)."""
 
-    iframe_ckpt: str | None = _missing()
-    allow_random_iframe: bool = _missing()
-    unroll: list[list[int]] = _missing()  # [[until_step, T], ...]
-    flow_warmup_steps: int = _missing()
-    flow_pretrain_steps: int = _missing()  # the flow codec alone, as an autoencoder of the reference flow
-    residual_lr: float | None = _missing()
-    conditional_d: bool = _missing()
-    flow_loss: FlowLossConfig = _missing()
-    activation_checkpointing: bool = _missing()
+    iframe_ckpt: str | None = MISSING
+    allow_random_iframe: bool = MISSING
+    unroll: list[list[int]] = MISSING  # [[until_step, T], ...]
+    flow_warmup_steps: int = MISSING
+    flow_pretrain_steps: int = MISSING  # the flow codec alone, as an autoencoder of the reference flow
+    residual_lr: float | None = MISSING
+    conditional_d: bool = MISSING
+    flow_loss: FlowLossConfig = MISSING
+    activation_checkpointing: bool = MISSING
 
 
 #: stage.name -> its schema

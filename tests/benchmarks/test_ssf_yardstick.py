@@ -25,14 +25,12 @@ def coded(ssf, tmp_path_factory):
     from compressai.models.video import ScaleSpaceFlow
 
     from gvc.data import open_video, sample_clips
-    from gvc.data.io.y4m import Y4MWriter
+    from gvc.data.io import write_y4m
 
     tmp = tmp_path_factory.mktemp("ssf")
     clip = tmp / "three.y4m"
     with open_video(sample_clips()["carphone_pristine"]) as r:
-        with Y4MWriter(clip, fps=r.fps, matrix=r.colour["matrix"], full_range=r.colour["full_range"]) as w:
-            for f in r.iter_yuv(0, 3):
-                w.write(f)
+        write_y4m(clip, r.iter_yuv(0, 3), r.fps, matrix=r.colour["matrix"], full_range=r.colour["full_range"])
     torch.manual_seed(0)
     net = ScaleSpaceFlow().eval()
     net.update(force=True)

@@ -20,14 +20,12 @@ def parity():
 
 def test_anchor_bits_are_the_files_and_scores_its_decoded_frames(parity, tmp_path):
     from gvc.data import open_video, sample_clips
-    from gvc.data.io.y4m import Y4MWriter
+    from gvc.data.io import write_y4m
     from gvc.eval.metrics import MetricSuite
 
     clip = tmp_path / "three.y4m"
     with open_video(sample_clips()["carphone_pristine"]) as r:
-        with Y4MWriter(clip, fps=r.fps, matrix=r.colour["matrix"], full_range=r.colour["full_range"]) as w:
-            for f in r.iter_yuv(0, 3):
-                w.write(f)
+        write_y4m(clip, r.iter_yuv(0, 3), r.fps, matrix=r.colour["matrix"], full_range=r.colour["full_range"])
     torch.manual_seed(0)
     net = parity.build_anchor().eval()
     net.update(force=True)
