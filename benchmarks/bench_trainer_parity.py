@@ -43,12 +43,21 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from _common import FIXED_LAMBDA, HELD_OUT, TRAIN, base_parser, machine_line, table, train_config  # noqa: E402
+from _common import (  # noqa: E402
+    COPIES,
+    FIXED_LAMBDA,
+    HELD_OUT,
+    TRAIN,
+    base_parser,
+    machine_line,
+    table,
+    train_config,
+    write_held_out_copies,
+)
 from render import section  # noqa: E402
 
 HELD_OUT_STRIDE = 4
 CROP, TRAIN_CROPS = 64, 16  # the training crop size and how many crops measure the rate on crops
-DARK, SATURATION = 0.35, 1.8  # [ours] the darkened and saturated held-out copies
 LAMBDA = 0.013  # [ours] compressai's middle lambda (~0.2 bpp on this data)
 BUDGETS = (2000, 5000, 10000, 20000)
 SEEDS = (1234, 1)
@@ -91,36 +100,11 @@ def write_clips(work: Path) -> tuple[Path, dict[str, Path]]:
                 for f in r.iter_yuv(a, b):
                     w.write(f)
 
-    def variants(f: YUVFrame, full_range: bool) -> dict[str, YUVFrame]:
-        lo = 0.0 if full_range else 16.0
-        y, u, v = (p.astype(np.float64) for p in f)
-
-        def q(a, low=0.0, high=255.0):
-            return np.clip(np.round(a), low, high).astype(np.uint8)
-
-        return {
-            "": f,
-            "_dark": YUVFrame(q(lo + (y - lo) * DARK), q(128 + (u - 128) * DARK), q(128 + (v - 128) * DARK)),
-            "_saturated": YUVFrame(
-                f.y.copy(), *(q(128 + (c - 128) * SATURATION, lo, 255 - lo) for c in (u, v))
-            ),
-        }
-
     held: dict[str, Path] = {}
     for name, (a, b) in HELD_OUT.items():
         with open_video(clips[name]) as r:
             frames = list(r.iter_yuv(a, b))[::HELD_OUT_STRIDE]
-            per = {suffix: [] for suffix in ("", "_dark", "_saturated")}
-            for f in frames:
-                for suffix, g in variants(f, bool(r.colour["full_range"])).items():
-                    per[suffix].append(g)
-            for suffix, fs in per.items():
-                path = held_dir / f"{name}{suffix}.y4m"
-                held[path.stem] = path
-                if not path.exists():
-                    with writer(path, r) as w:
-                        for g in fs:
-                            w.write(g)
+            held.update(write_held_out_copies(frames, r, held_dir, name))
     # the rate on training crops: 16 fixed 64x64 crops of the training frames, coded like the held-out clips
     crops = held_dir.parent / "train_crops.y4m"
     held["train_crops"] = crops
@@ -510,7 +494,7 @@ def run(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ report
-HELD_OUT_CLIPS = tuple(f"{n}{v}" for n in HELD_OUT for v in ("", "_dark", "_saturated"))
+HELD_OUT_CLIPS = tuple(f"{n}{v}" for n in HELD_OUT for v in COPIES)
 
 
 def _rate_ratio(clips: dict, held: list[str], key: str, crop_key: str) -> float | None:

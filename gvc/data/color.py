@@ -21,7 +21,8 @@ MATRICES: dict[str, tuple[float, float]] = {"bt601": (0.299, 0.114), "bt709": (0
 CHROMA_UPSAMPLING = ("nearest", "bilinear")
 
 
-def _coeffs(matrix: str) -> tuple[float, float, float]:
+def luma_coefficients(matrix: str) -> tuple[float, float, float]:
+    """(Kr, Kg, Kb) of a matrix name ("bt601", "BT.709", ...): Y' = Kr R' + Kg G' + Kb B'."""
     key = matrix.lower().replace(".", "").replace("-", "").replace("_", "")
     if key not in MATRICES:
         raise VideoFormatError(f"unknown colour matrix {matrix!r}: use one of {sorted(MATRICES)}")
@@ -60,7 +61,7 @@ def yuv420_to_rgb(
 
     Accepts numpy arrays or tensors; the result is clamped to [0, 1].
     """
-    kr, kg, kb = _coeffs(matrix)
+    kr, kg, kb = luma_coefficients(matrix)
     off, ys, cs = _range(full_range)
     yf = (_as_float_tensor(y) - off) / ys
     uf = upsample_chroma((_as_float_tensor(u) - 128.0) / cs, chroma_upsample)
@@ -75,7 +76,7 @@ def yuv420_to_rgb(
 
 def rgb_to_yuv444(rgb: torch.Tensor, matrix: str = "bt709", full_range: bool = True) -> torch.Tensor:
     """RGB float (..., 3, H, W) in [0, 1] -> float YUV (..., 3, H, W) on the 8-bit code scale (not rounded)."""
-    kr, kg, kb = _coeffs(matrix)
+    kr, kg, kb = luma_coefficients(matrix)
     off, ys, cs = _range(full_range)
     rgb = _as_float_tensor(rgb)
     r, g, b = rgb.unbind(dim=-3)

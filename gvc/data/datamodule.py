@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch.utils.data import DataLoader
 
+from gvc.data.augment import PhotometricJitter, jitter_from_node
 from gvc.data.datasets import SyntheticMotionClips, VideoClipDataset, collate_clips, sample_clips
 from gvc.data.sampling import ResumableDataLoader, ResumableSampler
 from gvc.errors import ConfigError, required
@@ -65,6 +66,8 @@ def from_conf(name: str, **overrides) -> ClipDataModule:
     if target != f"{__name__}.ClipDataModule":
         raise ConfigError(f"conf/data/{name}.yaml: _target_ {target} is not {__name__}.ClipDataModule")
     check_data_config(kw)
+    if isinstance(kw.get("augment"), dict):
+        kw["augment"] = jitter_from_node(kw["augment"])
     return ClipDataModule(**kw)
 
 
@@ -95,6 +98,8 @@ class ClipDataModule(L.LightningDataModule):
         shard_seed: litdata shuffle seed (and of the shards' per-sample window/crop).
         seed: base seed of the training order and per-sample crops of map-style datasets; None: the global seed
             of ``lightning.seed_everything`` (env PL_GLOBAL_SEED), else 0.
+        augment: photometric jitter of the training clips (gvc.data.augment.PhotometricJitter, built by Hydra
+            from conf/data/augment/*.yaml); None: none. Validation clips are never jittered.
     """
 
     def __init__(
@@ -124,6 +129,7 @@ class ClipDataModule(L.LightningDataModule):
         uint8_transfer: bool,
         shard_seed: int,
         seed: int | None,
+        augment: PhotometricJitter | None,
     ):
         super().__init__()
         if kind not in KINDS:
@@ -151,6 +157,15 @@ class ClipDataModule(L.LightningDataModule):
         self.uint8_transfer = uint8_transfer
         self.shard_seed = shard_seed
         self.seed = seed
+        if augment is not None and not isinstance(augment, PhotometricJitter):
+            raise ConfigError(
+                f"data.augment must build a gvc.data.augment.PhotometricJitter, got {augment!r}"
+            )
+        if augment is not None and kind == "synthetic":
+            raise ConfigError(
+                "data.augment applies to real footage (kind folder, sample or shards), not synthetic"
+            )
+        self.augment = augment
         self.train_set = self.val_set = None
         self._train_loader = None
         self._pending_train_state: dict | None = None
@@ -183,6 +198,7 @@ class ClipDataModule(L.LightningDataModule):
             max_clip_length=self.max_clip_length,
             cache=self.cache,
             seed=self.data_seed,
+            augment=self.augment if train else None,
             **self.color,
         )
 
@@ -197,6 +213,7 @@ class ClipDataModule(L.LightningDataModule):
             train=train,
             seed=self.shard_seed,
             output_uint8=self.uint8_transfer,
+            augment=self.augment if train else None,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gvc.data.augment import PhotometricJitter
 from gvc.data.color import yuv420_to_rgb
 from gvc.data.io import VideoReader, YUVFrame, find_videos, open_video
 from gvc.data.sampling import sample_generator, split_key
@@ -130,6 +131,8 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         seed: base seed of the per-sample randomness (train): start and crop of key (index, epoch) come from
             ``gvc.data.sampling.sample_generator(seed, epoch, index)``, so a sample is the same in any worker and
             after a resume. Keys are ints (epoch 0) or ``SampleKey(index, epoch)`` (ResumableSampler).
+        augment: photometric jitter of training clips (gvc.data.augment), drawn from the same generator after the
+            start and crop; None (and always for validation): none.
     Items: float tensor (T, 3, crop, crop) in [0, 1].
     """
 
@@ -147,6 +150,7 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         chroma_upsample: str = "nearest",
         reader_kwargs: dict | None = None,
         seed: int = 0,
+        augment: PhotometricJitter | None = None,
     ):
         if isinstance(sources, str | Path):
             paths = find_videos(sources)
@@ -164,6 +168,7 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         self.color = dict(matrix=matrix, full_range=full_range, chroma_upsample=chroma_upsample)
         self.reader_kwargs = dict(reader_kwargs or {})
         self.seed = int(seed)
+        self.augment = augment if train else None
         need_t = max(clip_length, max_clip_length or 0)
         self.videos: list[dict] = []
         for p in paths:
@@ -234,7 +239,10 @@ class VideoClipDataset(_ClipLengthMixin, Dataset):
         y = y[:, y0 : y0 + ch, x0 : x0 + cw]
         u = u[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]
         vv = vv[:, y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2]
-        return yuv420_to_rgb(y, u, vv, **info["color"])
+        clip = yuv420_to_rgb(y, u, vv, **info["color"])
+        if self.augment is not None:
+            clip = self.augment(clip, rng, info["color"]["matrix"])
+        return clip
 
     def close(self) -> None:
         for r in self._readers.values():

@@ -13,6 +13,7 @@ import litdata
 import numpy as np
 import torch
 
+from gvc.data.augment import PhotometricJitter
 from gvc.data.datasets import ClipLength, _ClipLengthMixin, _crop_box
 from gvc.data.prepare import MANIFEST_NAME
 from gvc.data.sampling import sample_generator
@@ -32,6 +33,7 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
     (train) / centred (val) crop, drawn from ``sample_generator(seed, epoch, sample index)`` (no global/worker RNG).
     T > T_s raises ConfigError. Train shuffles (litdata's shuffle, seeded by ``seed``); DDP/worker sharding is
     litdata's, and so is the resumable position (litdata.StreamingDataLoader.state_dict / load_state_dict).
+    ``augment``: photometric jitter of training clips (gvc.data.augment), from the same generator after the crop.
     Items: float (T, 3, crop, crop) in [0, 1], or uint8 when ``output_uint8`` (then divide by 255 on the device).
     Use with litdata.StreamingDataLoader.
     """
@@ -44,6 +46,7 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
         train: bool = True,
         seed: int = 42,
         output_uint8: bool = False,
+        augment: PhotometricJitter | None = None,
         **streaming_kwargs,
     ):
         path = Path(str(input_dir))
@@ -56,6 +59,7 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
         self.crop_size = crop_size
         self.train = train
         self.output_uint8 = output_uint8
+        self.augment = augment if train else None
 
     def __getitem__(self, index):
         item = super().__getitem__(index)
@@ -77,6 +81,9 @@ class ShardClipDataset(_ClipLengthMixin, litdata.StreamingDataset):
             start = (ts - t) // 2
             y0, x0, ch, cw = _crop_box(h, w, crop, None)
         clip = clip[start : start + t, :, y0 : y0 + ch, x0 : x0 + cw]
+        if self.augment is not None:  # the shards hold R'G'B' without their matrix: BT.709's luma [ours]
+            jittered = self.augment(clip.float().div_(255.0), rng)
+            return jittered.mul_(255.0).round_().to(torch.uint8) if self.output_uint8 else jittered
         if self.output_uint8:
             return clip.contiguous()
         return clip.float().div_(255.0)

@@ -63,3 +63,57 @@ def test_rendered_commands_are_relative_to_the_repository():
                            "gap": None}, "gap_i": {"gap": None}}], "machine": "m", "command": "c", "wall_s": 60,
                            "steps": {"i": 1, "p": 1}})  # fmt: skip
     assert other not in text and "python train.py paths.output_dir=outputs/bench_rd" in text
+
+
+def test_the_plane_mean_goal_reads_the_worst_plane_of_every_clip_and_copy():
+    colour = {"bikes": {"mean_err_y": 0.5, "mean_err_u": -1.0, "mean_err_v": 0.0},
+              "bikes_dark": {"mean_err_y": 1.0, "mean_err_u": 0.2, "mean_err_v": -3.0}}  # fmt: skip
+    text = "; ".join(bench.goals({"points": [point(colour=colour)]}))
+    assert "mse_0.13 every plane mean within 2 levels on every clip and copy MISSED (worst 3.0)" in text
+    colour["bikes_dark"]["mean_err_v"] = -1.5
+    text = "; ".join(bench.goals({"points": [point(colour=colour)]}))
+    assert "on every clip and copy met (worst 1.5)" in text
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_the_held_out_copies_scale_about_black_and_neutral(full_range):
+    import numpy as np
+    from _common import DARK, SATURATION, held_out_copies
+
+    from gvc.data.io import YUVFrame
+
+    lo, hi = (0, 255) if full_range else (16, 239)
+    y = np.array([[lo, 100], [200, 235]], dtype=np.uint8)
+    u = np.array([[128]], dtype=np.uint8)
+    v = np.array([[200]], dtype=np.uint8)
+    out = held_out_copies(YUVFrame(y, u, v), full_range)
+    assert out[""].y is y
+    dark = out["_dark"]
+    assert dark.y.tolist() == np.round(lo + (y.astype(float) - lo) * DARK).astype(int).tolist()
+    assert dark.u.tolist() == [[128]] and dark.v.tolist() == [[round(128 + 72 * DARK)]]
+    sat = out["_saturated"]
+    assert sat.y.tolist() == y.tolist() and sat.u.tolist() == [[128]]
+    assert sat.v.tolist() == [[min(hi, round(128 + 72 * SATURATION))]]  # clipped (limited range: to 239)
+
+
+def test_the_budget_curve_converges_where_a_doubling_moves_every_clip_less_than_the_threshold():
+    import bench_ip_budget as budget
+
+    def row(b, psnr, p_bpp, crops):
+        clip = {"psnr_y": psnr, "file_bpp": 0.2, "p_frame_bpp": p_bpp, "mean_err_y": 0.5, "mean_err_u": -2.5,
+                "mean_err_v": 0.0}  # fmt: skip
+        return {"budget": b, "per_clip": {c: dict(clip) for c in ("carphone_pristine", "bikes")},
+                "train_bpp_q_p": crops}  # fmt: skip
+
+    rows = [row(2000, 24.0, 0.13, 0.10), row(8000, 25.0, 0.13, 0.10), row(16000, 25.2, 0.13, 0.13)]
+    s = budget.summarize({"budgets": rows, "clips": ["carphone_pristine", "bikes"]})
+    assert [x["worst"] for x in s["steps"]] == pytest.approx([0.5, 0.2])  # 1 dB over two doublings, then 0.2
+    assert s["converged_from"] == 8000
+    assert s["rate_ratio"] == pytest.approx({2000: 1.3, 8000: 1.3, 16000: 1.0})
+    assert s["worst_plane_error"] == {2000: 2.5, 8000: 2.5, 16000: 2.5}
+    text = "; ".join(budget.goals({}, s))
+    assert (
+        "2000 -> 8000 steps moves PSNR-Y < 0.3 dB per doubling on every clip MISSED (worst +0.50 dB)" in text
+    )
+    assert "8000 -> 16000 steps moves PSNR-Y < 0.3 dB per doubling on every clip met" in text
+    assert "2000 steps: every plane mean within 2 levels MISSED (worst 2.5)" in text
