@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _common import base_parser, machine_line, table  # noqa: E402
+from _common import COPIES, base_parser, machine_line, table  # noqa: E402
 from render import NOTES_AT, repo_relative, section  # noqa: E402
 
 #: the fixed-rate models' targets: the paper's three operating points [paper]
@@ -130,6 +130,11 @@ def train(
 
 # ------------------------------------------------------------------------------------------------ measuring
 METRICS = ("psnr", "st_lpips_vgg")
+#: the colour pass: every model on the held-out clips and their darkened / saturated copies, without the perceptual
+#: metric (cheap)
+COLOUR_METRICS = ("psnr", "plane_mean")
+COLOUR_COLUMNS = ("psnr_u", "psnr_v", "psnr_yuv", "mean_err_y", "mean_err_u", "mean_err_v")
+PLANE_LEVELS = 2.0  # colour-true: every plane's mean within this many 8-bit levels of the source
 GAN_METRICS = (*METRICS, "detail")  # the GAN twin adds the HF ratio (decoded / source high-frequency energy)
 GOAL_DB, GOAL_RATE, GOAL_TIME = 0.3, 0.03, 3.0  # the issue's goals: dB at the points, --bpp error, time ratio
 
@@ -142,10 +147,15 @@ def _suite(metrics: tuple[str, ...] = METRICS):
 
 
 def _scores(summary: dict, metrics: tuple[str, ...]) -> dict:
-    """The recorded scores of a summary: PSNR-Y, ST-LPIPS-VGG, and the HF ratio when `metrics` has it."""
-    out = {"psnr_y": summary["psnr_y"], "st_lpips_vgg": summary["st_lpips_vgg"]}
+    """The recorded scores of a summary: PSNR-Y, and of `metrics` ST-LPIPS-VGG, the HF ratio (detail) and the colour
+    columns (plane_mean: PSNR-U/V, YUV 6:1:1 and each plane's mean error)."""
+    out = {"psnr_y": summary["psnr_y"]}
+    if "st_lpips_vgg" in metrics:
+        out["st_lpips_vgg"] = summary["st_lpips_vgg"]
     if "detail" in metrics:
         out["hf_ratio"] = summary["hf_ratio"]
+    if "plane_mean" in metrics:
+        out.update({k: summary[k] for k in COLOUR_COLUMNS})
     return out
 
 
@@ -273,6 +283,14 @@ def run(args) -> dict:
             flush=True,
         )
         result["clips"][clip_name] = per
+    result["colour"] = {}
+    for clip_name in (f"{n}{suffix}" for n in HELD_OUT for suffix in COPIES):
+        out = work / "coded" / "colour" / clip_name
+        result["colour"][clip_name] = {
+            **{f"q {q}": gvc_point(multi, held[clip_name], out / f"multi_q{q}", float(q), COLOUR_METRICS)
+               for q in range(levels)},
+            **{n: gvc_point(m, held[clip_name], out / n, metrics=COLOUR_METRICS) for n, m in models.items()},
+        }  # fmt: skip
     result["summary"] = summarize(result)
     return result
 
@@ -416,6 +434,38 @@ def _clip_lines(result: dict, summary: dict) -> list[str]:
     return lines
 
 
+def _colour_lines(result: dict) -> list[str]:
+    """The colour pass (when the result has it): each plane's mean error and PSNR-U / V of every model on the
+    held-out clips and their copies, and the plane-mean goal."""
+    colour = result.get("colour")
+    if not colour:
+        return []
+    clips = list(colour)
+    models = list(colour[clips[0]])
+    errs = [
+        [m, *(" / ".join(f"{colour[c][m][f'mean_err_{x}']:+.1f}" for x in "yuv") for c in clips)]
+        for m in models
+    ]
+    psnr = [
+        [m, *(f"{colour[c][m]['psnr_u']:.2f} / {colour[c][m]['psnr_v']:.2f}" for c in clips)] for m in models
+    ]
+    worst = {c: max(abs(v[f"mean_err_{x}"]) for v in colour[c].values() for x in "yuv") for c in clips}
+    goal = "; ".join(f"{c} {'met' if w <= PLANE_LEVELS else 'MISSED'} ({w:.1f})" for c, w in worst.items())
+    return [
+        "Colour: every model on the held-out clips and their darkened (x0.35) and saturated (chroma x1.8) copies, "
+        "all intra, real files. Mean error Y / U / V (decoded minus source plane mean, 8-bit levels):",
+        "",
+        table(["model", *clips], errs),
+        "",
+        "PSNR-U / V (dB):",
+        "",
+        table(["model", *clips], psnr),
+        "",
+        f"Goal check (every plane's mean within {PLANE_LEVELS:g} levels for every model; worst): {goal}",
+        "",
+    ]
+
+
 def _gan_lines(result: dict) -> list[str]:
     """The GAN twin's figures (a recorded `--loss gan` result): its setup, then _clip_lines."""
     summary = result.get("summary") or summarize(result)
@@ -453,6 +503,7 @@ def markdown(result: dict, gan: dict | None | str = "recorded") -> str:
         "targets 0.02 .. 0.40 bpp). Held-out clips, all intra, real files; ST-LPIPS-VGG lower is better.",
         "",
         *_clip_lines(result, summary),
+        *_colour_lines(result),
     ]
     if gan is not None:
         lines += [f"### {GAN_TITLE}", "", *_gan_lines(gan)]
