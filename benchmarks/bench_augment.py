@@ -28,8 +28,7 @@ for p in (ROOT, HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from _common import base_parser, machine_line, table  # noqa: E402
-from render import section  # noqa: E402
+from _common import add_record_arguments, base_parser, machine_line, record_main, table  # noqa: E402
 
 TITLE = "Photometric augmentation (bench_augment)"
 BUDGETS = (10000,)
@@ -140,16 +139,9 @@ def main() -> int:
     p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--work", type=Path, default=ROOT / "outputs" / "bench_augment")
-    p.add_argument("--out-json", type=Path, default=None)
-    p.add_argument("--from-json", type=Path, default=None)
+    add_record_arguments(p)
     args = p.parse_args()
-    if args.from_json is not None:
-        result = json.loads(args.from_json.read_text())
-    else:
-        args.work.mkdir(parents=True, exist_ok=True)
-        result = run(args)
-    print(section("bench_augment", markdown(result)), end="")
-    return 0
+    return record_main(args, "bench_augment", lambda: run(args), markdown)
 
 
 if __name__ == "__main__":

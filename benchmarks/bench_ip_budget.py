@@ -41,18 +41,21 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import bench_operating_points as bop  # noqa: E402
-from _common import base_parser, machine_line, table, write_held_out_copies  # noqa: E402
-from render import NOTES_AT, repo_relative, section  # noqa: E402
+from _common import (  # noqa: E402
+    add_record_arguments,
+    base_parser,
+    machine_line,
+    record_main,
+    table,
+    write_held_out_copies,
+)
+from render import NOTES_AT, repo_relative  # noqa: E402
 
 BUDGETS = (2000, 5000, 10000)
 RUN = "mse_0.13"  # bench-rd's MSE-only I+P twin
 DOUBLING_DB = 0.3  # converged: doubling the budget moves PSNR-Y by less than this on every clip
 PLANE_LEVELS = 2.0  # colour-true: every plane's mean within this many 8-bit levels of the source
 RATE_RATIO = 1.3  # held-out P-frame rate at most this times the P rate on training crops
-
-
-def log(msg: str) -> None:
-    print(f"[bench-budget {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def budget_run(work: Path, train_dir: Path, budget: int) -> dict:
@@ -250,23 +253,12 @@ def main() -> int:
     p.add_argument(
         "--work", type=Path, default=ROOT / "outputs" / "bench_rd" / "budget", help="working directory"
     )
-    p.add_argument("--out-json", type=Path, default=None, help="JSON results (default: <work>/results.json)")
     p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="steps of each stage")
     p.add_argument("--jobs", type=int, default=2, help="budgets trained in parallel (one thread each)")
-    p.add_argument(
-        "--from-json", type=Path, default=None, help="only re-render the markdown of a results file"
-    )
+    add_record_arguments(p)
     args = p.parse_args()
-    if args.from_json is not None:
-        print(section(args.from_json.stem, markdown(json.loads(args.from_json.read_text()))), end="")
-        return 0
     torch.set_num_threads(args.threads or 1)
-    result = run(args)
-    out_json = args.out_json or args.work / "results.json"
-    out_json.write_text(json.dumps(result, indent=1, default=str))
-    log(f"results: {out_json}")
-    print(section(out_json.stem, markdown(result)), end="")
-    return 0
+    return record_main(args, "bench_ip_budget", lambda: run(args), markdown)
 
 
 if __name__ == "__main__":
