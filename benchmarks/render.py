@@ -37,6 +37,7 @@ RECORDED = {
     "gpu_learn": "gpu_learn",
     "bench_variable_rate": "bench_variable_rate",
     "bench_crop_size": "bench_crop_size",
+    "bench_augment": "bench_augment",
     "bench_ssf_yardstick": "bench_ssf_yardstick",
     "bench_flow_pretrain": "bench_flow_pretrain",
 }
