@@ -159,3 +159,26 @@ def test_add_parser_registers_prepare_clips(tmp_path):
     assert (args.frames, args.size, args.full_range, args.stride) == (6, 128, False, None)
     assert args.func.__name__ == "run"
     assert json.dumps(vars(args), default=str)  # plain values, printable for logs
+
+
+def test_shard_dataset_jitters_its_own_crop_in_float_and_in_uint8(shards):
+    """With an augment, a training shard clip is the plain clip (same window and crop) jittered; in uint8 output
+    it is that jittered clip rounded to 8 bits."""
+    from gvc.data.augment import PhotometricJitter, jitter
+
+    class Recording(PhotometricJitter):
+        def draw(self, rng):
+            self.last = super().draw(rng)
+            return self.last
+
+    aug = Recording(prob=1.0, brightness=[0.5, 1.25], saturation=[0.6, 1.5])
+    plain = ShardClipDataset(shards, clip_length=3, crop_size=16, train=True)
+    jittered = ShardClipDataset(shards, clip_length=3, crop_size=16, train=True, augment=aug)
+    as_uint8 = ShardClipDataset(
+        shards, clip_length=3, crop_size=16, train=True, augment=aug, output_uint8=True
+    )
+    got = jittered[0]
+    expected = jitter(plain[0], *aug.last)
+    assert torch.allclose(got, expected, atol=1e-6) and not torch.equal(got, plain[0])
+    q = as_uint8[0]
+    assert q.dtype == torch.uint8 and torch.equal(q, expected.mul(255).round().to(torch.uint8))
