@@ -605,6 +605,13 @@ def summarize(runs: dict, res: dict, anchor: dict | None) -> dict:
     return out
 
 
+def _heading(title: str, result: dict) -> str:
+    """A section heading; a --quick result's names its budget (its own section beside the full run's)."""
+    if result.get("mode") == "quick":
+        return f"## {title}, quick budget (`benchmarks/bench_operating_points.py --quick`; NOT converged)"
+    return f"## {title} (`benchmarks/bench_operating_points.py`)"
+
+
 def _setup_lines(result: dict) -> list[str]:
     return [
         f"- Machine: {result['machine']}; command: `{result['command']}`; wall time {result['wall_s'] / 60:.1f} min.",
@@ -618,7 +625,12 @@ def _setup_lines(result: dict) -> list[str]:
         + " (64x64 crops, batch 4 in stage 1; 128x128 crops, batch 2, T up to 6 in stage 2). Perceptual loss "
         "ST-LPIPS (AlexNet); the evaluation's perceptual metric is ST-LPIPS (VGG).",
         "- Evaluation: carphone [0,32) (unseen clip) and bikes [200,232) (unseen frames), one I-frame then 31 "
-        "P-frames, through `gvc encode`/`gvc decode`; means over the two clips. bpp = file size.",
+        "P-frames, through `gvc encode`/`gvc decode`; means over the two clips. bpp = file size."
+        + (
+            " The colour table adds a darkened (x0.35) and a saturated (chroma x1.8) copy of each clip."
+            if any(p.get("colour") for p in result.get("points", []))
+            else ""
+        ),
         "",
     ]
 
@@ -629,7 +641,7 @@ def markdown_extra(result: dict) -> list[str]:
     q, r = result.get("quant"), result.get("refine")
     if not q and not r:
         return lines
-    lines += ["## Quantization modes and encode-time refinement at 0.13 bpp (`benchmarks/bench_operating_points.py`)",
+    lines += [_heading("Quantization modes and encode-time refinement at 0.13 bpp", result),
               "", *_setup_lines(result)]  # fmt: skip
     if q:
         lines += [
@@ -716,7 +728,7 @@ def markdown(result: dict) -> str:
     if not pts:
         return "\n".join(markdown_extra(result))
     lines = [
-        "## Operating points on held-out footage (`benchmarks/bench_operating_points.py`)",
+        _heading("Operating points on held-out footage", result),
         "",
         *_setup_lines(result),
     ]
