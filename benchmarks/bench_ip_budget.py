@@ -98,7 +98,8 @@ def run(args) -> dict:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    commands: list[str] = []
+    commands_file = work / "commands.json"  # every command of every run so far: a rerun skips, still records
+    commands: list[str] = json.loads(commands_file.read_text()) if commands_file.exists() else []
     train_dir, _ = bop.write_split(work)
     clips = held_out(work)
     runs = {b: budget_run(work, train_dir, b) for b in args.budgets}
@@ -141,11 +142,18 @@ def run(args) -> dict:
     return {
         "budgets": budgets,
         "clips": list(clips),
-        "commands": commands,
+        "commands": _unique(commands, commands_file),
         "wall_s": time.perf_counter() - t0,
         "machine": machine_line(torch.device("cpu")),
         "command": "python benchmarks/bench_ip_budget.py --budgets " + " ".join(map(str, args.budgets)),
     }
+
+
+def _unique(commands: list[str], path: Path) -> list[str]:
+    """`commands` without repeats, in first-seen order, also written to `path`."""
+    out = list(dict.fromkeys(commands))
+    path.write_text(json.dumps(out, indent=1))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ summary
