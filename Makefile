@@ -116,8 +116,11 @@ bench-ddp: $(STAMP)
 	$(BIN)/python benchmarks/bench_ddp.py --out-json benchmarks/results/bench_ddp.json
 	$(BIN)/python benchmarks/render.py bench_ddp
 
+# bench-rd at 600 + 300 steps for every run, GAN and MSE alike (NOT converged; ~55 min on 2 shared cores; reuses
+# bench-ssf's MSE runs; benchmarks/results/bench_rd_quick.json).
 bench-rd-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench_operating_points.py --quick --markdown --out-json benchmarks/results/bench_rd_quick.json
+	$(BIN)/python benchmarks/render.py bench_rd_quick
 
 # on a CUDA machine: training step (TFLOP/s, MFU), checkpointed T=12 memory, 1080p decode fps, GPU->CPU decoding
 gpu-suite: $(STAMP)

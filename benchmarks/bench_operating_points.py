@@ -217,6 +217,12 @@ def train_commands(work: Path, train_dir: Path, steps: dict, full: bool, parts=P
 
 
 def train_all(runs: dict, jobs: int, commands: list[str]) -> None:
+    """Stage 1 of every run, then stage 2, `jobs` at a time; a stage whose model file exists is reused, its
+    command still recorded (marked so)."""
+    for r in runs.values():
+        for key, cmd in (("i_dir", r["i_cmd"]), ("p_dir", r["p_cmd"])):
+            if cmd and (r[key] / "model.gvcm").exists():
+                commands.append(repo_relative(shlex.join(cmd)) + "  # model file there already: reused")
     logs = {}
     for name, r in runs.items():
         for key in ("i_dir", "p_dir"):

@@ -34,6 +34,7 @@ RECORDED = {
     "bench_flow_codec": "bench_flow_codec",
     "bench_rd_full": "bench_operating_points",
     "bench_rd_c3": "bench_operating_points",
+    "bench_rd_quick": "bench_operating_points",
     "bench_ip_budget": "bench_ip_budget",
     "gpu_learn": "gpu_learn",
     "bench_variable_rate": "bench_variable_rate",
