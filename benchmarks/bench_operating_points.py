@@ -432,11 +432,9 @@ def evaluate_runs(
             per[clip_name] = c
         res["video"][name] = per
         save()
+    # the darkened and saturated copies: coded and scored, no x265 or flow figures
     copies = res.setdefault("copies", {})
-    for (
-        name,
-        r,
-    ) in runs.items():  # the darkened and saturated copies: coded and scored, no x265 or flow figures
+    for name, r in runs.items():
         if not r["p_cmd"]:
             continue
         model = r["p_dir"] / "model.gvcm"
