@@ -118,6 +118,16 @@ def tiny_module(experiment: str, overrides: list[str] = ()):
     return build_module(cfg, instantiate)
 
 
+def synthetic_batches(n: int, t: int, seed: int = 0) -> list:
+    """`n` batches of 2 synthetic 64x64 clips of `t` frames (float (2, t, 3, 64, 64) in [0, 1]), seeds from `seed`."""
+    from gvc.data.datasets import make_synthetic_clip
+
+    return [
+        torch.stack([make_synthetic_clip(t, 64, 64, seed=seed + 2 * i + j)[0] for j in range(2)])
+        for i in range(n)
+    ]
+
+
 def fit_on_batches(module, batches: list, max_steps: int | None = None, callbacks=()):
     """Fit `module` on fixed batches (tensors) in order, one process, no logger/checkpoints; returns the trainer."""
     import lightning as L

@@ -19,19 +19,12 @@ from tests._training_helpers import (
     read_metrics,
     run_train,
     state_equal,
+    synthetic_batches,
     tiny_module,
 )
 from tests.training.test_resume import _assert_same_state, _ckpt
 
 FLOW_PARTS = ("video.pframe.flow_encoder.", "video.pframe.flow_generator.", "video.pframe.flow_bottleneck.")
-
-
-def _clips(n: int, t: int) -> list[torch.Tensor]:
-    from gvc.data.datasets import make_synthetic_clip
-
-    return [
-        torch.stack([make_synthetic_clip(t, 64, 64, seed=2 * i + j)[0] for j in range(2)]) for i in range(n)
-    ]
 
 
 def _changed_after(steps: int) -> list[str]:
@@ -41,7 +34,7 @@ def _changed_after(steps: int) -> list[str]:
     m = tiny_module("smoke_pframe", over)
     before = clone_state(m)
     lam = float(m.rate_controller.lambda_r)
-    fit_on_batches(m, _clips(steps, 3), max_steps=steps)
+    fit_on_batches(m, synthetic_batches(steps, 3), max_steps=steps)
     assert m.gvc_step == steps
     if steps <= 2:
         assert float(m.rate_controller.lambda_r) == lam  # the controller is held through the phase
@@ -67,7 +60,7 @@ def test_the_phase_trains_the_flow_codec_only():
 def test_flow_autoencoder_loss_is_the_hand_composition(relative, rate_lambda):
     torch.manual_seed(0)
     m = tiny_module("smoke_pframe")
-    clip = _clips(1, 3)[0]
+    clip = synthetic_batches(1, 3)[0]
     outs = m.video.forward_clip(clip, mode="noise", residual=False)
     weights = LossWeights.from_config(m.loss_cfg)
     obj = PFrameObjective(

@@ -18,19 +18,11 @@ from tests._training_helpers import (
     read_metrics,
     run_train,
     state_equal,
+    synthetic_batches,
     tiny_module,
 )
 
 PAPER = [[80000, 2], [300000, 3], [350000, 4], [400000, 6], [450000, 9]]
-
-
-def _clips(n: int, t: int, seed: int = 0) -> list[torch.Tensor]:
-    from gvc.data.datasets import make_synthetic_clip
-
-    return [
-        torch.stack([make_synthetic_clip(t, 64, 64, seed=seed + 2 * i + j)[0] for j in range(2)])
-        for i in range(n)
-    ]
 
 
 @pytest.mark.parametrize(
@@ -93,7 +85,7 @@ def test_pframe_gan_step_trains_pframe_and_d_not_the_iframe_branch():
     torch.manual_seed(0)
     m = tiny_module("smoke_pframe", ["stage.warmup_steps=0", "stage.flow_warmup_steps=0"])
     before = clone_state(m)
-    fit_on_batches(m, _clips(1, 3), max_steps=1)
+    fit_on_batches(m, synthetic_batches(1, 3), max_steps=1)
     changed = state_equal(before, clone_state(m))
     assert m.gvc_step == 1
     assert not [k for k in changed if k.startswith(("video.iframe.", "lpips."))]  # frozen I-frame branch
